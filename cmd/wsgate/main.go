@@ -1,0 +1,116 @@
+// Command wsgate is the WebSocket gateway. `wsgate echo` runs the same
+// endpoint as an echo backend for tests, demos and the loadtest.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/server"
+)
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	if len(args) > 0 && args[0] == "echo" {
+		return runEcho(args[1:])
+	}
+	fmt.Fprintln(os.Stderr, "usage: wsgate echo -listen ADDR [flags]   (run `wsgate echo -h` for the flags)")
+	return 2
+}
+
+// endpointFlags are the flags every mode shares: listener, limits, timers, logs.
+type endpointFlags struct {
+	cfg             server.Config
+	subprotocols    stringList
+	logFormat       string
+	logLevel        string
+	shutdownTimeout time.Duration
+}
+
+func (f *endpointFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.cfg.Addr, "listen", "127.0.0.1:8080", "listen address host:port")
+	fs.IntVar(&f.cfg.Loops, "loops", 0, "event loops (shards); 0 = GOMAXPROCS")
+	fs.IntVar(&f.cfg.MaxConns, "max-conns", 0, "max client connections before 503; 0 = from the open-file limit")
+	fs.IntVar(&f.cfg.MaxHeaderBytes, "max-header-bytes", 0, "max upgrade request header bytes before 431 (default 8 KiB)")
+	fs.Int64Var(&f.cfg.MaxFrameBytes, "max-frame-bytes", 0, "max frame payload before 1009 (default max-message-bytes)")
+	fs.Int64Var(&f.cfg.MaxMessageBytes, "max-message-bytes", 0, "max message size before 1009 (default 1 MiB)")
+	fs.IntVar(&f.cfg.WriteBufferLimit, "write-buffer-limit", 0, "bytes queued to a slow client before close 1008 (default 4 MiB)")
+	fs.DurationVar(&f.cfg.HandshakeTimeout, "handshake-timeout", 0, "time to receive the upgrade request (default 10s)")
+	fs.DurationVar(&f.cfg.PingInterval, "ping-interval", 0, "ping a client silent this long (default 30s)")
+	fs.DurationVar(&f.cfg.PongTimeout, "pong-timeout", 0, "close a pinged client silent this long (default 10s)")
+	fs.DurationVar(&f.cfg.CloseTimeout, "close-timeout", 0, "wait this long for a close reply (default 5s)")
+	fs.Var(&f.subprotocols, "subprotocol", "subprotocol to accept, in preference order (repeatable)")
+	fs.StringVar(&f.logFormat, "log-format", "console", "log format: console or json")
+	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, time for sessions to close before exit")
+}
+
+func runEcho(args []string) int {
+	fs := flag.NewFlagSet("wsgate echo", flag.ContinueOnError)
+	var f endpointFlags
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	log, flush, err := newLogger(f.logFormat, f.logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsgate:", err)
+		return 2
+	}
+	defer flush()
+	f.cfg.Subprotocols = f.subprotocols
+	f.cfg.Logger = log
+	f.cfg.Handler = server.Echo{}
+	srv, err := server.New(f.cfg)
+	if err != nil {
+		log.Error("bad configuration", zap.Error(err))
+		return 2
+	}
+	if err := srv.Start(); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return 1
+	}
+	log.Info("echo backend ready", zap.String("addr", srv.Addr()))
+	return waitForSignal(log, func(ctx context.Context) error { return srv.Shutdown(ctx) }, f.shutdownTimeout)
+}
+
+// waitForSignal blocks until SIGTERM or SIGINT, then runs shutdown with a
+// deadline. A second signal exits at once.
+func waitForSignal(log *zap.Logger, shutdown func(context.Context) error, timeout time.Duration) int {
+	sig := make(chan os.Signal, 2)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	got := <-sig
+	log.Info("shutting down", zap.Stringer("signal", got), zap.Duration("timeout", timeout))
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- shutdown(ctx) }()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			log.Warn("shutdown", zap.Error(err))
+			return 1
+		}
+		return 0
+	case <-sig:
+		log.Warn("second signal: exiting now")
+		return 1
+	}
+}
+
+// stringList is a repeatable string flag.
+type stringList []string
+
+func (l *stringList) String() string     { return fmt.Sprint([]string(*l)) }
+func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

@@ -1,0 +1,125 @@
+package server
+
+import (
+	"errors"
+	"fmt"
+	"runtime"
+	"syscall"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/codec"
+)
+
+// Config is what a Server needs. Zero fields take the defaults below
+// (see withDefaults); negative durations or sizes are refused.
+type Config struct {
+	// Addr is the listen address, "host:port" (port 0 picks a free one).
+	Addr string
+	// Loops is the number of event loops, one shard each (default GOMAXPROCS).
+	Loops int
+
+	// MaxConns caps open client TCP connections; past it the upgrade is
+	// answered 503 (default: the open-file limit minus headroom).
+	MaxConns int
+	// MaxHeaderBytes caps the upgrade request header block (431 past it).
+	MaxHeaderBytes int
+	// MaxFrameBytes caps one frame's payload (1009 past it; default MaxMessageBytes).
+	MaxFrameBytes int64
+	// MaxMessageBytes caps a whole, possibly fragmented, message (1009; default 1 MiB).
+	MaxMessageBytes int64
+	// WriteBufferLimit caps bytes queued toward a client that reads slower than
+	// we write; past it the session is closed 1008 (default 4 MiB).
+	WriteBufferLimit int
+	// Subprotocols the server speaks, in preference order (optional).
+	Subprotocols []string
+
+	HandshakeTimeout time.Duration // request must be complete by then (default 10 s)
+	PingInterval     time.Duration // ping after this long without inbound traffic (default 30 s)
+	PongTimeout      time.Duration // close if nothing arrives this long after a ping (default 10 s)
+	CloseTimeout     time.Duration // wait this long for the peer's close reply (default 5 s)
+	TickInterval     time.Duration // timer resolution of every shard (default 100 ms)
+
+	// Logger receives everything; default zap.NewNop().
+	Logger *zap.Logger
+	// Handler decides what sessions do with messages (default Echo).
+	Handler Handler
+}
+
+// Defaults.
+const (
+	DefaultMaxMessageBytes  = 1 << 20
+	DefaultWriteBufferLimit = 4 << 20
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultPingInterval     = 30 * time.Second
+	DefaultPongTimeout      = 10 * time.Second
+	DefaultCloseTimeout     = 5 * time.Second
+	DefaultTickInterval     = 100 * time.Millisecond
+)
+
+// ErrConfig wraps every configuration refusal.
+var ErrConfig = errors.New("server: bad config")
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Addr == "" {
+		return c, fmt.Errorf("%w: empty listen address", ErrConfig)
+	}
+	for name, v := range map[string]int64{
+		"loops": int64(c.Loops), "max-conns": int64(c.MaxConns), "max-header-bytes": int64(c.MaxHeaderBytes),
+		"max-frame-bytes": c.MaxFrameBytes, "max-message-bytes": c.MaxMessageBytes, "write-buffer-limit": int64(c.WriteBufferLimit),
+		"handshake-timeout": int64(c.HandshakeTimeout), "ping-interval": int64(c.PingInterval), "pong-timeout": int64(c.PongTimeout),
+		"close-timeout": int64(c.CloseTimeout), "tick-interval": int64(c.TickInterval),
+	} {
+		if v < 0 {
+			return c, fmt.Errorf("%w: %s is negative (%d)", ErrConfig, name, v)
+		}
+	}
+	if c.Loops == 0 {
+		c.Loops = runtime.GOMAXPROCS(0)
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = defaultMaxConns()
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = codec.DefaultMaxHeaderBytes
+	}
+	if c.MaxMessageBytes == 0 {
+		c.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if c.MaxFrameBytes == 0 || c.MaxFrameBytes > c.MaxMessageBytes {
+		c.MaxFrameBytes = c.MaxMessageBytes
+	}
+	if c.WriteBufferLimit == 0 {
+		c.WriteBufferLimit = DefaultWriteBufferLimit
+	}
+	setDuration(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDuration(&c.PingInterval, DefaultPingInterval)
+	setDuration(&c.PongTimeout, DefaultPongTimeout)
+	setDuration(&c.CloseTimeout, DefaultCloseTimeout)
+	setDuration(&c.TickInterval, DefaultTickInterval)
+	if c.Logger == nil {
+		c.Logger = zap.NewNop()
+	}
+	if c.Handler == nil {
+		c.Handler = Echo{}
+	}
+	return c, nil
+}
+
+func setDuration(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+// defaultMaxConns leaves room under the open-file limit for listeners,
+// backend connections and logs: a quarter, at least 64.
+func defaultMaxConns() int {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 {
+		return 1000
+	}
+	n := int(lim.Cur)
+	return n - max(64, n/4)
+}

@@ -1,0 +1,407 @@
+package server
+
+import (
+	"errors"
+	"net"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/codec"
+)
+
+type sessionState uint8
+
+const (
+	stateHandshaking sessionState = iota // reading the upgrade request
+	stateOpen                            // upgraded; frames flow both ways
+	stateClosing                         // we sent a close frame; waiting for the reply
+	stateClosed                          // TCP is closing or closed; nothing more happens
+)
+
+var stateNames = [...]string{"handshaking", "open", "closing", "closed"}
+
+func (st sessionState) String() string { return stateNames[st] }
+
+type sessionFlags uint8
+
+const (
+	flagRefuseBusy      sessionFlags = 1 << iota // over capacity or draining: answer 503
+	flagPingOutstanding                          // we pinged and nothing has arrived since
+	flagUpgraded                                 // the 101 went out (counted in Stats.Sessions)
+)
+
+// Session is one client connection, from accept to close. All of it is
+// owned by its shard's loop: methods are Loop-only unless they say otherwise.
+type Session struct {
+	conn     gnet.Conn
+	shard    *shard
+	id       uint64       // unique per server, for logs
+	state    sessionState // see the state constants
+	flags    sessionFlags // see the flag constants
+	reason   CloseReason  // why it ended (set by whoever ends it)
+	timer    timer        // the one deadline this session has at a time
+	lastRead int64        // shard clock at the last inbound bytes, ns
+	pingAt   int64        // shard clock when the outstanding ping went out, ns
+	need     int          // inbound bytes needed before parsing is worth trying
+
+	scanner codec.HeaderScanner // handshake: end of the header block
+	msg     codec.MessageState  // fragmentation of inbound data messages
+	text    codec.UTF8Validator // UTF-8 state of the inbound text message
+
+	// Data belongs to the Handler (the echo reassembly buffer, say).
+	Data any
+}
+
+// ID is the session's server-unique id.
+func (s *Session) ID() uint64 { return s.id }
+
+// RemoteAddr is the client's address. Loop-only.
+func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
+
+// MessageOpCode is the opcode (text or binary) of the current inbound message.
+func (s *Session) MessageOpCode() ws.OpCode { return s.msg.OpCode() }
+
+// Open reports whether the session is upgraded and not closing.
+func (s *Session) Open() bool { return s.state == stateOpen }
+
+// WriteMessage sends one unfragmented data frame (or a fragment, with fin
+// false) to the client. It enforces the write budget: a client that does
+// not read closes the session 1008. Loop-only.
+func (s *Session) WriteMessage(op ws.OpCode, fin bool, payload []byte) {
+	if s.state != stateOpen {
+		return
+	}
+	if err := s.shard.writeFrame(s.conn, op, fin, payload); err != nil {
+		return // gnet closed the connection; onClose has run
+	}
+	s.shard.srv.stats.FramesOut.Add(1)
+	s.shard.srv.stats.BytesOut.Add(int64(len(payload)))
+	if s.conn.OutboundBuffered() > s.shard.srv.cfg.WriteBufferLimit {
+		s.fail(ClosePolicySlowConsumer, "slow consumer: write budget exceeded", ReasonSlowConsumer)
+		_ = s.conn.Close()
+	}
+}
+
+// Close starts the close handshake with code and reason; the connection
+// ends when the client answers or after the close timeout. Loop-only.
+func (s *Session) Close(code ws.StatusCode, reason string) {
+	s.startClose(code, reason, ReasonServerClose)
+}
+
+// ClosePolicySlowConsumer is the close code sent to a client whose unread
+// bytes passed the write budget: 1008 (policy violation).
+const ClosePolicySlowConsumer = codec.ClosePolicyViolation
+
+func (s *Session) startClose(code ws.StatusCode, reason string, why CloseReason) {
+	if s.state != stateOpen {
+		return
+	}
+	s.state = stateClosing
+	s.reason = why
+	s.writeClose(code, reason)
+	s.shard.wheel.schedule(&s.timer, s.shard.now()+int64(s.shard.srv.cfg.CloseTimeout))
+}
+
+func (s *Session) writeClose(code ws.StatusCode, reason string) {
+	sh := s.shard
+	sh.scratch = codec.AppendCloseFrame(sh.scratch[:0], code, reason)
+	_, _ = s.conn.Write(sh.scratch)
+	sh.srv.stats.FramesOut.Add(1)
+}
+
+// shutdown is the server going away: 1001 to upgraded sessions, the end to
+// those still handshaking. Loop-only.
+func (s *Session) shutdown() {
+	switch s.state {
+	case stateHandshaking:
+		s.flags |= flagRefuseBusy // answer 503 if the request completes first
+		s.reason = ReasonShutdown
+		_ = s.conn.Close()
+	case stateOpen:
+		s.startClose(codec.CloseGoingAway, "server shutting down", ReasonShutdown)
+	}
+}
+
+// onTraffic handles whatever has arrived. Loop-only.
+func (s *Session) onTraffic() gnet.Action {
+	s.lastRead = s.shard.now()
+	switch s.state {
+	case stateHandshaking:
+		return s.readHandshake()
+	case stateOpen, stateClosing:
+		return s.readFrames()
+	default:
+		_, _ = s.conn.Discard(-1)
+		return gnet.None
+	}
+}
+
+// readHandshake parses the upgrade request once its header block is
+// complete; frames sent right behind it stay buffered and are read next.
+func (s *Session) readHandshake() gnet.Action {
+	c, srv := s.conn, s.shard.srv
+	buf, _ := c.Peek(-1)
+	end, err := s.scanner.Scan(buf, srv.cfg.MaxHeaderBytes)
+	if errors.Is(err, codec.ErrNeedMore) {
+		return gnet.None
+	}
+	if err != nil {
+		return s.refuse(err)
+	}
+	if s.flags&flagRefuseBusy != 0 {
+		return s.refuse(&codec.HandshakeError{Status: 503, Reason: "server at capacity", Header: "Retry-After: 1\r\n"})
+	}
+	req, err := codec.ParseUpgrade(buf[:end])
+	if err != nil {
+		return s.refuse(err)
+	}
+	if err := srv.cfg.Handler.Upgrade(s, req); err != nil {
+		return s.refuse(err)
+	}
+	sh := s.shard
+	sh.scratch = codec.AppendAccept(sh.scratch[:0], req.Key, codec.SelectProtocol(srv.cfg.Subprotocols, req.Protocols))
+	if _, err := c.Write(sh.scratch); err != nil {
+		return gnet.None // closed under us; onClose has run
+	}
+	_, _ = c.Discard(end)
+	s.state = stateOpen
+	s.flags |= flagUpgraded
+	srv.stats.Upgraded.Add(1)
+	srv.stats.Sessions.Add(1)
+	s.armIdle(sh.now())
+	if c.InboundBuffered() > 0 {
+		return s.readFrames()
+	}
+	return gnet.None
+}
+
+// refuse answers the upgrade with an HTTP error and closes.
+func (s *Session) refuse(err error) gnet.Action {
+	var herr *codec.HandshakeError
+	if !errors.As(err, &herr) {
+		herr = &codec.HandshakeError{Status: 500, Reason: "internal error"}
+	}
+	srv := s.shard.srv
+	sh := s.shard
+	sh.scratch = codec.AppendHTTPError(sh.scratch[:0], herr)
+	_, _ = s.conn.Write(sh.scratch)
+	srv.stats.countRefusal(herr.Status)
+	if s.reason == ReasonNone {
+		s.reason = ReasonHandshakeRefused
+	}
+	s.state = stateClosed
+	s.logEnd(zap.Int("status", herr.Status), zap.String("detail", herr.Reason))
+	return gnet.Close
+}
+
+// readFrames handles every complete frame in the inbound buffer, then
+// discards what it used. A partial frame stays buffered: its size is
+// bounded by the frame limit, checked from the header before waiting.
+func (s *Session) readFrames() gnet.Action {
+	c := s.conn
+	if s.need > 0 && c.InboundBuffered() < s.need {
+		return gnet.None
+	}
+	cfg := &s.shard.srv.cfg
+	buf, _ := c.Peek(-1)
+	off := 0
+	s.need = 0
+	for off < len(buf) {
+		h, hn, err := codec.ParseHeader(buf[off:], codec.RoleServer, cfg.MaxFrameBytes)
+		if errors.Is(err, codec.ErrNeedMore) {
+			s.need = len(buf) - off + 1
+			break
+		}
+		if err != nil {
+			return s.failProtocol(err)
+		}
+		total := hn + int(h.Length)
+		if len(buf)-off < total {
+			s.need = total
+			break
+		}
+		payload := buf[off+hn : off+total]
+		codec.Mask(payload, h.Mask, 0)
+		off += total
+		if act := s.onFrame(h, payload); act != gnet.None || s.state == stateClosed {
+			return act
+		}
+	}
+	_, _ = c.Discard(off)
+	return gnet.None
+}
+
+// onFrame handles one complete, unmasked frame.
+func (s *Session) onFrame(h ws.Header, payload []byte) gnet.Action {
+	srv := s.shard.srv
+	srv.stats.FramesIn.Add(1)
+	srv.stats.BytesIn.Add(int64(len(payload)))
+	s.flags &^= flagPingOutstanding // anything at all proves the peer is alive
+	switch h.OpCode {
+	case ws.OpPing:
+		if s.state == stateOpen {
+			if err := s.shard.writeFrame(s.conn, ws.OpPong, true, payload); err == nil {
+				srv.stats.FramesOut.Add(1)
+			}
+		}
+		return gnet.None
+	case ws.OpPong:
+		return gnet.None // unsolicited pongs are fine (RFC 6455 5.5.3)
+	case ws.OpClose:
+		return s.onCloseFrame(payload)
+	}
+	if s.state != stateOpen {
+		return gnet.None // data after our close frame is dropped
+	}
+	if err := s.msg.Next(h, srv.cfg.MaxMessageBytes); err != nil {
+		return s.failProtocol(err)
+	}
+	if s.msg.OpCode() == ws.OpText {
+		if h.OpCode == ws.OpText {
+			s.text.Reset()
+		}
+		if !s.text.Write(payload) || (h.Fin && !s.text.Complete()) {
+			return s.failProtocol(&codec.ProtocolError{Code: codec.CloseInvalidPayload, Reason: "invalid UTF-8 in text message"})
+		}
+	}
+	srv.cfg.Handler.Frame(s, h, payload)
+	if s.state == stateClosed {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// onCloseFrame answers (or completes) the close handshake.
+func (s *Session) onCloseFrame(payload []byte) gnet.Action {
+	code, _, err := codec.ParseClosePayload(payload)
+	if err != nil {
+		return s.failProtocol(err)
+	}
+	if s.state == stateOpen {
+		// The client started it: echo its code, then close TCP (the server
+		// closes first, RFC 6455 7.1.1).
+		s.reason = ReasonClientClose
+		s.writeClose(code, "")
+	}
+	s.state = stateClosed
+	return gnet.Close
+}
+
+// failProtocol sends the close code of a protocol error and closes TCP at
+// once ("fail the WebSocket connection", RFC 6455 7.1.7).
+func (s *Session) failProtocol(err error) gnet.Action {
+	var perr *codec.ProtocolError
+	if !errors.As(err, &perr) {
+		perr = &codec.ProtocolError{Code: codec.CloseInternalError, Reason: "internal error"}
+	}
+	reason := ReasonProtocolError
+	switch perr.Code {
+	case codec.CloseInvalidPayload:
+		reason = ReasonInvalidPayload
+	case codec.CloseMessageTooBig:
+		reason = ReasonMessageTooBig
+	}
+	s.fail(perr.Code, perr.Reason, reason)
+	return gnet.Close
+}
+
+// fail writes a close frame and marks the session closed; the caller
+// closes TCP (by returning gnet.Close or calling conn.Close).
+func (s *Session) fail(code ws.StatusCode, reason string, why CloseReason) {
+	if s.state == stateOpen || s.state == stateClosing {
+		s.writeClose(code, reason)
+	}
+	s.state = stateClosed
+	s.reason = why
+	s.logEnd(zap.Uint16("close_code", uint16(code)), zap.String("detail", reason))
+}
+
+// armIdle schedules the next idle check from the last inbound traffic.
+func (s *Session) armIdle(now int64) {
+	s.shard.wheel.schedule(&s.timer, s.lastRead+int64(s.shard.srv.cfg.PingInterval))
+}
+
+// onTimer is the session's one deadline passing. What it means depends on
+// the state: handshake timeout, idle check or ping timeout, close timeout.
+func (s *Session) onTimer(now int64) {
+	cfg := &s.shard.srv.cfg
+	switch s.state {
+	case stateHandshaking:
+		s.reason = ReasonHandshakeTimeout
+		_ = s.refuse(&codec.HandshakeError{Status: 408, Reason: "handshake timeout"})
+		_ = s.conn.Close()
+	case stateOpen:
+		if s.flags&flagPingOutstanding != 0 {
+			if now-s.pingAt >= int64(cfg.PongTimeout) {
+				s.fail(codec.CloseGoingAway, "ping timeout", ReasonPingTimeout)
+				_ = s.conn.Close()
+				return
+			}
+			s.shard.wheel.schedule(&s.timer, s.pingAt+int64(cfg.PongTimeout))
+			return
+		}
+		if now-s.lastRead < int64(cfg.PingInterval) {
+			s.armIdle(now)
+			return
+		}
+		if err := s.shard.writeFrame(s.conn, ws.OpPing, true, nil); err != nil {
+			return
+		}
+		s.shard.srv.stats.FramesOut.Add(1)
+		s.flags |= flagPingOutstanding
+		s.pingAt = now
+		s.shard.wheel.schedule(&s.timer, now+int64(cfg.PongTimeout))
+	case stateClosing:
+		s.reason = ReasonCloseTimeout
+		s.state = stateClosed
+		s.logEnd()
+		_ = s.conn.Close()
+	}
+}
+
+// onClose is gnet telling us the TCP connection is gone. It runs exactly
+// once per session and does all the bookkeeping.
+func (s *Session) onClose(err error) {
+	sh, srv := s.shard, s.shard.srv
+	sh.wheel.stop(&s.timer)
+	delete(sh.sessions, s)
+	if s.reason == ReasonNone {
+		s.reason = ReasonConnectionLost
+		if s.state == stateHandshaking {
+			s.reason = ReasonHandshakeRefused
+		}
+	}
+	s.state = stateClosed
+	srv.stats.Open.Add(-1)
+	srv.stats.closed[s.reason].Add(1)
+	if s.flags&flagUpgraded != 0 {
+		srv.stats.Sessions.Add(-1)
+	}
+	srv.cfg.Handler.Closed(s, s.reason)
+}
+
+// logEnd logs why a session is ending, at most once a second per reason.
+func (s *Session) logEnd(fields ...zap.Field) {
+	srv := s.shard.srv
+	ok, dropped := srv.logLimits[s.reason].allow(srv.now())
+	if !ok {
+		return
+	}
+	if ce := srv.log.Check(zap.InfoLevel, "session ended"); ce != nil {
+		fields = append(fields,
+			zap.Uint64("session", s.id),
+			zap.Stringer("reason", s.reason),
+			zap.String("client", addrString(s.conn.RemoteAddr())),
+			zap.Int64("suppressed", dropped))
+		ce.Write(fields...)
+	}
+}
+
+func addrString(a net.Addr) string {
+	if a == nil {
+		return ""
+	}
+	return a.String()
+}

@@ -1,0 +1,88 @@
+package server
+
+import (
+	"sync/atomic"
+)
+
+// CloseReason records why a session ended: a log field and a metric label.
+type CloseReason uint8
+
+const (
+	ReasonNone             CloseReason = iota
+	ReasonClientClose                  // the client sent a close frame
+	ReasonServerClose                  // we closed it on the handler's request
+	ReasonConnectionLost               // TCP ended without a close handshake
+	ReasonHandshakeRefused             // an HTTP error answered the upgrade
+	ReasonHandshakeTimeout             // the request did not arrive in time
+	ReasonProtocolError                // 1002
+	ReasonInvalidPayload               // 1007
+	ReasonMessageTooBig                // 1009
+	ReasonPingTimeout                  // no pong after an idle ping
+	ReasonCloseTimeout                 // the peer never answered our close
+	ReasonSlowConsumer                 // outbound bytes passed the budget
+	ReasonShutdown                     // the server is stopping (1001)
+	numCloseReasons
+)
+
+var closeReasonNames = [numCloseReasons]string{
+	"none", "client_close", "server_close", "connection_lost", "handshake_refused",
+	"handshake_timeout", "protocol_error", "invalid_payload", "message_too_big",
+	"ping_timeout", "close_timeout", "slow_consumer", "shutdown",
+}
+
+func (r CloseReason) String() string {
+	if r < numCloseReasons {
+		return closeReasonNames[r]
+	}
+	return "unknown"
+}
+
+// refusal statuses counted one by one; anything else lands in "other".
+var refusalStatuses = [...]int{400, 403, 404, 405, 408, 426, 431, 500, 502, 503}
+
+// Stats are the server's counters. Written by the loops with atomic adds,
+// read by anyone. Safe for concurrent use.
+type Stats struct {
+	Accepted  atomic.Int64 // TCP connections accepted
+	Open      atomic.Int64 // TCP connections currently open (handshaking or upgraded)
+	Upgraded  atomic.Int64 // sessions that completed the handshake
+	Sessions  atomic.Int64 // upgraded sessions currently open
+	FramesIn  atomic.Int64 // data and control frames received from clients
+	FramesOut atomic.Int64 // frames written to clients
+	BytesIn   atomic.Int64 // payload bytes received from clients
+	BytesOut  atomic.Int64 // payload bytes written to clients
+	refused   [len(refusalStatuses) + 1]atomic.Int64
+	closed    [numCloseReasons]atomic.Int64
+}
+
+func (s *Stats) countRefusal(status int) {
+	for i, st := range refusalStatuses {
+		if st == status {
+			s.refused[i].Add(1)
+			return
+		}
+	}
+	s.refused[len(refusalStatuses)].Add(1)
+}
+
+// Refused returns how many handshakes were answered with HTTP status
+// (any status not in the counted list is reported under 0).
+func (s *Stats) Refused(status int) int64 {
+	for i, st := range refusalStatuses {
+		if st == status {
+			return s.refused[i].Load()
+		}
+	}
+	if status == 0 {
+		return s.refused[len(refusalStatuses)].Load()
+	}
+	return 0
+}
+
+// Closed returns how many connections ended for reason.
+func (s *Stats) Closed(reason CloseReason) int64 {
+	if reason >= numCloseReasons {
+		return 0
+	}
+	return s.closed[reason].Load()
+}
