@@ -38,7 +38,9 @@ func newTimerWheel(slots int, tick, now int64) *timerWheel {
 func (w *timerWheel) schedule(t *timer, when int64) {
 	w.stop(t)
 	t.when = when
-	slot := when / w.tick
+	// The first slot whose visit time is at or after the deadline, so a
+	// visited slot never holds a timer of this revolution that is not due.
+	slot := (when + w.tick - 1) / w.tick
 	if slot < w.cursor {
 		slot = w.cursor // already due: fire on the next advance
 	}

@@ -1,0 +1,72 @@
+package server
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/goleak"
+)
+
+// openFDs counts this process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// TestStopLeavesNothingBehind runs sessions, some still open at stop, and
+// checks that stopping the server leaves no goroutine and no descriptor.
+func TestStopLeavesNothingBehind(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	fdsBefore := openFDs(t)
+
+	srv, err := New(Config{Addr: "127.0.0.1:0", TickInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var clients []*websocket.Conn
+	for i := 0; i < 20; i++ {
+		c, _, err := websocket.DefaultDialer.Dial("ws://"+srv.Addr()+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if err := c.WriteMessage(websocket.BinaryMessage, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if _, _, err := c.ReadMessage(); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			_ = c.Close() // half end before the stop, half are cut by it
+		} else {
+			clients = append(clients, c)
+		}
+	}
+	srv.Stop()
+	for _, c := range clients {
+		_ = c.Close()
+	}
+	if got := srv.Stats().Open.Load(); got != 0 {
+		t.Errorf("Stats.Open = %d after stop", got)
+	}
+	// gnet's shared worker pool parks idle goroutines for a while; they are
+	// not ours and not per connection.
+	goleak.VerifyNone(t, ignore, goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
+	deadline := time.Now().Add(5 * time.Second)
+	for openFDs(t) != fdsBefore && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := openFDs(t); got != fdsBefore {
+		t.Errorf("open descriptors: %d before, %d after stop", fdsBefore, got)
+	}
+}
