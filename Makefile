@@ -4,7 +4,7 @@ BIN      := bin
 LISTEN   ?= 127.0.0.1:8080
 FUZZTIME ?= 30s
 
-.PHONY: all build run test vet fuzz bench clean
+.PHONY: all build run test vet fuzz bench-codec clean
 
 all: build
 
@@ -31,8 +31,11 @@ fuzz:
 	done
 
 # Micro-benchmarks of the codec (frame header parse/encode, handshake).
-bench:
+bench-codec:
 	$(GO) test -run '^$$' -bench . -benchmem ./codec
+
+# The loadtest targets (bench, bench-deps, ...) live with the loadtest.
+-include loadtest/loadtest.mk
 
 clean:
 	rm -rf $(BIN)
