@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/wheel"
 )
 
 type sessionState uint8
@@ -41,7 +42,7 @@ type Session struct {
 	state    sessionState // see the state constants
 	flags    sessionFlags // see the flag constants
 	reason   CloseReason  // why it ended (set by whoever ends it)
-	timer    timer        // the one deadline this session has at a time
+	timer    wheel.Timer  // the one deadline this session has at a time
 	lastRead int64        // shard clock at the last inbound bytes, ns
 	pingAt   int64        // shard clock when the outstanding ping went out, ns
 	need     int          // inbound bytes needed before parsing is worth trying
@@ -101,7 +102,7 @@ func (s *Session) startClose(code ws.StatusCode, reason string, why CloseReason)
 	s.state = stateClosing
 	s.reason = why
 	s.writeClose(code, reason)
-	s.shard.wheel.schedule(&s.timer, s.shard.now()+int64(s.shard.srv.cfg.CloseTimeout))
+	s.shard.wheel.Schedule(&s.timer, s.shard.now()+int64(s.shard.srv.cfg.CloseTimeout))
 }
 
 func (s *Session) writeClose(code ws.StatusCode, reason string) {
@@ -320,12 +321,12 @@ func (s *Session) fail(code ws.StatusCode, reason string, why CloseReason) {
 
 // armIdle schedules the next idle check from the last inbound traffic.
 func (s *Session) armIdle(now int64) {
-	s.shard.wheel.schedule(&s.timer, s.lastRead+int64(s.shard.srv.cfg.PingInterval))
+	s.shard.wheel.Schedule(&s.timer, s.lastRead+int64(s.shard.srv.cfg.PingInterval))
 }
 
-// onTimer is the session's one deadline passing. What it means depends on
+// OnTimer is the session's one deadline passing. What it means depends on
 // the state: handshake timeout, idle check or ping timeout, close timeout.
-func (s *Session) onTimer(now int64) {
+func (s *Session) OnTimer(now int64) {
 	cfg := &s.shard.srv.cfg
 	switch s.state {
 	case stateHandshaking:
@@ -339,7 +340,7 @@ func (s *Session) onTimer(now int64) {
 				_ = s.conn.Close()
 				return
 			}
-			s.shard.wheel.schedule(&s.timer, s.pingAt+int64(cfg.PongTimeout))
+			s.shard.wheel.Schedule(&s.timer, s.pingAt+int64(cfg.PongTimeout))
 			return
 		}
 		if now-s.lastRead < int64(cfg.PingInterval) {
@@ -352,7 +353,7 @@ func (s *Session) onTimer(now int64) {
 		s.shard.srv.stats.FramesOut.Add(1)
 		s.flags |= flagPingOutstanding
 		s.pingAt = now
-		s.shard.wheel.schedule(&s.timer, now+int64(cfg.PongTimeout))
+		s.shard.wheel.Schedule(&s.timer, now+int64(cfg.PongTimeout))
 	case stateClosing:
 		s.reason = ReasonCloseTimeout
 		s.state = stateClosed
@@ -365,7 +366,7 @@ func (s *Session) onTimer(now int64) {
 // once per session and does all the bookkeeping.
 func (s *Session) onClose(err error) {
 	sh, srv := s.shard, s.shard.srv
-	sh.wheel.stop(&s.timer)
+	sh.wheel.Stop(&s.timer)
 	delete(sh.sessions, s)
 	if s.reason == ReasonNone {
 		s.reason = ReasonConnectionLost

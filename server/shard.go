@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/wheel"
 )
 
 // wheelSlots is the timer wheel size: with the default 100 ms tick one
@@ -23,7 +24,7 @@ type shard struct {
 	index int            // creation order, for logs
 
 	anchor   gnet.Conn // this loop's anchor connection (see Server.anchorLoops)
-	wheel    *timerWheel
+	wheel    *wheel.Wheel
 	sessions map[*Session]struct{} // open client connections, for shutdown
 	tickFn   gnet.RunnableFunc     // advances the wheel; allocated once
 
@@ -38,12 +39,12 @@ func newShard(srv *Server, loop gnet.EventLoop, index int) *shard {
 		srv:      srv,
 		loop:     loop,
 		index:    index,
-		wheel:    newTimerWheel(wheelSlots, int64(srv.cfg.TickInterval), srv.now()),
+		wheel:    wheel.New(wheelSlots, int64(srv.cfg.TickInterval), srv.now()),
 		sessions: make(map[*Session]struct{}),
 		scratch:  make([]byte, 0, 512),
 	}
 	sh.tickFn = func(context.Context) error {
-		sh.wheel.advance(srv.now())
+		sh.wheel.Advance(srv.now())
 		return nil
 	}
 	return sh
@@ -73,13 +74,13 @@ func (sh *shard) runTicker(ctx context.Context) {
 }
 
 // now is the shard's coarse clock: the time of the last tick. Loop-only.
-func (sh *shard) now() int64 { return sh.wheel.now }
+func (sh *shard) now() int64 { return sh.wheel.Now() }
 
 // openSession starts a session for a new client connection. Loop-only.
 func (sh *shard) openSession(c gnet.Conn) {
 	srv := sh.srv
 	s := &Session{conn: c, shard: sh, id: srv.nextID.Add(1)}
-	s.timer.owner = s
+	s.timer.Owner = s
 	c.SetContext(s)
 	sh.sessions[s] = struct{}{}
 	srv.stats.Accepted.Add(1)
@@ -87,7 +88,7 @@ func (sh *shard) openSession(c gnet.Conn) {
 		s.flags |= flagRefuseBusy
 	}
 	s.lastRead = sh.now()
-	sh.wheel.schedule(&s.timer, sh.now()+int64(srv.cfg.HandshakeTimeout))
+	sh.wheel.Schedule(&s.timer, sh.now()+int64(srv.cfg.HandshakeTimeout))
 }
 
 // closeAll starts the close handshake (1001) with every session and cuts

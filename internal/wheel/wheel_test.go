@@ -1,4 +1,4 @@
-package server
+package wheel
 
 import (
 	"math/rand"
@@ -10,7 +10,7 @@ type fakeOwner struct {
 	rearm func(now int64)
 }
 
-func (o *fakeOwner) onTimer(now int64) {
+func (o *fakeOwner) OnTimer(now int64) {
 	o.fired = append(o.fired, now)
 	if o.rearm != nil {
 		o.rearm(now)
@@ -19,7 +19,7 @@ func (o *fakeOwner) onTimer(now int64) {
 
 func TestTimerWheelFiresOnceWhenDue(t *testing.T) {
 	const tick = 10
-	w := newTimerWheel(8, tick, 0)
+	w := New(8, tick, 0)
 	cases := []struct {
 		name  string
 		when  int64
@@ -31,20 +31,20 @@ func TestTimerWheelFiresOnceWhenDue(t *testing.T) {
 		{"beyond one revolution", 8*tick*3 + 5, 8*tick*3 + 10},
 	}
 	owners := make([]*fakeOwner, len(cases))
-	timers := make([]timer, len(cases))
+	timers := make([]Timer, len(cases))
 	for i, c := range cases {
 		owners[i] = &fakeOwner{}
-		timers[i].owner = owners[i]
-		w.schedule(&timers[i], c.when)
+		timers[i].Owner = owners[i]
+		w.Schedule(&timers[i], c.when)
 	}
 	for now := int64(tick); now <= 8*tick*4; now += tick {
-		w.advance(now)
+		w.Advance(now)
 	}
 	for i, c := range cases {
 		if got := owners[i].fired; len(got) != 1 || got[0] != c.fires {
 			t.Errorf("%s: fired at %v, want once at %d", c.name, got, c.fires)
 		}
-		if timers[i].armed() {
+		if timers[i].Armed() {
 			t.Errorf("%s: still armed after firing", c.name)
 		}
 	}
@@ -54,23 +54,23 @@ func TestTimerWheelFiresOnceWhenDue(t *testing.T) {
 }
 
 func TestTimerWheelStopAndRearm(t *testing.T) {
-	w := newTimerWheel(4, 10, 0)
+	w := New(4, 10, 0)
 	stopped, moved, chained := &fakeOwner{}, &fakeOwner{}, &fakeOwner{}
-	var ts, tm, tc timer
-	ts.owner, tm.owner, tc.owner = stopped, moved, chained
-	w.schedule(&ts, 20)
-	w.schedule(&tm, 20)
-	w.schedule(&tc, 20)
-	w.stop(&ts)
-	w.stop(&ts) // stopping twice is harmless
-	w.schedule(&tm, 50)
+	var ts, tm, tc Timer
+	ts.Owner, tm.Owner, tc.Owner = stopped, moved, chained
+	w.Schedule(&ts, 20)
+	w.Schedule(&tm, 20)
+	w.Schedule(&tc, 20)
+	w.Stop(&ts)
+	w.Stop(&ts) // stopping twice is harmless
+	w.Schedule(&tm, 50)
 	chained.rearm = func(now int64) {
 		if len(chained.fired) < 3 {
-			w.schedule(&tc, now) // due at once: must fire on the next advance, not loop
+			w.Schedule(&tc, now) // due at once: must fire on the next advance, not loop
 		}
 	}
 	for now := int64(10); now <= 100; now += 10 {
-		w.advance(now)
+		w.Advance(now)
 	}
 	if len(stopped.fired) != 0 {
 		t.Errorf("stopped timer fired at %v", stopped.fired)
@@ -90,21 +90,21 @@ func TestTimerWheelStopAndRearm(t *testing.T) {
 func TestTimerWheelRandom(t *testing.T) {
 	rng := rand.New(rand.NewSource(1))
 	const tick = 7
-	w := newTimerWheel(16, tick, 0)
+	w := New(16, tick, 0)
 	n := 2000
 	owners := make([]fakeOwner, n)
-	timers := make([]timer, n)
+	timers := make([]Timer, n)
 	deadlines := make([]int64, n)
 	for i := range timers {
-		timers[i].owner = &owners[i]
+		timers[i].Owner = &owners[i]
 		deadlines[i] = rng.Int63n(16 * tick * 5)
-		w.schedule(&timers[i], deadlines[i])
+		w.Schedule(&timers[i], deadlines[i])
 	}
 	var now int64
 	var advances []int64
 	for now < 16*tick*6 {
 		now += 1 + rng.Int63n(3*tick) // sometimes several slots at once
-		w.advance(now)
+		w.Advance(now)
 		advances = append(advances, now)
 	}
 	for i := range owners {

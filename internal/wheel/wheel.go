@@ -1,42 +1,46 @@
-package server
+// Package wheel is a hashed timing wheel: many deadlines on one clock,
+// advanced by one owner (a shard's event loop), with O(1), allocation-free
+// arming and stopping. Nothing in it is safe for concurrent use.
+package wheel
 
-// timerWheel is a hashed timing wheel: one list of timers per slot, one slot
+// Wheel is a hashed timing wheel: one list of timers per slot, one slot
 // visited per tick. A timer whose deadline lies beyond one revolution stays
 // in its slot and is looked at once per revolution until it is due. Adding,
 // moving and stopping a timer are O(1) and allocation-free (timers are
 // embedded in their owners). Owned by one shard: Loop-only.
-type timerWheel struct {
-	slots     []timer // sentinel head of each slot's circular list
+type Wheel struct {
+	slots     []Timer // sentinel head of each slot's circular list
 	tick      int64   // nanoseconds per slot
 	cursor    int64   // index (unbounded) of the next slot to visit
-	now       int64   // coarse clock: time of the last advance, in ns
-	firing    []*timer
+	now       int64   // coarse clock: time of the last Advance, in ns
+	firing    []*Timer
 	scheduled int // timers currently in the wheel
 }
 
-// timer is one deadline of one owner. The zero value is stopped.
-type timer struct {
-	prev, next *timer
-	when       int64      // deadline, ns on the shard clock
-	owner      timerOwner // called when the deadline passes
+// Timer is one deadline of one owner. The zero value is stopped.
+type Timer struct {
+	prev, next *Timer
+	when       int64 // deadline, ns on the shard clock
+	Owner      Owner // called when the deadline passes; set before arming
 }
 
-// timerOwner is whatever embeds a timer: a session, later a backend conn.
-type timerOwner interface {
-	onTimer(now int64)
+// Owner is whatever embeds a Timer: a client session, a backend connection.
+type Owner interface {
+	OnTimer(now int64)
 }
 
-func newTimerWheel(slots int, tick, now int64) *timerWheel {
-	w := &timerWheel{slots: make([]timer, slots), tick: tick, now: now, cursor: now / tick}
+// New returns a wheel of slots slots of tick ns each, its clock at now.
+func New(slots int, tick, now int64) *Wheel {
+	w := &Wheel{slots: make([]Timer, slots), tick: tick, now: now, cursor: now / tick}
 	for i := range w.slots {
 		w.slots[i].prev, w.slots[i].next = &w.slots[i], &w.slots[i]
 	}
 	return w
 }
 
-// schedule (re)arms t for deadline when. Loop-only.
-func (w *timerWheel) schedule(t *timer, when int64) {
-	w.stop(t)
+// Schedule (re)arms t for deadline when. Loop-only.
+func (w *Wheel) Schedule(t *Timer, when int64) {
+	w.Stop(t)
 	t.when = when
 	// The first slot whose visit time is at or after the deadline, so a
 	// visited slot never holds a timer of this revolution that is not due.
@@ -51,8 +55,8 @@ func (w *timerWheel) schedule(t *timer, when int64) {
 	w.scheduled++
 }
 
-// stop disarms t if it is armed. Loop-only.
-func (w *timerWheel) stop(t *timer) {
+// Stop disarms t if it is armed. Loop-only.
+func (w *Wheel) Stop(t *Timer) {
 	if t.next == nil {
 		return
 	}
@@ -61,13 +65,13 @@ func (w *timerWheel) stop(t *timer) {
 	w.scheduled--
 }
 
-// armed reports whether t is in the wheel.
-func (t *timer) armed() bool { return t.next != nil }
+// Armed reports whether t is in the wheel.
+func (t *Timer) Armed() bool { return t.next != nil }
 
-// advance moves the clock to now and fires every timer that is due, in
+// Advance moves the clock to now and fires every timer that is due, in
 // slot order. A fired timer is disarmed before its callback runs, so the
 // callback may re-arm it. Loop-only.
-func (w *timerWheel) advance(now int64) {
+func (w *Wheel) Advance(now int64) {
 	w.now = now
 	last := now / w.tick
 	// Never walk more than one revolution: after that every slot was seen.
@@ -87,11 +91,17 @@ func (w *timerWheel) advance(now int64) {
 		for i, t := range w.firing {
 			w.firing[i] = nil
 			// An earlier callback in this batch may have stopped or moved t.
-			if t.armed() && t.when <= now {
-				w.stop(t)
-				t.owner.onTimer(now)
+			if t.Armed() && t.when <= now {
+				w.Stop(t)
+				t.Owner.OnTimer(now)
 			}
 		}
 		w.firing = w.firing[:0]
 	}
 }
+
+// Now is the wheel's coarse clock: the time given to the last Advance.
+func (w *Wheel) Now() int64 { return w.now }
+
+// Len is the number of armed timers.
+func (w *Wheel) Len() int { return w.scheduled }
