@@ -279,6 +279,16 @@ func TestParseUpgrade(t *testing.T) {
 			status: 400,
 		},
 		{
+			name:   "request line without spaces",
+			block:  request("GET/chat", baseHeaders...),
+			status: 400,
+		},
+		{
+			name:   "request line starting with a space",
+			block:  request(" GET /chat HTTP/1.1", baseHeaders...),
+			status: 400,
+		},
+		{
 			name:   "no protocol version",
 			block:  request("GET /chat", baseHeaders...),
 			status: 400,
