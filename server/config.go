@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/pool"
 )
 
 // Config is what a Server needs. Zero fields take the defaults below
@@ -45,6 +46,13 @@ type Config struct {
 	Logger *zap.Logger
 	// Handler decides what sessions do with messages (default Echo).
 	Handler Handler
+	// Pool, if set, holds the backend connections (the gateway): its shard
+	// i is attached to event loop i, and its connections' events are
+	// dispatched to it. It must have Loops shards.
+	Pool *pool.Pool
+	// ShutdownGrace is how long Shutdown lets sessions end by themselves
+	// (new ones refused) before it sends them close 1001.
+	ShutdownGrace time.Duration
 }
 
 // Defaults.
@@ -103,6 +111,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Handler == nil {
 		c.Handler = Echo{}
+	}
+	if c.ShutdownGrace < 0 {
+		return c, fmt.Errorf("%w: shutdown-grace is negative", ErrConfig)
+	}
+	if c.Pool != nil && len(c.Pool.Shards()) != c.Loops {
+		return c, fmt.Errorf("%w: pool has %d shards for %d loops", ErrConfig, len(c.Pool.Shards()), c.Loops)
 	}
 	return c, nil
 }

@@ -13,6 +13,8 @@ type Handler interface {
 	// Upgrade sees a valid upgrade request before the 101 goes out; an
 	// error (a *codec.HandshakeError to choose the status) refuses it.
 	Upgrade(s *Session, req *codec.UpgradeRequest) error
+	// Opened runs once the 101 is written, before any frame is read.
+	Opened(s *Session)
 	// Frame gets each validated data frame, payload unmasked. The payload
 	// is only valid during the call.
 	Frame(s *Session, h ws.Header, payload []byte)
@@ -26,6 +28,8 @@ type Handler interface {
 type Echo struct{}
 
 func (Echo) Upgrade(*Session, *codec.UpgradeRequest) error { return nil }
+
+func (Echo) Opened(*Session) {}
 
 func (Echo) Frame(s *Session, h ws.Header, payload []byte) {
 	if h.Fin && h.OpCode != ws.OpContinuation {

@@ -14,6 +14,8 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/pool"
 )
 
 // Server is one gnet engine serving WebSocket sessions on every event loop.
@@ -159,25 +161,50 @@ func (s *Server) Addr() string {
 	return s.cfg.Addr
 }
 
-// Shutdown refuses new sessions, sends close 1001 to every open session,
-// waits until they are gone or ctx ends, then stops the engine.
+// Shutdown refuses new sessions (503), lets open ones end by themselves
+// for the configured grace period, sends close 1001 to those left, waits
+// until they are gone or ctx ends, closes the backend connections with
+// close 1001, and stops the engine.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
-	s.eachShard(func(sh *shard) { sh.closeAll() })
-	poll := time.NewTicker(5 * time.Millisecond)
-	defer poll.Stop()
 	var err error
-wait:
-	for s.stats.Open.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			err = ctx.Err()
-			break wait
-		case <-poll.C:
-		}
+	if s.cfg.ShutdownGrace > 0 {
+		err = s.waitSessions(ctx, s.cfg.ShutdownGrace)
+	}
+	if err == nil || errors.Is(err, errGraceOver) {
+		s.eachShard(func(sh *shard) { sh.closeAll() })
+		err = s.waitSessions(ctx, 0)
+	}
+	if s.cfg.Pool != nil {
+		s.eachShard(func(sh *shard) { sh.pool.CloseAll() })
 	}
 	s.Stop()
 	return err
+}
+
+var errGraceOver = errors.New("server: grace period over")
+
+// waitSessions polls until no client connection is open, ctx ends, or
+// (with grace > 0) grace has passed.
+func (s *Server) waitSessions(ctx context.Context, grace time.Duration) error {
+	poll := time.NewTicker(5 * time.Millisecond)
+	defer poll.Stop()
+	var graceOver <-chan time.Time
+	if grace > 0 {
+		t := time.NewTimer(grace)
+		defer t.Stop()
+		graceOver = t.C
+	}
+	for s.stats.Open.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-graceOver:
+			return errGraceOver
+		case <-poll.C:
+		}
+	}
+	return nil
 }
 
 // Stop closes every connection at once and waits for the engine, the loops
@@ -199,14 +226,23 @@ func (s *Server) Stop() {
 	})
 }
 
-// eachShard runs fn on every shard's loop (through Execute).
+// eachShard runs fn on every shard's loop (through Execute) and waits for
+// them, at most a second each. Never call it on a loop.
 func (s *Server) eachShard(fn func(*shard)) {
 	s.shards.Range(func(_, v any) bool {
 		sh := v.(*shard)
-		_ = sh.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		done := make(chan struct{})
+		err := sh.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			defer close(done)
 			fn(sh)
 			return nil
 		}))
+		if err == nil {
+			select {
+			case <-done:
+			case <-time.After(time.Second):
+			}
+		}
 		return true
 	})
 }
@@ -240,6 +276,10 @@ type anchor struct{}
 // OnOpen starts a session for a client, or records a loop anchor. Loop-only.
 func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	sh := s.shardOf(c)
+	if bc, ok := c.Context().(*pool.Conn); ok {
+		bc.Opened(c) // a backend connection enrolled by reconcile
+		return nil, gnet.None
+	}
 	if c.LocalAddr() != nil && c.LocalAddr().Network() == "unix" {
 		accepted := sh.anchor == nil
 		select {
@@ -262,6 +302,8 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	switch ctx := c.Context().(type) {
 	case *Session:
 		return ctx.onTraffic()
+	case *pool.Conn:
+		return ctx.OnTraffic()
 	default:
 		_, _ = c.Discard(-1)
 		return gnet.None
@@ -273,6 +315,8 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	switch ctx := c.Context().(type) {
 	case *Session:
 		ctx.onClose(err)
+	case *pool.Conn:
+		ctx.OnClosed(err)
 	case anchor:
 		// Only at engine stop.
 	}

@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -31,6 +32,7 @@ const (
 	flagRefuseBusy      sessionFlags = 1 << iota // over capacity or draining: answer 503
 	flagPingOutstanding                          // we pinged and nothing has arrived since
 	flagUpgraded                                 // the 101 went out (counted in Stats.Sessions)
+	flagHold                                     // frames stay buffered until resume (waiting for a backend)
 )
 
 // Session is one client connection, from accept to close. All of it is
@@ -46,6 +48,7 @@ type Session struct {
 	lastRead int64        // shard clock at the last inbound bytes, ns
 	pingAt   int64        // shard clock when the outstanding ping went out, ns
 	need     int          // inbound bytes needed before parsing is worth trying
+	holdEnd  int64        // shard clock: a hold ends with close 1013 at this time
 
 	scanner codec.HeaderScanner // handshake: end of the header block
 	msg     codec.MessageState  // fragmentation of inbound data messages
@@ -85,6 +88,24 @@ func (s *Session) WriteMessage(op ws.OpCode, fin bool, payload []byte) {
 	}
 }
 
+// writeRaw writes frame bytes that are already a valid unmasked frame (a
+// backend's frame, relayed as received), with the same budget as
+// WriteMessage. Loop-only.
+func (s *Session) writeRaw(frame []byte, payloadLen int) {
+	if s.state != stateOpen {
+		return
+	}
+	if _, err := s.conn.Write(frame); err != nil {
+		return // gnet closed the connection; onClose has run
+	}
+	s.shard.srv.stats.FramesOut.Add(1)
+	s.shard.srv.stats.BytesOut.Add(int64(payloadLen))
+	if s.conn.OutboundBuffered() > s.shard.srv.cfg.WriteBufferLimit {
+		s.fail(ClosePolicySlowConsumer, "slow consumer: write budget exceeded", ReasonSlowConsumer)
+		_ = s.conn.Close()
+	}
+}
+
 // Close starts the close handshake with code and reason; the connection
 // ends when the client answers or after the close timeout. Loop-only.
 func (s *Session) Close(code ws.StatusCode, reason string) {
@@ -99,6 +120,7 @@ func (s *Session) startClose(code ws.StatusCode, reason string, why CloseReason)
 	if s.state != stateOpen {
 		return
 	}
+	s.flags &^= flagHold // the client's close reply must be read
 	s.state = stateClosing
 	s.reason = why
 	s.writeClose(code, reason)
@@ -172,10 +194,36 @@ func (s *Session) readHandshake() gnet.Action {
 	srv.stats.Upgraded.Add(1)
 	srv.stats.Sessions.Add(1)
 	s.armIdle(sh.now())
+	srv.cfg.Handler.Opened(s)
+	if s.state == stateClosed {
+		return gnet.Close
+	}
 	if c.InboundBuffered() > 0 {
 		return s.readFrames()
 	}
 	return gnet.None
+}
+
+// hold keeps the client's frames buffered (unparsed) until resume, for at
+// most timeout; then the session is closed 1013. The bytes held are
+// bounded by the write budget. Loop-only.
+func (s *Session) hold(timeout time.Duration) {
+	s.flags |= flagHold
+	s.holdEnd = s.shard.now() + int64(timeout)
+	s.shard.wheel.Schedule(&s.timer, s.holdEnd)
+}
+
+// resume ends a hold and handles what arrived meanwhile. Loop-only, not
+// from this session's own OnTraffic.
+func (s *Session) resume() {
+	if s.flags&flagHold == 0 {
+		return
+	}
+	s.flags &^= flagHold
+	s.armIdle(s.shard.now())
+	if s.conn.InboundBuffered() > 0 && s.readFrames() == gnet.Close {
+		_ = s.conn.Close()
+	}
 }
 
 // refuse answers the upgrade with an HTTP error and closes.
@@ -202,6 +250,12 @@ func (s *Session) refuse(err error) gnet.Action {
 // bounded by the frame limit, checked from the header before waiting.
 func (s *Session) readFrames() gnet.Action {
 	c := s.conn
+	if s.flags&flagHold != 0 {
+		if c.InboundBuffered() > s.shard.srv.cfg.WriteBufferLimit {
+			return s.failProtocol(&codec.ProtocolError{Code: codec.ClosePolicyViolation, Reason: "too much sent while waiting for a backend"})
+		}
+		return gnet.None
+	}
 	if s.need > 0 && c.InboundBuffered() < s.need {
 		return gnet.None
 	}
@@ -230,7 +284,9 @@ func (s *Session) readFrames() gnet.Action {
 			return act
 		}
 	}
-	_, _ = c.Discard(off)
+	if off > 0 { // Discard(0) would drop everything (gnet: n <= 0 means all)
+		_, _ = c.Discard(off)
+	}
 	return gnet.None
 }
 
@@ -334,6 +390,14 @@ func (s *Session) OnTimer(now int64) {
 		_ = s.refuse(&codec.HandshakeError{Status: 408, Reason: "handshake timeout"})
 		_ = s.conn.Close()
 	case stateOpen:
+		if s.flags&flagHold != 0 {
+			if now >= s.holdEnd {
+				s.startClose(codec.CloseTryAgainLater, "no backend connection available", ReasonAcquireTimeout)
+			} else {
+				s.shard.wheel.Schedule(&s.timer, s.holdEnd)
+			}
+			return
+		}
 		if s.flags&flagPingOutstanding != 0 {
 			if now-s.pingAt >= int64(cfg.PongTimeout) {
 				s.fail(codec.CloseGoingAway, "ping timeout", ReasonPingTimeout)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wsgate/wsgate/codec"
 	"github.com/wsgate/wsgate/internal/wheel"
+	"github.com/wsgate/wsgate/pool"
 )
 
 // wheelSlots is the timer wheel size: with the default 100 ms tick one
@@ -23,7 +24,8 @@ type shard struct {
 	loop  gnet.EventLoop // Execute is the only way in from other goroutines
 	index int            // creation order, for logs
 
-	anchor   gnet.Conn // this loop's anchor connection (see Server.anchorLoops)
+	anchor   gnet.Conn   // this loop's anchor connection (see Server.anchorLoops)
+	pool     *pool.Shard // this loop's backend connections (gateway only)
 	wheel    *wheel.Wheel
 	sessions map[*Session]struct{} // open client connections, for shutdown
 	tickFn   gnet.RunnableFunc     // advances the wheel; allocated once
@@ -42,6 +44,10 @@ func newShard(srv *Server, loop gnet.EventLoop, index int) *shard {
 		wheel:    wheel.New(wheelSlots, int64(srv.cfg.TickInterval), srv.now()),
 		sessions: make(map[*Session]struct{}),
 		scratch:  make([]byte, 0, 512),
+	}
+	if srv.cfg.Pool != nil {
+		sh.pool = srv.cfg.Pool.Shard(index)
+		sh.pool.Attach(loop, sh.wheel)
 	}
 	sh.tickFn = func(context.Context) error {
 		sh.wheel.Advance(srv.now())

@@ -21,6 +21,9 @@ const (
 	ReasonCloseTimeout                 // the peer never answered our close
 	ReasonSlowConsumer                 // outbound bytes passed the budget
 	ReasonShutdown                     // the server is stopping (1001)
+	ReasonBackendLost                  // the backend connection failed under the session (1011)
+	ReasonAcquireTimeout               // no backend connection within the acquire timeout (1013)
+	ReasonSlowBackend                  // bytes toward the backend passed the budget (1013)
 	numCloseReasons
 )
 
@@ -28,6 +31,7 @@ var closeReasonNames = [numCloseReasons]string{
 	"none", "client_close", "server_close", "connection_lost", "handshake_refused",
 	"handshake_timeout", "protocol_error", "invalid_payload", "message_too_big",
 	"ping_timeout", "close_timeout", "slow_consumer", "shutdown",
+	"backend_lost", "acquire_timeout", "slow_backend",
 }
 
 func (r CloseReason) String() string {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"os"
+	"runtime"
 	"time"
 
 	"go.uber.org/zap"
@@ -33,3 +34,6 @@ func newLogger(format, level string) (*zap.Logger, func(), error) {
 	log := zap.New(zapcore.NewCore(enc, ws, lvl))
 	return log, func() { _ = log.Sync(); _ = ws.Stop() }, nil
 }
+
+// defaultLoops is one event loop per usable CPU.
+func defaultLoops() int { return runtime.GOMAXPROCS(0) }

@@ -1,5 +1,9 @@
-// Command wsgate is the WebSocket gateway. `wsgate echo` runs the same
-// endpoint as an echo backend for tests, demos and the loadtest.
+// Command wsgate is the WebSocket gateway:
+//
+//	wsgate -listen 127.0.0.1:8080 -backend ws://127.0.0.1:9001/ -backend ws://127.0.0.1:9002/ -pool-size 100
+//
+// `wsgate echo -listen ADDR` runs the same endpoint as an echo backend for
+// tests, demos and the loadtest. `wsgate -h` lists every flag.
 package main
 
 import (
@@ -25,8 +29,7 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "echo" {
 		return runEcho(args[1:])
 	}
-	fmt.Fprintln(os.Stderr, "usage: wsgate echo -listen ADDR [flags]   (run `wsgate echo -h` for the flags)")
-	return 2
+	return runGateway(args)
 }
 
 // endpointFlags are the flags every mode shares: listener, limits, timers, logs.

@@ -1,0 +1,272 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// Policy is what happens to a backend connection when its session ends.
+type Policy uint8
+
+const (
+	// PolicyReuse puts the connection back to idle at once.
+	PolicyReuse Policy = iota
+	// PolicyReset sends Settings.ResetMessage and waits for ResetAck (or a
+	// quiet period) before idle; on timeout the connection is closed.
+	PolicyReset
+	// PolicyClose never reuses: the connection is closed and reconcile
+	// dials a replacement, so sessions still start without a dial.
+	PolicyClose
+)
+
+var policyNames = [...]string{"reuse", "reset", "close"}
+
+func (p Policy) String() string {
+	if int(p) < len(policyNames) {
+		return policyNames[p]
+	}
+	return "unknown"
+}
+
+// ParsePolicy reads "reuse", "reset" or "close".
+func ParsePolicy(s string) (Policy, error) {
+	for i, n := range policyNames {
+		if s == n {
+			return Policy(i), nil
+		}
+	}
+	return 0, fmt.Errorf("pool: unknown release policy %q (want reuse, reset or close)", s)
+}
+
+// Settings are one backend's configured values. Immutable: a change is a
+// new Settings swapped in whole.
+type Settings struct {
+	URL    string // ws://host:port/path?query
+	Target int    // idle connections to keep ready, all shards together (min idle)
+	Max    int    // bound on dialing+idle+leased+releasing, all shards together
+	Weight int    // balancer weight; 0 means 1
+
+	Policy       Policy
+	ResetMessage string        // PolicyReset: text frame sent on release
+	ResetAck     string        // PolicyReset: text frame that ends the reset; "" waits for ResetQuiet
+	ResetQuiet   time.Duration // PolicyReset without ack: idle after this long without backend frames
+	ResetTimeout time.Duration // PolicyReset: close if not done by then
+
+	SessionStart   bool     // send a session-start message before the first client frame
+	SessionHeaders []string // client request headers copied into it
+
+	MaxLifetime  time.Duration // retire connections after this (+-10% jitter); 0 = never
+	IdleTimeout  time.Duration // idle connections above Target close after this long unused
+	PingInterval time.Duration // quiet connections are pinged this often
+	PongTimeout  time.Duration // a ping unanswered this long closes the connection
+	DialTimeout  time.Duration // TCP connect plus handshake
+
+	Draining bool // no new leases; idle connections close; leased ones close on release
+}
+
+// Defaults for Settings fields left zero.
+const (
+	DefaultMaxLifetime  = time.Hour
+	DefaultIdleTimeout  = time.Minute
+	DefaultPingInterval = 10 * time.Second
+	DefaultPongTimeout  = 5 * time.Second
+	DefaultDialTimeout  = 5 * time.Second
+	DefaultResetTimeout = 5 * time.Second
+	DefaultResetQuiet   = 100 * time.Millisecond
+)
+
+// ErrSettings wraps every refusal of a Settings value.
+var ErrSettings = errors.New("pool: bad backend settings")
+
+// Normalize checks s and fills its defaults. The error names the field.
+func (s Settings) Normalize() (Settings, error) {
+	u, err := url.Parse(s.URL)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "http") || u.Host == "" {
+		return s, fmt.Errorf("%w: url %q: want ws://host:port/path", ErrSettings, s.URL)
+	}
+	if s.Target < 0 || s.Max < 0 || s.Weight < 0 {
+		return s, fmt.Errorf("%w: %s: target, max and weight must not be negative (target %d, max %d, weight %d)",
+			ErrSettings, s.URL, s.Target, s.Max, s.Weight)
+	}
+	if s.Max == 0 {
+		s.Max = max(s.Target*4, 1024)
+	}
+	if s.Target > s.Max {
+		return s, fmt.Errorf("%w: %s: target %d above max %d", ErrSettings, s.URL, s.Target, s.Max)
+	}
+	if s.Weight == 0 {
+		s.Weight = 1
+	}
+	if s.Policy > PolicyClose {
+		return s, fmt.Errorf("%w: %s: unknown policy %d", ErrSettings, s.URL, s.Policy)
+	}
+	if s.Policy == PolicyReset && s.ResetMessage == "" {
+		return s, fmt.Errorf("%w: %s: policy reset needs a reset message", ErrSettings, s.URL)
+	}
+	for _, d := range []*time.Duration{&s.MaxLifetime, &s.IdleTimeout, &s.PingInterval, &s.PongTimeout, &s.DialTimeout, &s.ResetTimeout, &s.ResetQuiet} {
+		if *d < 0 {
+			return s, fmt.Errorf("%w: %s: negative duration %v", ErrSettings, s.URL, *d)
+		}
+	}
+	setDefault(&s.MaxLifetime, DefaultMaxLifetime)
+	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&s.PingInterval, DefaultPingInterval)
+	setDefault(&s.PongTimeout, DefaultPongTimeout)
+	setDefault(&s.DialTimeout, DefaultDialTimeout)
+	setDefault(&s.ResetTimeout, DefaultResetTimeout)
+	setDefault(&s.ResetQuiet, DefaultResetQuiet)
+	return s, nil
+}
+
+func setDefault(d *time.Duration, def time.Duration) {
+	if *d == 0 {
+		*d = def
+	}
+}
+
+// Counters are connection counts that always equal the real state of what
+// they count. Written by the owner of each transition (the loop; the
+// reconcile goroutine for dialing), read by anyone. Safe for concurrent use.
+type Counters struct {
+	Total     atomic.Int64 // dialing+idle+leased+releasing; grows only through Reserve
+	Dialing   atomic.Int64 // reserved, being dialed off-loop
+	Idle      atomic.Int64 // in a ring, ready to lease
+	Leased    atomic.Int64 // bound to a session
+	Releasing atomic.Int64 // resetting after a session (PolicyReset)
+
+	Leases       atomic.Int64 // leases ever
+	Releases     atomic.Int64 // connections that went back to idle after a session
+	DialFailures atomic.Int64 // dials or handshakes that failed
+	Failures     atomic.Int64 // connections lost: closed by the backend, ping timeout, protocol error
+	Closed       atomic.Int64 // connections closed for any reason
+	Stray        atomic.Int64 // data frames a backend sent while no session held the connection
+}
+
+// Backend is one backend server's shared runtime state. Its counters survive
+// settings changes (the URL is its identity). Safe for concurrent use.
+type Backend struct {
+	ID   int    // dense index, stable for the pool's life
+	Addr string // host:port to dial
+	Host string // Host header
+	URI  string // request target (path and query)
+
+	settings atomic.Pointer[Settings]
+	Counters
+
+	slots []*slot // one per shard, fixed at creation
+
+	healthy      atomic.Bool
+	backoffUntil atomic.Int64 // unix ns before which no dial is tried
+	backoffStep  atomic.Int32 // consecutive dial failures
+	lastError    atomic.Pointer[string]
+	removed      atomic.Bool // no longer in the configuration
+}
+
+// Settings returns the current settings. Safe for concurrent use.
+func (b *Backend) Settings() *Settings { return b.settings.Load() }
+
+// SetSettings swaps in new settings (same URL). Safe for concurrent use.
+func (b *Backend) SetSettings(s *Settings) { b.settings.Store(s) }
+
+// Healthy reports whether the last dial succeeded.
+func (b *Backend) Healthy() bool { return b.healthy.Load() }
+
+// LastError is the last dial error, "" if none.
+func (b *Backend) LastError() string {
+	if p := b.lastError.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Slot returns the per-shard counters of shard i.
+func (b *Backend) Slot(i int) *Counters { return &b.slots[i].Counters }
+
+// Removed reports whether the backend left the configuration.
+func (b *Backend) Removed() bool { return b.removed.Load() }
+
+// Reserve takes room for one dial in shard i if the backend-wide total stays
+// within Max, and counts it as dialing. The compare-and-swap makes the
+// bound hold under any interleaving. Safe for concurrent use.
+func (b *Backend) Reserve(i int) bool {
+	limit := int64(b.Settings().Max)
+	for {
+		cur := b.Total.Load()
+		if cur >= limit {
+			return false
+		}
+		if b.Total.CompareAndSwap(cur, cur+1) {
+			break
+		}
+	}
+	sc := &b.slots[i].Counters
+	sc.Total.Add(1)
+	sc.Dialing.Add(1)
+	b.Dialing.Add(1)
+	return true
+}
+
+// DialFailed gives back a reservation whose dial or handshake failed,
+// marks the backend unhealthy and backs it off exponentially with jitter:
+// 100 ms doubling per consecutive failure, capped at 30 s, +-20%.
+// Safe for concurrent use.
+func (b *Backend) DialFailed(i int, err error, now time.Time) {
+	b.unreserve(i)
+	b.DialFailures.Add(1)
+	b.healthy.Store(false)
+	msg := err.Error()
+	b.lastError.Store(&msg)
+	step := b.backoffStep.Add(1)
+	d := 100 * time.Millisecond << min(step-1, 9)
+	d = min(d, 30*time.Second)
+	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
+	b.backoffUntil.Store(now.Add(d).UnixNano())
+}
+
+// DialSucceeded marks the backend healthy and ends its backoff.
+func (b *Backend) DialSucceeded() {
+	b.backoffStep.Store(0)
+	b.backoffUntil.Store(0)
+	b.healthy.Store(true)
+}
+
+// BackedOff reports whether dials must wait, and until when.
+func (b *Backend) BackedOff(now time.Time) (bool, time.Time) {
+	until := b.backoffUntil.Load()
+	return now.UnixNano() < until, time.Unix(0, until)
+}
+
+// unreserve returns a dialing reservation (the dial failed or was not enrolled).
+func (b *Backend) unreserve(i int) {
+	sc := &b.slots[i].Counters
+	sc.Dialing.Add(-1)
+	sc.Total.Add(-1)
+	b.Dialing.Add(-1)
+	b.Total.Add(-1)
+}
+
+// DialAborted gives back a reservation without counting a failure (the
+// pool is stopping). Safe for concurrent use.
+func (b *Backend) DialAborted(i int) { b.unreserve(i) }
+
+func parseBackendURL(raw string) (addr, host, uri string, err error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "", "", "", err
+	}
+	host = u.Host
+	addr = host
+	if u.Port() == "" {
+		addr = host + ":80"
+	}
+	uri = u.RequestURI()
+	if !strings.HasPrefix(uri, "/") {
+		uri = "/"
+	}
+	return addr, host, uri, nil
+}

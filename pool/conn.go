@@ -1,0 +1,414 @@
+package pool
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/wheel"
+)
+
+// State is where a backend connection is in its life.
+type State uint8
+
+const (
+	StateDialing   State = iota // reserved, being dialed off-loop
+	StateIdle                   // in its shard's ring
+	StateLeased                 // bound to one session
+	StateReleasing              // resetting after a session (PolicyReset)
+	StateClosed                 // gone
+)
+
+var stateNames = [...]string{"dialing", "idle", "leased", "releasing", "closed"}
+
+func (s State) String() string { return stateNames[s] }
+
+type connFlags uint8
+
+const (
+	flagPingOutstanding connFlags = 1 << iota // pinged; nothing arrived since
+	flagClosing                               // close requested; OnClose pending
+	flagBroken                                // must not be reused (protocol error, partial write)
+)
+
+// Peer is the session a leased connection relays to. Loop-only.
+type Peer interface {
+	// FromBackend delivers one validated data frame, header and payload
+	// exactly as received (unmasked). The bytes are valid during the call.
+	FromBackend(h ws.Header, frame []byte)
+	// BackendGone says the connection failed under the session; it will
+	// not be reused. code and reason are for the client's close frame.
+	BackendGone(code ws.StatusCode, reason string)
+}
+
+// Conn is one WebSocket connection to a backend, enrolled on its shard's
+// loop. Loop-only, except enrolled (set on the loop, read by Enroll).
+type Conn struct {
+	gc      gnet.Conn // nil until enrolled
+	shard   *Shard
+	slot    *slot
+	backend *Backend
+	id      uint64
+	state   State
+	flags   connFlags
+	peer    Peer // the session while leased
+
+	prev, next *Conn       // ring links while idle
+	timer      wheel.Timer // ping, pong, reset deadlines
+
+	expires      int64 // shard clock: retire after this (lifetime with jitter)
+	idleSince    int64 // shard clock: when it last became idle
+	lastRead     int64 // shard clock: last inbound bytes
+	pingAt       int64 // shard clock: outstanding ping sent
+	releaseStart int64 // shard clock: reset began
+	need         int   // inbound bytes needed before parsing is worth trying
+
+	msg  codec.MessageState  // backend-to-client data messages
+	text codec.UTF8Validator // UTF-8 state of the backend's text message
+
+	enrolled atomic.Bool // OnOpen ran (read by Enroll off-loop)
+}
+
+// ID is unique within its shard.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Backend is the backend this connection goes to.
+func (c *Conn) Backend() *Backend { return c.backend }
+
+// State is the connection's current state.
+func (c *Conn) State() State { return c.state }
+
+func (c *Conn) settings() *Settings { return c.backend.Settings() }
+
+// Bind attaches the session that leased c.
+func (c *Conn) Bind(p Peer) { c.peer = p }
+
+// Clean reports whether the backend-to-client direction is on a message
+// boundary (nothing half-relayed).
+func (c *Conn) Clean() bool { return !c.msg.Open() && c.flags&flagBroken == 0 }
+
+// OutboundBuffered is how many bytes wait to be written to the backend.
+func (c *Conn) OutboundBuffered() int { return c.gc.OutboundBuffered() }
+
+// OverBudget reports whether bytes queued toward the backend passed the
+// write budget (the backend reads slower than the client sends).
+func (c *Conn) OverBudget() bool {
+	return c.gc.OutboundBuffered() > c.shard.pool.cfg.WriteBufferLimit
+}
+
+// Forward writes a client frame to the backend: payload is the unmasked
+// payload (as the server validated it); it is masked again in place with
+// the client's own key, so the frame goes out as the client sent it.
+func (c *Conn) Forward(h ws.Header, payload []byte) error {
+	return c.shard.writeMasked(c.gc, h, payload)
+}
+
+// SendText writes a text message of the proxy's own (session start).
+func (c *Conn) SendText(msg []byte) error {
+	return c.shard.writeOwn(c.gc, ws.OpText, msg)
+}
+
+// MarkBroken keeps c from being reused (a frame may be half-written).
+func (c *Conn) MarkBroken() { c.flags |= flagBroken }
+
+// setState moves c to st, keeping its slot's and backend's counters equal
+// to the real state. Counters of the new state go up before those of the
+// old go down, so a concurrent reader never sees capacity that is not there.
+func (c *Conn) setState(st State) {
+	if c.state == st {
+		return
+	}
+	if to := stateCounter(&c.slot.Counters, st); to != nil {
+		to.Add(1)
+		stateCounter(&c.backend.Counters, st).Add(1)
+	}
+	if from := stateCounter(&c.slot.Counters, c.state); from != nil {
+		from.Add(-1)
+		stateCounter(&c.backend.Counters, c.state).Add(-1)
+	}
+	if st == StateClosed {
+		c.slot.Total.Add(-1)
+		c.backend.Total.Add(-1)
+		c.slot.Closed.Add(1)
+		c.backend.Closed.Add(1)
+	}
+	c.state = st
+}
+
+func stateCounter(cs *Counters, st State) *atomic.Int64 {
+	switch st {
+	case StateDialing:
+		return &cs.Dialing
+	case StateIdle:
+		return &cs.Idle
+	case StateLeased:
+		return &cs.Leased
+	case StateReleasing:
+		return &cs.Releasing
+	}
+	return nil
+}
+
+// Opened is gnet's OnOpen for an enrolled connection: it becomes idle.
+// Loop-only (called by the server's event handler).
+func (c *Conn) Opened(gc gnet.Conn) {
+	sh := c.shard
+	c.gc = gc
+	sh.nextID++
+	c.id = sh.nextID
+	now := sh.now()
+	c.lastRead = now
+	c.expires = now + sh.clockJitter(c.settings().MaxLifetime, 0.1)
+	c.slot.conns[c] = struct{}{}
+	c.enrolled.Store(true)
+	c.backend.DialSucceeded()
+	sh.makeIdle(c, now)
+	sh.Signal()
+}
+
+// reusable reports whether c may serve another session.
+func (c *Conn) reusable(now int64) bool {
+	return c.flags&(flagBroken|flagClosing) == 0 && !c.msg.Open() && now < c.expires
+}
+
+// close sends close 1000 and asks gnet to close c; OnClosed does the
+// bookkeeping. Loop-only, and not from c's own OnTraffic (return
+// gnet.Close there instead).
+func (c *Conn) close() { c.closeWith(codec.CloseNormal) }
+
+func (c *Conn) closeWith(code ws.StatusCode) {
+	if c.flags&flagClosing != 0 || c.gc == nil {
+		return
+	}
+	c.flags |= flagClosing
+	c.slot.unlink(c)
+	c.shard.wheel.Stop(&c.timer)
+	if c.flags&flagBroken == 0 {
+		c.writeClose(code)
+	}
+	_ = c.gc.Close() // gnet flushes the close frame first
+}
+
+// writeClose writes a (masked) close frame with code and no reason.
+func (c *Conn) writeClose(code ws.StatusCode) {
+	var p [2]byte
+	binary.BigEndian.PutUint16(p[:], uint16(code))
+	_ = c.shard.writeOwn(c.gc, ws.OpClose, p[:])
+}
+
+// fail ends c because something went wrong with it: the session (if any)
+// hears about it, the failure is counted and reconcile is signalled.
+func (c *Conn) fail(code ws.StatusCode, reason string) {
+	c.backend.Failures.Add(1)
+	c.slot.Failures.Add(1)
+	c.flags |= flagBroken
+	if p := c.peer; p != nil {
+		c.peer = nil
+		p.BackendGone(code, reason)
+	}
+}
+
+// OnClosed is gnet's OnClose: the connection is gone. Loop-only.
+func (c *Conn) OnClosed(err error) {
+	if c.state == StateClosed {
+		return
+	}
+	if c.flags&flagClosing == 0 {
+		// Not our doing: the backend or the network ended it.
+		c.fail(codec.CloseInternalError, "backend connection lost")
+	}
+	c.slot.unlink(c)
+	c.shard.wheel.Stop(&c.timer)
+	delete(c.slot.conns, c)
+	c.setState(StateClosed)
+	c.shard.Signal()
+}
+
+// OnTraffic reads the backend's frames: control frames are answered here,
+// data frames go to the session while leased, count as stray while idle,
+// and are checked for the reset ack while releasing. Loop-only.
+func (c *Conn) OnTraffic() gnet.Action {
+	gc := c.gc
+	c.lastRead = c.shard.now()
+	if c.flags&flagClosing != 0 {
+		_, _ = gc.Discard(-1)
+		return gnet.None
+	}
+	if c.need > 0 && gc.InboundBuffered() < c.need {
+		return gnet.None
+	}
+	cfg := &c.shard.pool.cfg
+	buf, _ := gc.Peek(-1)
+	off := 0
+	c.need = 0
+	for off < len(buf) {
+		h, hn, err := codec.ParseHeader(buf[off:], codec.RoleClient, cfg.MaxFrameBytes)
+		if errors.Is(err, codec.ErrNeedMore) {
+			c.need = len(buf) - off + 1
+			break
+		}
+		if err != nil {
+			return c.protocolFailure(err)
+		}
+		total := hn + int(h.Length)
+		if len(buf)-off < total {
+			c.need = total
+			break
+		}
+		frame := buf[off : off+total]
+		off += total
+		if act := c.onFrame(h, frame, frame[hn:]); act != gnet.None {
+			return act
+		}
+		if c.flags&flagClosing != 0 {
+			return gnet.None // closed under us (a peer's write failed, say)
+		}
+	}
+	if off > 0 { // Discard(0) would drop everything (gnet: n <= 0 means all)
+		_, _ = gc.Discard(off)
+	}
+	return gnet.None
+}
+
+func (c *Conn) onFrame(h ws.Header, frame, payload []byte) gnet.Action {
+	c.flags &^= flagPingOutstanding
+	switch h.OpCode {
+	case ws.OpPing:
+		_ = c.shard.writeOwn(c.gc, ws.OpPong, payload)
+		return gnet.None
+	case ws.OpPong:
+		return gnet.None
+	case ws.OpClose:
+		code, _, err := codec.ParseClosePayload(payload)
+		if err != nil {
+			return c.protocolFailure(err)
+		}
+		// The backend is going away: answer, close, and tell the session.
+		// A normal or going-away close passes on its code; anything else
+		// is an internal error from the client's point of view.
+		switch code {
+		case codec.CloseNormal, codec.CloseGoingAway, ws.StatusCode(1012), codec.CloseTryAgainLater:
+		default:
+			code = codec.CloseInternalError
+		}
+		c.writeClose(codec.CloseNormal)
+		c.fail(code, "backend closed the connection")
+		c.flags |= flagClosing
+		return gnet.Close
+	}
+	cfg := &c.shard.pool.cfg
+	if err := c.msg.Next(h, cfg.MaxMessageBytes); err != nil {
+		return c.protocolFailure(err)
+	}
+	if c.msg.OpCode() == ws.OpText {
+		if h.OpCode == ws.OpText {
+			c.text.Reset()
+		}
+		if !c.text.Write(payload) || (h.Fin && !c.text.Complete()) {
+			return c.protocolFailure(&codec.ProtocolError{Code: codec.CloseInvalidPayload, Reason: "invalid UTF-8 from backend"})
+		}
+	}
+	switch c.state {
+	case StateLeased:
+		if c.peer != nil {
+			c.peer.FromBackend(h, frame)
+		}
+	case StateReleasing:
+		c.checkResetAck(h, payload)
+	default:
+		c.backend.Stray.Add(1)
+		c.slot.Stray.Add(1)
+	}
+	return gnet.None
+}
+
+// protocolFailure closes a connection whose backend broke the protocol.
+func (c *Conn) protocolFailure(err error) gnet.Action {
+	var perr *codec.ProtocolError
+	code := codec.CloseProtocolError
+	if errors.As(err, &perr) {
+		code = perr.Code
+	}
+	c.writeClose(code)
+	c.fail(codec.CloseInternalError, "backend protocol error")
+	c.flags |= flagClosing
+	return gnet.Close
+}
+
+// startReset begins PolicyReset: send the reset message and wait for the
+// ack (or a quiet period) before going idle.
+func (c *Conn) startReset(now int64) {
+	st := c.settings()
+	c.setState(StateReleasing)
+	c.releaseStart = now
+	c.lastRead = now
+	if err := c.SendText([]byte(st.ResetMessage)); err != nil {
+		return // closed by the write failure
+	}
+	deadline := now + int64(st.ResetTimeout)
+	if st.ResetAck == "" {
+		deadline = min(deadline, now+int64(st.ResetQuiet))
+	}
+	c.shard.wheel.Schedule(&c.timer, deadline)
+}
+
+func (c *Conn) checkResetAck(h ws.Header, payload []byte) {
+	st := c.settings()
+	if st.ResetAck != "" && h.Fin && h.OpCode == ws.OpText && string(payload) == st.ResetAck {
+		c.finishReset()
+	}
+}
+
+func (c *Conn) finishReset() {
+	c.backend.Releases.Add(1)
+	c.slot.Releases.Add(1)
+	c.shard.makeIdle(c, c.shard.now())
+}
+
+// OnTimer is c's deadline: ping when quiet, fail on a missing pong, end a
+// reset. Loop-only.
+func (c *Conn) OnTimer(now int64) {
+	st := c.settings()
+	switch c.state {
+	case StateReleasing:
+		quietFor := now - c.lastRead
+		switch {
+		case st.ResetAck == "" && quietFor >= int64(st.ResetQuiet):
+			c.finishReset()
+		case now-c.releaseStart >= int64(st.ResetTimeout):
+			c.backend.Failures.Add(1)
+			c.slot.Failures.Add(1)
+			c.close()
+		default:
+			next := c.releaseStart + int64(st.ResetTimeout)
+			if st.ResetAck == "" {
+				next = min(next, c.lastRead+int64(st.ResetQuiet))
+			}
+			c.shard.wheel.Schedule(&c.timer, next)
+		}
+	case StateIdle, StateLeased:
+		if c.flags&flagPingOutstanding != 0 {
+			if now-c.pingAt >= int64(st.PongTimeout) {
+				c.fail(codec.CloseInternalError, "backend ping timeout")
+				c.close()
+				return
+			}
+			c.shard.wheel.Schedule(&c.timer, c.pingAt+int64(st.PongTimeout))
+			return
+		}
+		if now-c.lastRead < int64(st.PingInterval) {
+			c.shard.wheel.Schedule(&c.timer, c.lastRead+int64(st.PingInterval))
+			return
+		}
+		if err := c.shard.writeOwn(c.gc, ws.OpPing, nil); err != nil {
+			return
+		}
+		c.flags |= flagPingOutstanding
+		c.pingAt = now
+		c.shard.wheel.Schedule(&c.timer, now+int64(st.PongTimeout))
+	}
+}

@@ -1,0 +1,111 @@
+package pool
+
+import (
+	"fmt"
+	"sync/atomic"
+
+	"go.uber.org/zap"
+)
+
+// Config sizes a Pool.
+type Config struct {
+	Shards          int   // one per server event loop
+	MaxFrameBytes   int64 // a backend frame above this is a protocol error
+	MaxMessageBytes int64 // a backend message above this is a protocol error
+	// WriteBufferLimit caps bytes queued toward a backend connection; past
+	// it the session is closed (1013) and the connection is not reused.
+	WriteBufferLimit int
+	Logger           *zap.Logger
+}
+
+// Pool is the set of backends and one Shard per event loop.
+type Pool struct {
+	cfg      Config
+	log      *zap.Logger
+	shards   []*Shard
+	backends atomic.Pointer[[]*Backend] // every backend ever added, by ID
+	byURL    map[string]*Backend        // owned by the SetBackends caller
+}
+
+// New returns a pool with cfg.Shards shards, none attached to a loop yet.
+func New(cfg Config) *Pool {
+	if cfg.Logger == nil {
+		cfg.Logger = zap.NewNop()
+	}
+	if cfg.WriteBufferLimit <= 0 {
+		cfg.WriteBufferLimit = 4 << 20
+	}
+	p := &Pool{cfg: cfg, log: cfg.Logger, byURL: make(map[string]*Backend)}
+	for i := 0; i < cfg.Shards; i++ {
+		p.shards = append(p.shards, newShard(p, i))
+	}
+	empty := []*Backend{}
+	p.backends.Store(&empty)
+	return p
+}
+
+// Shards returns every shard. Safe for concurrent use.
+func (p *Pool) Shards() []*Shard { return p.shards }
+
+// Shard returns shard i. Safe for concurrent use.
+func (p *Pool) Shard(i int) *Shard { return p.shards[i] }
+
+// Backends returns every backend ever added (removed ones included, see
+// Backend.Removed), by ID. Safe for concurrent use; do not modify.
+func (p *Pool) Backends() []*Backend { return *p.backends.Load() }
+
+// SetBackends makes list the configured backends: new URLs are added,
+// known ones get their new settings, and the ones left out are marked
+// removed (no new leases; their connections close as sessions end).
+// Every entry must already be Normalize'd. Call it from one goroutine at a
+// time (the configuration applier); readers are never blocked.
+func (p *Pool) SetBackends(list []Settings) error {
+	seen := make(map[string]bool, len(list))
+	for i := range list {
+		s := list[i]
+		if seen[s.URL] {
+			return fmt.Errorf("%w: duplicate backend %s", ErrSettings, s.URL)
+		}
+		seen[s.URL] = true
+		if _, _, _, err := parseBackendURL(s.URL); err != nil {
+			return fmt.Errorf("%w: url %q: %v", ErrSettings, s.URL, err)
+		}
+	}
+	all := append([]*Backend(nil), p.Backends()...)
+	for i := range list {
+		s := list[i]
+		if b, ok := p.byURL[s.URL]; ok {
+			b.SetSettings(&s)
+			b.removed.Store(false)
+			continue
+		}
+		addr, host, uri, _ := parseBackendURL(s.URL)
+		b := &Backend{ID: len(all), Addr: addr, Host: host, URI: uri}
+		b.SetSettings(&s)
+		b.healthy.Store(true) // optimistic until a dial says otherwise
+		for j := range p.shards {
+			b.slots = append(b.slots, newSlot(b, j))
+		}
+		p.byURL[s.URL] = b
+		all = append(all, b)
+	}
+	for url, b := range p.byURL {
+		if !seen[url] {
+			b.removed.Store(true)
+		}
+	}
+	p.backends.Store(&all)
+	for _, sh := range p.shards {
+		sh.Signal()
+	}
+	return nil
+}
+
+// share is shard i's part of a backend-wide number n split over shards.
+func share(n, shards, i int) int {
+	q, r := n/shards, n%shards
+	if i < r {
+		return q + 1
+	}
+	return q
+}

@@ -1,0 +1,392 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+
+	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/wheel"
+)
+
+// Waiter is a session waiting for a connection in this shard. Loop-only.
+type Waiter interface {
+	// Granted hands the waiter a leased connection. It returns false if the
+	// waiter stopped waiting; the shard then takes the connection back.
+	Granted(c *Conn) bool
+}
+
+// Shard is one event loop's part of the pool: per backend a ring of idle
+// connections, the sessions waiting for one, and scratch space for writes.
+// Loop-only, except where a method says otherwise.
+type Shard struct {
+	pool  *Pool
+	Index int // the server shard (event loop) it belongs to
+
+	loop     gnet.EventLoop // set once by Attach, before any use off-loop
+	wheel    *wheel.Wheel   // the server shard's timer wheel
+	attached chan struct{}  // closed by Attach
+
+	waiters []Waiter     // FIFO; entries that stopped waiting are skipped
+	Waiting atomic.Int64 // sessions waiting (read by reconcile)
+
+	signal atomic.Pointer[func()] // wakes this shard's reconcile worker
+	rng    *rand.Rand             // masks for frames the proxy writes itself
+	nextID uint64                 // connection ids
+
+	hdr     [codec.MaxHeaderSize]byte
+	iov     [2][]byte
+	scratch []byte
+}
+
+func newShard(p *Pool, i int) *Shard {
+	return &Shard{
+		pool:     p,
+		Index:    i,
+		attached: make(chan struct{}),
+		rng:      rand.New(rand.NewPCG(rand.Uint64(), uint64(i))),
+		scratch:  make([]byte, 0, 256),
+	}
+}
+
+// Attach binds the shard to its event loop and timer wheel. Loop-only:
+// the server calls it when it creates its shard for that loop.
+func (sh *Shard) Attach(loop gnet.EventLoop, w *wheel.Wheel) {
+	sh.loop, sh.wheel = loop, w
+	close(sh.attached)
+}
+
+// Attached is closed once the shard has its loop. Safe for concurrent use.
+func (sh *Shard) Attached() <-chan struct{} { return sh.attached }
+
+// Loop is the shard's event loop. Safe for concurrent use after Attached.
+func (sh *Shard) Loop() gnet.EventLoop { return sh.loop }
+
+// SetSignal installs the function that wakes this shard's reconcile
+// worker. Safe for concurrent use.
+func (sh *Shard) SetSignal(fn func()) { sh.signal.Store(&fn) }
+
+// Signal wakes the reconcile worker (a non-blocking, coalescing send).
+// Safe for concurrent use.
+func (sh *Shard) Signal() {
+	if fn := sh.signal.Load(); fn != nil {
+		(*fn)()
+	}
+}
+
+// ErrNotEnrolled reports that gnet did not take a dialed connection.
+var ErrNotEnrolled = errors.New("pool: connection not enrolled")
+
+// Enroll hands a dialed, upgraded connection (reserved with b.Reserve for
+// this shard) to the shard's loop, where it becomes idle. It waits for the
+// loop, so it must never be called on a loop. On error the reservation is
+// given back. Safe for concurrent use.
+func (sh *Shard) Enroll(ctx context.Context, b *Backend, nc net.Conn) error {
+	c := &Conn{shard: sh, slot: b.slots[sh.Index], backend: b, state: StateDialing}
+	c.timer.Owner = c
+	res, err := sh.loop.Enroll(gnet.NewContext(ctx, c), nc)
+	if err != nil {
+		_ = nc.Close()
+		b.DialAborted(sh.Index)
+		return fmt.Errorf("%w: %v", ErrNotEnrolled, err)
+	}
+	select {
+	case r := <-res:
+		if r.Err != nil || !c.enrolled.Load() {
+			// gnet closed its copy; ours is closed by gnet's enroll too.
+			b.DialAborted(sh.Index)
+			return fmt.Errorf("%w: %v", ErrNotEnrolled, r.Err)
+		}
+		return nil
+	case <-ctx.Done():
+		// The result still arrives; whoever enrolled it owns it now. Wait
+		// so the counters stay exact.
+		r := <-res
+		if r.Err != nil || !c.enrolled.Load() {
+			b.DialAborted(sh.Index)
+			return fmt.Errorf("%w: %v", ErrNotEnrolled, ctx.Err())
+		}
+		return nil
+	}
+}
+
+// Acquire leases an idle connection from the best backend in this shard
+// (see pick). With none idle it queues w, which is handed a connection by
+// Granted as soon as one is idle, signals reconcile and returns nil.
+func (sh *Shard) Acquire(w Waiter) *Conn {
+	if c := sh.leaseBest(); c != nil {
+		return c
+	}
+	sh.waiters = append(sh.waiters, w)
+	sh.Waiting.Add(1)
+	sh.Signal()
+	return nil
+}
+
+// StopWaiting is called by a waiter that gives up (timeout, client gone);
+// its queue entry is skipped later.
+func (sh *Shard) StopWaiting() { sh.Waiting.Add(-1) }
+
+// Available reports whether a new session could be served here now or
+// soon: some backend that takes leases is healthy. With none, the server
+// answers 503 before the upgrade.
+func (sh *Shard) Available() bool {
+	for _, b := range sh.pool.Backends() {
+		if leasable(b) && b.Healthy() {
+			return true
+		}
+	}
+	return false
+}
+
+func leasable(b *Backend) bool { return !b.Removed() && !b.Settings().Draining }
+
+// leaseBest leases from the backend pick chooses, or returns nil.
+func (sh *Shard) leaseBest() *Conn {
+	s := sh.pick()
+	if s == nil {
+		return nil
+	}
+	c := s.popIdle()
+	c.setState(StateLeased)
+	s.backend.Leases.Add(1)
+	s.Leases.Add(1)
+	sh.wheel.Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))
+	return c
+}
+
+// pick is the balancer: among healthy backends that take leases and have
+// an idle connection in this shard, the one with the most idle
+// connections, ties broken at random.
+func (sh *Shard) pick() *slot {
+	var best *slot
+	ties := 0
+	for _, b := range sh.pool.Backends() {
+		s := b.slots[sh.Index]
+		if s.idleN == 0 || !b.Healthy() || !leasable(b) {
+			continue
+		}
+		switch {
+		case best == nil || s.idleN > best.idleN:
+			best, ties = s, 1
+		case s.idleN == best.idleN:
+			ties++
+			if sh.rng.IntN(ties) == 0 { // reservoir sampling: each tie equally likely
+				best = s
+			}
+		}
+	}
+	return best
+}
+
+// makeIdle puts c in its ring and hands it to a waiting session if any.
+func (sh *Shard) makeIdle(c *Conn, now int64) {
+	c.setState(StateIdle)
+	c.idleSince = now
+	c.slot.pushIdle(c)
+	sh.wheel.Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))
+	sh.grantWaiters()
+}
+
+// grantWaiters leases idle connections to waiting sessions, oldest first.
+func (sh *Shard) grantWaiters() {
+	for len(sh.waiters) > 0 {
+		c := sh.leaseBest()
+		if c == nil {
+			return
+		}
+		w := sh.waiters[0]
+		sh.waiters[0] = nil
+		sh.waiters = sh.waiters[1:]
+		if len(sh.waiters) == 0 {
+			sh.waiters = sh.waiters[:0:0] // let a long queue's array go
+		}
+		if !w.Granted(c) {
+			sh.unlease(c)
+		}
+	}
+}
+
+// unlease puts back a connection that was leased but never used.
+func (sh *Shard) unlease(c *Conn) {
+	c.slot.backend.Leases.Add(-1)
+	c.slot.Leases.Add(-1)
+	c.setState(StateIdle)
+	c.slot.pushIdle(c)
+}
+
+// Release ends c's lease. clean says the session ended on a message
+// boundary in the client-to-backend direction; the connection is reused
+// (by its policy) only if both directions are clean, it is healthy, not
+// past its lifetime, and its backend still takes leases.
+func (sh *Shard) Release(c *Conn, clean bool) {
+	if c.state != StateLeased {
+		return
+	}
+	c.peer = nil
+	st := c.settings()
+	now := sh.wheel.Now()
+	switch {
+	case !clean || !c.reusable(now) || st.Policy == PolicyClose || !leasable(c.backend):
+		c.close()
+	case st.Policy == PolicyReset:
+		c.startReset(now)
+	default:
+		c.backend.Releases.Add(1)
+		c.slot.Releases.Add(1)
+		sh.makeIdle(c, now)
+	}
+	sh.Signal()
+}
+
+// maskKey returns a fresh masking key for a frame the proxy writes itself.
+func (sh *Shard) maskKey() (m [4]byte) {
+	v := sh.rng.Uint32()
+	m[0], m[1], m[2], m[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
+	return m
+}
+
+// writeMasked writes a masked frame to a backend connection as header and
+// payload in one writev. payload is masked in place and left masked.
+func (sh *Shard) writeMasked(gc gnet.Conn, h ws.Header, payload []byte) error {
+	h.Masked = true
+	h.Length = int64(len(payload))
+	codec.Mask(payload, h.Mask, 0)
+	n := codec.PutHeader(sh.hdr[:], h)
+	sh.iov[0], sh.iov[1] = sh.hdr[:n], payload
+	_, err := gc.Writev(sh.iov[:])
+	sh.iov[0], sh.iov[1] = nil, nil
+	return err
+}
+
+// writeOwn writes a frame the proxy originates (pong, session start,
+// reset, close): the payload is copied before masking.
+func (sh *Shard) writeOwn(gc gnet.Conn, op ws.OpCode, payload []byte) error {
+	sh.scratch = append(sh.scratch[:0], payload...)
+	return sh.writeMasked(gc, ws.Header{Fin: true, OpCode: op, Mask: sh.maskKey()}, sh.scratch)
+}
+
+// SweepResult is what a sweep saw of one backend in one shard.
+type SweepResult struct {
+	Backend   *Backend
+	FreshIdle int // idle connections not past their lifetime
+	Closed    int // idle connections this sweep closed
+}
+
+// Sweep is reconcile's loop-side step: it closes idle connections that
+// should go (backend removed or draining; past their lifetime once enough
+// fresh ones stand ready; above target and unused for IdleTimeout; above
+// Max after Max was lowered) and reports what is left. Loop-only.
+func (sh *Shard) Sweep() []SweepResult {
+	now := sh.wheel.Now()
+	backends := sh.pool.Backends()
+	out := make([]SweepResult, 0, len(backends))
+	for _, b := range backends {
+		s := b.slots[sh.Index]
+		st := b.Settings()
+		r := SweepResult{Backend: b}
+		if !leasable(b) {
+			r.Closed = s.closeIdle(func(*Conn) bool { return true })
+			out = append(out, r)
+			continue
+		}
+		target := share(st.Target, len(sh.pool.shards), sh.Index)
+		expired := 0
+		s.eachIdle(func(c *Conn) {
+			if now >= c.expires {
+				expired++
+			}
+		})
+		fresh := s.idleN - expired
+		// Retire expired connections only once replacements stand ready
+		// (or when over Max, where no replacement can be dialed anyway).
+		over := b.Total.Load() - int64(st.Max)
+		if expired > 0 && (fresh >= target || over > 0) {
+			r.Closed += s.closeIdle(func(c *Conn) bool { return now >= c.expires })
+		}
+		// Above target: close what has sat unused for IdleTimeout.
+		surplus := fresh - target
+		r.Closed += s.closeIdle(func(c *Conn) bool {
+			if surplus > 0 && now < c.expires && now-c.idleSince >= int64(st.IdleTimeout) {
+				surplus--
+				return true
+			}
+			return false
+		})
+		// Above Max (it was lowered): close idle ones until within it.
+		if over = b.Total.Load() - int64(st.Max); over > 0 {
+			r.Closed += s.closeIdle(func(*Conn) bool {
+				if over > 0 {
+					over--
+					return true
+				}
+				return false
+			})
+		}
+		r.FreshIdle = 0
+		s.eachIdle(func(c *Conn) {
+			if now < c.expires && c.flags&flagClosing == 0 {
+				r.FreshIdle++
+			}
+		})
+		out = append(out, r)
+	}
+	return out
+}
+
+// ShardCount is a recount of one backend's connections in one shard,
+// from the connections themselves, to check the counters against.
+type ShardCount struct {
+	Idle, Leased, Releasing int
+}
+
+// Recount walks every connection of every backend in this shard. Loop-only.
+func (sh *Shard) Recount() map[*Backend]ShardCount {
+	out := make(map[*Backend]ShardCount)
+	for _, b := range sh.pool.Backends() {
+		s := b.slots[sh.Index]
+		var n ShardCount
+		for c := range s.conns {
+			switch c.state {
+			case StateIdle:
+				n.Idle++
+			case StateLeased:
+				n.Leased++
+			case StateReleasing:
+				n.Releasing++
+			}
+		}
+		ring := 0
+		s.eachIdle(func(*Conn) { ring++ })
+		if ring != n.Idle {
+			n.Idle = -ring // a ring out of step with states shows as a mismatch
+		}
+		out[b] = n
+	}
+	return out
+}
+
+// CloseAll closes every connection of this shard with close 1001 (server
+// stop). Loop-only.
+func (sh *Shard) CloseAll() {
+	for _, b := range sh.pool.Backends() {
+		for c := range b.slots[sh.Index].conns {
+			c.closeWith(codec.CloseGoingAway)
+		}
+	}
+}
+
+// now is the shard's coarse clock in ns.
+func (sh *Shard) now() int64 { return sh.wheel.Now() }
+
+// clockJitter returns d scaled by a random factor in [1-f, 1+f].
+func (sh *Shard) clockJitter(d time.Duration, f float64) int64 {
+	return int64(float64(d) * (1 - f + 2*f*sh.rng.Float64()))
+}
