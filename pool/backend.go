@@ -139,6 +139,7 @@ type Counters struct {
 	Leased    atomic.Int64 // bound to a session
 	Releasing atomic.Int64 // resetting after a session (PolicyReset)
 
+	Enrolled     atomic.Int64 // connections that joined the pool (dialed, upgraded, enrolled)
 	Leases       atomic.Int64 // leases ever
 	Releases     atomic.Int64 // connections that went back to idle after a session
 	DialFailures atomic.Int64 // dials or handshakes that failed

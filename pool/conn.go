@@ -116,19 +116,20 @@ func (c *Conn) SendText(msg []byte) error {
 func (c *Conn) MarkBroken() { c.flags |= flagBroken }
 
 // setState moves c to st, keeping its slot's and backend's counters equal
-// to the real state. Counters of the new state go up before those of the
-// old go down, so a concurrent reader never sees capacity that is not there.
+// to the real state. The old state's counters go down before the new
+// one's go up, so a concurrent reader summing them never sees more
+// connections than exist (capacity decisions use Total, a single atomic).
 func (c *Conn) setState(st State) {
 	if c.state == st {
 		return
 	}
-	if to := stateCounter(&c.slot.Counters, st); to != nil {
-		to.Add(1)
-		stateCounter(&c.backend.Counters, st).Add(1)
-	}
 	if from := stateCounter(&c.slot.Counters, c.state); from != nil {
 		from.Add(-1)
 		stateCounter(&c.backend.Counters, c.state).Add(-1)
+	}
+	if to := stateCounter(&c.slot.Counters, st); to != nil {
+		to.Add(1)
+		stateCounter(&c.backend.Counters, st).Add(1)
 	}
 	if st == StateClosed {
 		c.slot.Total.Add(-1)
@@ -165,6 +166,8 @@ func (c *Conn) Opened(gc gnet.Conn) {
 	c.expires = now + sh.clockJitter(c.settings().MaxLifetime, 0.1)
 	c.slot.conns[c] = struct{}{}
 	c.enrolled.Store(true)
+	c.backend.Enrolled.Add(1)
+	c.slot.Enrolled.Add(1)
 	c.backend.DialSucceeded()
 	sh.makeIdle(c, now)
 	sh.Signal()

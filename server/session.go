@@ -82,10 +82,7 @@ func (s *Session) WriteMessage(op ws.OpCode, fin bool, payload []byte) {
 	}
 	s.shard.srv.stats.FramesOut.Add(1)
 	s.shard.srv.stats.BytesOut.Add(int64(len(payload)))
-	if s.conn.OutboundBuffered() > s.shard.srv.cfg.WriteBufferLimit {
-		s.fail(ClosePolicySlowConsumer, "slow consumer: write budget exceeded", ReasonSlowConsumer)
-		_ = s.conn.Close()
-	}
+	s.checkWriteBudget()
 }
 
 // writeRaw writes frame bytes that are already a valid unmasked frame (a
@@ -100,9 +97,17 @@ func (s *Session) writeRaw(frame []byte, payloadLen int) {
 	}
 	s.shard.srv.stats.FramesOut.Add(1)
 	s.shard.srv.stats.BytesOut.Add(int64(payloadLen))
+	s.checkWriteBudget()
+}
+
+// checkWriteBudget closes the session 1008 once the bytes queued toward
+// the client pass the write budget. Nothing more is queued after that but
+// the close frame, so the queue stays bounded; a client that reads again
+// gets what was queued and the close, one that does not is cut at the
+// close timeout.
+func (s *Session) checkWriteBudget() {
 	if s.conn.OutboundBuffered() > s.shard.srv.cfg.WriteBufferLimit {
-		s.fail(ClosePolicySlowConsumer, "slow consumer: write budget exceeded", ReasonSlowConsumer)
-		_ = s.conn.Close()
+		s.startClose(ClosePolicySlowConsumer, "slow consumer: write budget exceeded", ReasonSlowConsumer)
 	}
 }
 
@@ -122,7 +127,7 @@ func (s *Session) startClose(code ws.StatusCode, reason string, why CloseReason)
 	}
 	s.flags &^= flagHold // the client's close reply must be read
 	s.state = stateClosing
-	s.reason = why
+	s.setReason(why)
 	s.writeClose(code, reason)
 	s.shard.wheel.Schedule(&s.timer, s.shard.now()+int64(s.shard.srv.cfg.CloseTimeout))
 }
@@ -140,7 +145,7 @@ func (s *Session) shutdown() {
 	switch s.state {
 	case stateHandshaking:
 		s.flags |= flagRefuseBusy // answer 503 if the request completes first
-		s.reason = ReasonShutdown
+		s.setReason(ReasonShutdown)
 		_ = s.conn.Close()
 	case stateOpen:
 		s.startClose(codec.CloseGoingAway, "server shutting down", ReasonShutdown)
@@ -237,9 +242,7 @@ func (s *Session) refuse(err error) gnet.Action {
 	sh.scratch = codec.AppendHTTPError(sh.scratch[:0], herr)
 	_, _ = s.conn.Write(sh.scratch)
 	srv.stats.countRefusal(herr.Status)
-	if s.reason == ReasonNone {
-		s.reason = ReasonHandshakeRefused
-	}
+	s.setReason(ReasonHandshakeRefused)
 	s.state = stateClosed
 	s.logEnd(zap.Int("status", herr.Status), zap.String("detail", herr.Reason))
 	return gnet.Close
@@ -339,7 +342,7 @@ func (s *Session) onCloseFrame(payload []byte) gnet.Action {
 	if s.state == stateOpen {
 		// The client started it: echo its code, then close TCP (the server
 		// closes first, RFC 6455 7.1.1).
-		s.reason = ReasonClientClose
+		s.setReason(ReasonClientClose)
 		s.writeClose(code, "")
 	}
 	s.state = stateClosed
@@ -371,7 +374,7 @@ func (s *Session) fail(code ws.StatusCode, reason string, why CloseReason) {
 		s.writeClose(code, reason)
 	}
 	s.state = stateClosed
-	s.reason = why
+	s.setReason(why)
 	s.logEnd(zap.Uint16("close_code", uint16(code)), zap.String("detail", reason))
 }
 
@@ -386,7 +389,7 @@ func (s *Session) OnTimer(now int64) {
 	cfg := &s.shard.srv.cfg
 	switch s.state {
 	case stateHandshaking:
-		s.reason = ReasonHandshakeTimeout
+		s.setReason(ReasonHandshakeTimeout)
 		_ = s.refuse(&codec.HandshakeError{Status: 408, Reason: "handshake timeout"})
 		_ = s.conn.Close()
 	case stateOpen:
@@ -419,7 +422,7 @@ func (s *Session) OnTimer(now int64) {
 		s.pingAt = now
 		s.shard.wheel.Schedule(&s.timer, now+int64(cfg.PongTimeout))
 	case stateClosing:
-		s.reason = ReasonCloseTimeout
+		s.shard.srv.stats.CloseTimeouts.Add(1)
 		s.state = stateClosed
 		s.logEnd()
 		_ = s.conn.Close()
@@ -432,19 +435,26 @@ func (s *Session) onClose(err error) {
 	sh, srv := s.shard, s.shard.srv
 	sh.wheel.Stop(&s.timer)
 	delete(sh.sessions, s)
-	if s.reason == ReasonNone {
-		s.reason = ReasonConnectionLost
-		if s.state == stateHandshaking {
-			s.reason = ReasonHandshakeRefused
-		}
+	if s.state == stateHandshaking {
+		s.setReason(ReasonHandshakeRefused)
 	}
+	s.setReason(ReasonConnectionLost)
 	s.state = stateClosed
 	srv.stats.Open.Add(-1)
-	srv.stats.closed[s.reason].Add(1)
 	if s.flags&flagUpgraded != 0 {
 		srv.stats.Sessions.Add(-1)
 	}
 	srv.cfg.Handler.Closed(s, s.reason)
+}
+
+// setReason records why the session ends and counts it. The first reason
+// wins: a close timeout after a shutdown close is still a shutdown.
+func (s *Session) setReason(r CloseReason) {
+	if s.reason != ReasonNone {
+		return
+	}
+	s.reason = r
+	s.shard.srv.stats.closed[r].Add(1)
 }
 
 // logEnd logs why a session is ending, at most once a second per reason.

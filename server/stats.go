@@ -18,7 +18,6 @@ const (
 	ReasonInvalidPayload               // 1007
 	ReasonMessageTooBig                // 1009
 	ReasonPingTimeout                  // no pong after an idle ping
-	ReasonCloseTimeout                 // the peer never answered our close
 	ReasonSlowConsumer                 // outbound bytes passed the budget
 	ReasonShutdown                     // the server is stopping (1001)
 	ReasonBackendLost                  // the backend connection failed under the session (1011)
@@ -30,7 +29,7 @@ const (
 var closeReasonNames = [numCloseReasons]string{
 	"none", "client_close", "server_close", "connection_lost", "handshake_refused",
 	"handshake_timeout", "protocol_error", "invalid_payload", "message_too_big",
-	"ping_timeout", "close_timeout", "slow_consumer", "shutdown",
+	"ping_timeout", "slow_consumer", "shutdown",
 	"backend_lost", "acquire_timeout", "slow_backend",
 }
 
@@ -55,8 +54,11 @@ type Stats struct {
 	FramesOut atomic.Int64 // frames written to clients
 	BytesIn   atomic.Int64 // payload bytes received from clients
 	BytesOut  atomic.Int64 // payload bytes written to clients
-	refused   [len(refusalStatuses) + 1]atomic.Int64
-	closed    [numCloseReasons]atomic.Int64
+	// CloseTimeouts counts sessions cut because the client never answered
+	// our close frame (their reason stays what started the close).
+	CloseTimeouts atomic.Int64
+	refused       [len(refusalStatuses) + 1]atomic.Int64
+	closed        [numCloseReasons]atomic.Int64
 }
 
 func (s *Stats) countRefusal(status int) {
@@ -83,7 +85,8 @@ func (s *Stats) Refused(status int) int64 {
 	return 0
 }
 
-// Closed returns how many connections ended for reason.
+// Closed returns how many connections ended (or started ending) for
+// reason; each connection is counted once, under its first reason.
 func (s *Stats) Closed(reason CloseReason) int64 {
 	if reason >= numCloseReasons {
 		return 0
