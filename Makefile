@@ -4,15 +4,19 @@ BIN      := bin
 LISTEN   ?= 127.0.0.1:8080
 FUZZTIME ?= 30s
 
-.PHONY: all build run test vet fuzz bench-codec clean
+.PHONY: all build run run-echo test vet fuzz bench-codec clean
 
 all: build
 
 build:
 	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
 
-# The WebSocket endpoint in echo mode on $(LISTEN); Ctrl-C stops it.
+# The gateway on $(LISTEN) in front of three echo backends; Ctrl-C stops all.
 run: build
+	LISTEN=$(LISTEN) WSGATE_BIN=$(BIN)/wsgate scripts/run-demo.sh
+
+# Just the endpoint in echo mode on $(LISTEN).
+run-echo: build
 	$(BIN)/wsgate echo -listen $(LISTEN)
 
 # Every test, race detector on; the fuzz targets run their seed corpora.

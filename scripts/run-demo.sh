@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Starts three echo backends and the gateway in front of them, in the
+# foreground; Ctrl-C (or SIGTERM) stops all four. Used by `make run`.
+set -euo pipefail
+bin=${WSGATE_BIN:-bin/wsgate}
+listen=${LISTEN:-127.0.0.1:8080}
+ports=(${BACKEND_PORTS:-9001 9002 9003})
+pids=()
+# Children run in their own sessions (setsid), so Ctrl-C reaches only this
+# script, which stops each of them once: the gateway first, so it can close
+# its backend connections cleanly, then the backends.
+cleanup() {
+	trap - EXIT INT TERM
+	if [ -n "${gw:-}" ]; then kill -TERM "$gw" 2>/dev/null || true; wait "$gw" 2>/dev/null || true; fi
+	for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+args=()
+for port in "${ports[@]}"; do
+	setsid "$bin" echo -listen "127.0.0.1:$port" -log-level warn &
+	pids+=($!)
+	args+=(-backend "ws://127.0.0.1:$port/")
+done
+echo "demo: echo backends on ${ports[*]}; gateway on ws://$listen/ (Ctrl-C stops everything)"
+setsid "$bin" -listen "$listen" "${args[@]}" -pool-size "${POOL_SIZE:-30}" -admin "${ADMIN:-127.0.0.1:8081}" &
+gw=$!
+wait "$gw" || true
