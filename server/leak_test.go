@@ -58,10 +58,7 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 	if got := srv.Stats().Open.Load(); got != 0 {
 		t.Errorf("Stats.Open = %d after stop", got)
 	}
-	// gnet's shared worker pool parks idle goroutines for a while; they are
-	// not ours and not per connection.
-	goleak.VerifyNone(t, ignore, goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
+	goleak.VerifyNone(t, ignoreGnetWorkers(ignore)...)
 	deadline := time.Now().Add(5 * time.Second)
 	for openFDs(t) != fdsBefore && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
@@ -69,4 +66,14 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 	if got := openFDs(t); got != fdsBefore {
 		t.Errorf("open descriptors: %d before, %d after stop", fdsBefore, got)
 	}
+}
+
+// ignoreGnetWorkers adds gnet's shared worker pool (ants) to what goleak
+// ignores: gnet runs Enroll on it and its idle workers park for a while
+// before they expire. They are a fixed pool, not per connection, not ours.
+func ignoreGnetWorkers(opts ...goleak.Option) []goleak.Option {
+	return append(opts,
+		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
 }

@@ -1,0 +1,228 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/panjf2000/gnet/v2"
+	"go.uber.org/goleak"
+
+	"github.com/wsgate/wsgate/pool"
+)
+
+// checkBound asserts the pool invariant at any instant, concurrently with
+// everything else: per backend, Total (dialing+idle+leased+releasing, one
+// atomic that only grows by compare-and-swap against Max) never passes
+// Max, and no counter is negative. The parts are separate atomics; read
+// one by one while connections move between them, their sum can count a
+// moving connection twice, so the parts are checked against Total at
+// quiet points (see the end of the test) and against the connections
+// themselves on the loop (recount).
+func checkBound(p *pool.Pool) error {
+	for _, b := range p.Backends() {
+		max := int64(b.Settings().Max)
+		if total := b.Total.Load(); total > max {
+			return fmt.Errorf("backend %d: total %d over max %d", b.ID, total, max)
+		}
+		cs := []*pool.Counters{&b.Counters}
+		for i := range p.Shards() {
+			cs = append(cs, b.Slot(i))
+		}
+		for i, c := range cs {
+			for name, v := range map[string]int64{"total": c.Total.Load(), "dialing": c.Dialing.Load(),
+				"idle": c.Idle.Load(), "leased": c.Leased.Load(), "releasing": c.Releasing.Load()} {
+				if v < 0 || v > max {
+					return fmt.Errorf("backend %d view %d: %s = %d outside [0, max %d]", b.ID, i, name, v, max)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// recount compares, on each shard's loop, the connections themselves with
+// the counters the loop keeps (exact there: only the loop writes them).
+func recount(p *pool.Pool) error {
+	for _, sh := range p.Shards() {
+		errc := make(chan error, 1)
+		err := sh.Loop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			var bad error
+			for b, n := range sh.Recount() {
+				c := b.Slot(sh.Index)
+				if int64(n.Idle) != c.Idle.Load() || int64(n.Leased) != c.Leased.Load() || int64(n.Releasing) != c.Releasing.Load() {
+					bad = fmt.Errorf("shard %d backend %d: recount idle %d leased %d releasing %d, counters %d %d %d",
+						sh.Index, b.ID, n.Idle, n.Leased, n.Releasing, c.Idle.Load(), c.Leased.Load(), c.Releasing.Load())
+				}
+			}
+			errc <- bad
+			return nil
+		}))
+		if err != nil {
+			return err
+		}
+		select {
+		case err := <-errc:
+			if err != nil {
+				return err
+			}
+		case <-time.After(5 * time.Second):
+			return errors.New("recount: loop did not answer")
+		}
+	}
+	return nil
+}
+
+// TestPoolInvariantsUnderChurn: many sessions start and end at once, some
+// abruptly, backends kill connections under sessions, connections retire
+// after a short lifetime and surplus ones after a short idle timeout,
+// reconcile runs throughout. At every sample the bound holds; at every
+// checkpoint the counters equal a recount; after shutdown nothing leaks.
+func TestPoolInvariantsUnderChurn(t *testing.T) {
+	ignore := goleak.IgnoreCurrent()
+	fdsBefore := openFDs(t)
+
+	st := pool.Settings{Target: 4, Max: 10, MaxLifetime: 300 * time.Millisecond,
+		IdleTimeout: 100 * time.Millisecond, DialTimeout: time.Second}
+	handlers := []Handler{&scriptBackend{}, &scriptBackend{}, &scriptBackend{}}
+	g := startGateway(t, handlers, st, Config{Loops: 2, CloseTimeout: 500 * time.Millisecond,
+		Handler: &Proxy{AcquireTimeout: 300 * time.Millisecond}})
+
+	stop := make(chan struct{})
+	var monitorErr atomic.Pointer[error]
+	var samples atomic.Int64
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { // the bound, sampled as fast as possible
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if err := checkBound(g.pool); err != nil {
+				monitorErr.CompareAndSwap(nil, &err)
+				return
+			}
+			samples.Add(1)
+		}
+	}()
+
+	const clients, rounds = 24, 12
+	var sessions, echoed, refused atomic.Int64
+	var clientErr atomic.Pointer[error]
+	var clientsWG sync.WaitGroup
+	for i := 0; i < clients; i++ {
+		clientsWG.Add(1)
+		go func(seed int64) {
+			defer clientsWG.Done()
+			rng := rand.New(rand.NewSource(seed))
+			for r := 0; r < rounds; r++ {
+				c, _, err := websocket.DefaultDialer.Dial(g.url("/"), nil)
+				if err != nil {
+					refused.Add(1) // 503 while every backend is backed off is allowed
+					continue
+				}
+				sessions.Add(1)
+				_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+				for m := 0; m < 1+rng.Intn(4); m++ {
+					msg := fmt.Sprintf("c%d r%d m%d", seed, r, m)
+					if c.WriteMessage(websocket.TextMessage, []byte(msg)) != nil {
+						break
+					}
+					_, got, err := c.ReadMessage()
+					if err != nil {
+						break // 1011 or 1013: the churn is the point
+					}
+					if string(got) != msg {
+						e := fmt.Errorf("echo mismatch: sent %q got %q", msg, got)
+						clientErr.CompareAndSwap(nil, &e)
+					}
+					echoed.Add(1)
+				}
+				switch rng.Intn(4) {
+				case 0: // the backend kills the connection under the session
+					_ = c.WriteMessage(websocket.TextMessage, []byte("die"))
+					_, _, _ = c.ReadMessage()
+				case 1: // the client vanishes
+				default:
+					_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
+					_, _, _ = c.ReadMessage()
+				}
+				_ = c.Close()
+			}
+		}(int64(i))
+	}
+	clientsDone := make(chan struct{})
+	go func() { clientsWG.Wait(); close(clientsDone) }()
+	checkpoints := 0
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+churn:
+	for {
+		select {
+		case <-tick.C:
+			if err := recount(g.pool); err != nil {
+				t.Fatal(err)
+			}
+			checkpoints++
+		case <-clientsDone:
+			break churn
+		}
+	}
+	close(stop)
+	wg.Wait()
+	if p := monitorErr.Load(); p != nil {
+		t.Fatal(*p)
+	}
+	if p := clientErr.Load(); p != nil {
+		t.Fatal(*p)
+	}
+	t.Logf("%d sessions (%d refused), %d echoes, %d bound samples, %d recounts", sessions.Load(), refused.Load(), echoed.Load(), samples.Load(), checkpoints)
+	if echoed.Load() == 0 || sessions.Load() < clients*rounds/2 {
+		t.Fatalf("too little traffic to prove anything: %d sessions, %d echoes", sessions.Load(), echoed.Load())
+	}
+
+	// Quiet: every session ends, leases drop to zero, the pools return to
+	// target, and the counters still match a recount.
+	eventually(t, "sessions ended", 10*time.Second, func() bool { return g.srv.Stats().Open.Load() == 0 })
+	for _, b := range g.pool.Backends() {
+		b := b
+		eventually(t, "leases returned", 10*time.Second, func() bool { return b.Leased.Load() == 0 && b.Releasing.Load() == 0 })
+		eventually(t, "pool back at target", 10*time.Second, func() bool { return b.Idle.Load() >= int64(st.Target) })
+	}
+	if err := recount(g.pool); err != nil {
+		t.Fatal(err)
+	}
+	g.rec.Stop() // no dial in flight now: Total is exactly the sum of the parts
+	for _, b := range g.pool.Backends() {
+		if sum := b.Dialing.Load() + b.Idle.Load() + b.Leased.Load() + b.Releasing.Load(); sum != b.Total.Load() {
+			t.Errorf("backend %d: total %d, parts add up to %d", b.ID, b.Total.Load(), sum)
+		}
+		if b.Leases.Load() == 0 || b.Failures.Load() == 0 || b.Closed.Load() == 0 {
+			t.Errorf("backend %d saw no churn: leases %d failures %d closed %d", b.ID, b.Leases.Load(), b.Failures.Load(), b.Closed.Load())
+		}
+	}
+	if err := checkBound(g.pool); err != nil {
+		t.Fatal(err)
+	}
+
+	g.srv.Stop()
+	for _, b := range g.backends {
+		b.Stop()
+	}
+	for _, b := range g.pool.Backends() {
+		if b.Total.Load() != 0 {
+			t.Errorf("backend %d: %d connections left after stop", b.ID, b.Total.Load())
+		}
+	}
+	goleak.VerifyNone(t, ignoreGnetWorkers(ignore)...)
+	eventually(t, "descriptors closed", 5*time.Second, func() bool { return openFDs(t) == fdsBefore })
+}
