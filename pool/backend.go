@@ -133,11 +133,12 @@ func setDefault(d *time.Duration, def time.Duration) {
 // they count. Written by the owner of each transition (the loop; the
 // reconcile goroutine for dialing), read by anyone. Safe for concurrent use.
 type Counters struct {
-	Total     atomic.Int64 // dialing+idle+leased+releasing; grows only through Reserve
+	Total     atomic.Int64 // dialing+idle+leased+releasing+closing; grows only through Reserve
 	Dialing   atomic.Int64 // reserved, being dialed off-loop
 	Idle      atomic.Int64 // in a ring, ready to lease
 	Leased    atomic.Int64 // bound to a session
 	Releasing atomic.Int64 // resetting after a session (PolicyReset)
+	Closing   atomic.Int64 // closed by us, waiting for gnet to confirm
 
 	Enrolled     atomic.Int64 // connections that joined the pool (dialed, upgraded, enrolled)
 	Leases       atomic.Int64 // leases ever

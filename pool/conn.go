@@ -20,10 +20,11 @@ const (
 	StateIdle                   // in its shard's ring
 	StateLeased                 // bound to one session
 	StateReleasing              // resetting after a session (PolicyReset)
+	StateClosing                // close requested; gnet's OnClose pending
 	StateClosed                 // gone
 )
 
-var stateNames = [...]string{"dialing", "idle", "leased", "releasing", "closed"}
+var stateNames = [...]string{"dialing", "idle", "leased", "releasing", "closing", "closed"}
 
 func (s State) String() string { return stateNames[s] }
 
@@ -33,6 +34,9 @@ const (
 	flagPingOutstanding connFlags = 1 << iota // pinged; nothing arrived since
 	flagClosing                               // close requested; OnClose pending
 	flagBroken                                // must not be reused (protocol error, partial write)
+	flagInTraffic                             // OnTraffic's frame loop is running
+	flagReleasePending                        // released during OnTraffic; finish after the loop
+	flagPendingClean                          // the pending release was clean
 )
 
 // Peer is the session a leased connection relays to. Loop-only.
@@ -150,6 +154,8 @@ func stateCounter(cs *Counters, st State) *atomic.Int64 {
 		return &cs.Leased
 	case StateReleasing:
 		return &cs.Releasing
+	case StateClosing:
+		return &cs.Closing
 	}
 	return nil
 }
@@ -184,12 +190,19 @@ func (c *Conn) reusable(now int64) bool {
 func (c *Conn) close() { c.closeWith(codec.CloseNormal) }
 
 func (c *Conn) closeWith(code ws.StatusCode) {
-	if c.flags&flagClosing != 0 || c.gc == nil {
+	if c.flags&flagClosing != 0 || c.gc == nil || c.state == StateClosed {
 		return
 	}
 	c.flags |= flagClosing
+	if p := c.peer; p != nil {
+		// Still leased (the server is stopping): the session must stop
+		// relaying to a connection that is going away.
+		c.peer = nil
+		p.BackendGone(code, "backend connection closed by the gateway")
+	}
 	c.slot.unlink(c)
 	c.shard.wheel.Stop(&c.timer)
+	c.setState(StateClosing)
 	if c.flags&flagBroken == 0 {
 		c.writeClose(code)
 	}
@@ -224,6 +237,7 @@ func (c *Conn) OnClosed(err error) {
 		// Not our doing: the backend or the network ended it.
 		c.fail(codec.CloseInternalError, "backend connection lost")
 	}
+	c.flags |= flagClosing
 	c.slot.unlink(c)
 	c.shard.wheel.Stop(&c.timer)
 	delete(c.slot.conns, c)
@@ -234,6 +248,13 @@ func (c *Conn) OnClosed(err error) {
 // OnTraffic reads the backend's frames: control frames are answered here,
 // data frames go to the session while leased, count as stray while idle,
 // and are checked for the reset ack while releasing. Loop-only.
+//
+// Anything a frame triggers may re-enter the pool: relaying to the client
+// can fail and close the session, which releases this connection; a write
+// here can fail and close this connection. So the loop stops as soon as
+// the connection is closed or released, and a release that happens during
+// the loop is finished after it (finishPendingRelease): frames still
+// buffered from the old session must never reach the next one.
 func (c *Conn) OnTraffic() gnet.Action {
 	gc := c.gc
 	c.lastRead = c.shard.now()
@@ -248,6 +269,8 @@ func (c *Conn) OnTraffic() gnet.Action {
 	buf, _ := gc.Peek(-1)
 	off := 0
 	c.need = 0
+	c.flags |= flagInTraffic
+	action := gnet.None
 	for off < len(buf) {
 		h, hn, err := codec.ParseHeader(buf[off:], codec.RoleClient, cfg.MaxFrameBytes)
 		if errors.Is(err, codec.ErrNeedMore) {
@@ -255,7 +278,8 @@ func (c *Conn) OnTraffic() gnet.Action {
 			break
 		}
 		if err != nil {
-			return c.protocolFailure(err)
+			action = c.protocolFailure(err)
+			break
 		}
 		total := hn + int(h.Length)
 		if len(buf)-off < total {
@@ -264,15 +288,25 @@ func (c *Conn) OnTraffic() gnet.Action {
 		}
 		frame := buf[off : off+total]
 		off += total
-		if act := c.onFrame(h, frame, frame[hn:]); act != gnet.None {
-			return act
+		if action = c.onFrame(h, frame, frame[hn:]); action != gnet.None {
+			break
 		}
-		if c.flags&flagClosing != 0 {
-			return gnet.None // closed under us (a peer's write failed, say)
+		if c.flags&(flagClosing|flagReleasePending) != 0 {
+			break
 		}
+	}
+	c.flags &^= flagInTraffic
+	if c.state == StateClosed {
+		return gnet.None // gnet closed it under us: its buffers are gone
+	}
+	if action != gnet.None {
+		return action
 	}
 	if off > 0 { // Discard(0) would drop everything (gnet: n <= 0 means all)
 		_, _ = gc.Discard(off)
+	}
+	if c.flags&flagReleasePending != 0 {
+		c.finishPendingRelease()
 	}
 	return gnet.None
 }
@@ -295,6 +329,8 @@ func (c *Conn) onFrame(h ws.Header, frame, payload []byte) gnet.Action {
 		// is an internal error from the client's point of view.
 		switch code {
 		case codec.CloseNormal, codec.CloseGoingAway, ws.StatusCode(1012), codec.CloseTryAgainLater:
+		case codec.CloseNoStatus:
+			code = codec.CloseNormal
 		default:
 			code = codec.CloseInternalError
 		}

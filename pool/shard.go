@@ -21,6 +21,8 @@ type Waiter interface {
 	// Granted hands the waiter a leased connection. It returns false if the
 	// waiter stopped waiting; the shard then takes the connection back.
 	Granted(c *Conn) bool
+	// StillWaiting reports whether the waiter wants a connection.
+	StillWaiting() bool
 }
 
 // Shard is one event loop's part of the pool: per backend a ring of idle
@@ -106,14 +108,18 @@ func (sh *Shard) Enroll(ctx context.Context, b *Backend, nc net.Conn) error {
 		}
 		return nil
 	case <-ctx.Done():
-		// The result still arrives; whoever enrolled it owns it now. Wait
-		// so the counters stay exact.
-		r := <-res
-		if r.Err != nil || !c.enrolled.Load() {
-			b.DialAborted(sh.Index)
-			return fmt.Errorf("%w: %v", ErrNotEnrolled, ctx.Err())
+		// The result normally still arrives (the loop runs the enroll task
+		// soon); wait for it so the counters stay exact. If the engine
+		// stopped first, gnet never answers: give the reservation back.
+		select {
+		case r := <-res:
+			if r.Err == nil && c.enrolled.Load() {
+				return nil
+			}
+		case <-time.After(5 * time.Second):
 		}
-		return nil
+		b.DialAborted(sh.Index)
+		return fmt.Errorf("%w: %v", ErrNotEnrolled, ctx.Err())
 	}
 }
 
@@ -130,16 +136,30 @@ func (sh *Shard) Acquire(w Waiter) *Conn {
 	return nil
 }
 
-// StopWaiting is called by a waiter that gives up (timeout, client gone);
-// its queue entry is skipped later.
-func (sh *Shard) StopWaiting() { sh.Waiting.Add(-1) }
+// StopWaiting is called by a waiter that gives up (timeout, client gone).
+// Its queue entry is skipped later; once stale entries outnumber live
+// ones the queue is compacted, so it stays bounded by the live waiters.
+func (sh *Shard) StopWaiting() {
+	live := sh.Waiting.Add(-1)
+	if len(sh.waiters) > 2*int(live)+16 {
+		kept := sh.waiters[:0]
+		for _, w := range sh.waiters {
+			if w.StillWaiting() {
+				kept = append(kept, w)
+			}
+		}
+		clear(sh.waiters[len(kept):])
+		sh.waiters = kept
+	}
+}
 
 // Available reports whether a new session could be served here now or
-// soon: some backend that takes leases is healthy. With none, the server
-// answers 503 before the upgrade.
+// soon: some backend that takes leases has an idle connection in this
+// shard, or is healthy (dials succeed). With none, the server answers 503
+// before the upgrade.
 func (sh *Shard) Available() bool {
 	for _, b := range sh.pool.Backends() {
-		if leasable(b) && b.Healthy() {
+		if leasable(b) && (b.Healthy() || b.slots[sh.Index].idleN > 0) {
 			return true
 		}
 	}
@@ -162,21 +182,24 @@ func (sh *Shard) leaseBest() *Conn {
 	return c
 }
 
-// pick is the balancer: among healthy backends that take leases and have
-// an idle connection in this shard, the one with the most idle
-// connections, ties broken at random.
+// pick is the balancer: among backends that take leases and have an idle
+// connection in this shard, the one with the most idle connections, ties
+// broken at random. A backend whose dials fail (unhealthy) is skipped while
+// a healthy one has an idle connection; its idle connections are still
+// used when nothing else is left, since each is checked by its own pings.
 func (sh *Shard) pick() *slot {
 	var best *slot
-	ties := 0
+	bestHealthy, ties := false, 0
 	for _, b := range sh.pool.Backends() {
 		s := b.slots[sh.Index]
-		if s.idleN == 0 || !b.Healthy() || !leasable(b) {
+		if s.idleN == 0 || !leasable(b) {
 			continue
 		}
+		healthy := b.Healthy()
 		switch {
-		case best == nil || s.idleN > best.idleN:
-			best, ties = s, 1
-		case s.idleN == best.idleN:
+		case best == nil || (healthy && !bestHealthy) || (healthy == bestHealthy && s.idleN > best.idleN):
+			best, bestHealthy, ties = s, healthy, 1
+		case healthy == bestHealthy && s.idleN == best.idleN:
 			ties++
 			if sh.rng.IntN(ties) == 0 { // reservoir sampling: each tie equally likely
 				best = s
@@ -206,7 +229,7 @@ func (sh *Shard) grantWaiters() {
 		sh.waiters[0] = nil
 		sh.waiters = sh.waiters[1:]
 		if len(sh.waiters) == 0 {
-			sh.waiters = sh.waiters[:0:0] // let a long queue's array go
+			sh.waiters = nil // let a long queue's array go
 		}
 		if !w.Granted(c) {
 			sh.unlease(c)
@@ -225,12 +248,24 @@ func (sh *Shard) unlease(c *Conn) {
 // Release ends c's lease. clean says the session ended on a message
 // boundary in the client-to-backend direction; the connection is reused
 // (by its policy) only if both directions are clean, it is healthy, not
-// past its lifetime, and its backend still takes leases.
+// past its lifetime, and its backend still takes leases. A release during
+// c's own OnTraffic is finished when that returns.
 func (sh *Shard) Release(c *Conn, clean bool) {
-	if c.state != StateLeased {
+	if c.state != StateLeased || c.flags&flagReleasePending != 0 {
 		return
 	}
 	c.peer = nil
+	if c.flags&flagInTraffic != 0 {
+		c.flags |= flagReleasePending
+		if clean {
+			c.flags |= flagPendingClean
+		}
+		return
+	}
+	sh.release(c, clean)
+}
+
+func (sh *Shard) release(c *Conn, clean bool) {
 	st := c.settings()
 	now := sh.wheel.Now()
 	switch {
@@ -244,6 +279,19 @@ func (sh *Shard) Release(c *Conn, clean bool) {
 		sh.makeIdle(c, now)
 	}
 	sh.Signal()
+}
+
+// finishPendingRelease completes a release made during c's OnTraffic.
+// Frames of the old session may still be buffered: with PolicyReset they
+// are read (and ignored) while waiting for the ack; otherwise their
+// presence makes the connection unsafe to reuse.
+func (c *Conn) finishPendingRelease() {
+	clean := c.flags&flagPendingClean != 0
+	c.flags &^= flagReleasePending | flagPendingClean
+	if c.gc.InboundBuffered() > 0 && c.settings().Policy != PolicyReset {
+		clean = false
+	}
+	c.shard.release(c, clean)
 }
 
 // maskKey returns a fresh masking key for a frame the proxy writes itself.
@@ -344,7 +392,7 @@ func (sh *Shard) Sweep() []SweepResult {
 // ShardCount is a recount of one backend's connections in one shard,
 // from the connections themselves, to check the counters against.
 type ShardCount struct {
-	Idle, Leased, Releasing int
+	Idle, Leased, Releasing, Closing int
 }
 
 // Recount walks every connection of every backend in this shard. Loop-only.
@@ -361,6 +409,8 @@ func (sh *Shard) Recount() map[*Backend]ShardCount {
 				n.Leased++
 			case StateReleasing:
 				n.Releasing++
+			case StateClosing:
+				n.Closing++
 			}
 		}
 		ring := 0

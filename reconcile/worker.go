@@ -171,6 +171,11 @@ func (w *worker) ensureCapacity(ctx context.Context, log *zap.Logger) {
 			want += (waiting + max(healthy, 1) - 1) / max(healthy, 1)
 		}
 		missing := want - r.FreshIdle - int(b.Slot(sh.Index).Dialing.Load())
+		if !b.Healthy() && missing <= 0 && sh.Index == 0 {
+			// Nothing is missing, but only a dial that succeeds makes an
+			// unhealthy backend healthy again: probe it (from one shard).
+			missing = 1
+		}
 		if missing <= 0 {
 			continue
 		}

@@ -37,7 +37,7 @@ func checkBound(p *pool.Pool) error {
 		}
 		for i, c := range cs {
 			for name, v := range map[string]int64{"total": c.Total.Load(), "dialing": c.Dialing.Load(),
-				"idle": c.Idle.Load(), "leased": c.Leased.Load(), "releasing": c.Releasing.Load()} {
+				"idle": c.Idle.Load(), "leased": c.Leased.Load(), "releasing": c.Releasing.Load(), "closing": c.Closing.Load()} {
 				if v < 0 || v > max {
 					return fmt.Errorf("backend %d view %d: %s = %d outside [0, max %d]", b.ID, i, name, v, max)
 				}
@@ -56,9 +56,11 @@ func recount(p *pool.Pool) error {
 			var bad error
 			for b, n := range sh.Recount() {
 				c := b.Slot(sh.Index)
-				if int64(n.Idle) != c.Idle.Load() || int64(n.Leased) != c.Leased.Load() || int64(n.Releasing) != c.Releasing.Load() {
-					bad = fmt.Errorf("shard %d backend %d: recount idle %d leased %d releasing %d, counters %d %d %d",
-						sh.Index, b.ID, n.Idle, n.Leased, n.Releasing, c.Idle.Load(), c.Leased.Load(), c.Releasing.Load())
+				if int64(n.Idle) != c.Idle.Load() || int64(n.Leased) != c.Leased.Load() ||
+					int64(n.Releasing) != c.Releasing.Load() || int64(n.Closing) != c.Closing.Load() {
+					bad = fmt.Errorf("shard %d backend %d: recount idle %d leased %d releasing %d closing %d, counters %d %d %d %d",
+						sh.Index, b.ID, n.Idle, n.Leased, n.Releasing, n.Closing,
+						c.Idle.Load(), c.Leased.Load(), c.Releasing.Load(), c.Closing.Load())
 				}
 			}
 			errc <- bad
@@ -93,6 +95,7 @@ func TestPoolInvariantsUnderChurn(t *testing.T) {
 	handlers := []Handler{&scriptBackend{}, &scriptBackend{}, &scriptBackend{}}
 	g := startGateway(t, handlers, st, Config{Loops: 2, CloseTimeout: 500 * time.Millisecond,
 		Handler: &Proxy{AcquireTimeout: 300 * time.Millisecond}})
+	defer g.stop() // on failure; the end of the test stops everything itself
 
 	stop := make(chan struct{})
 	var monitorErr atomic.Pointer[error]
@@ -203,7 +206,7 @@ churn:
 	}
 	g.rec.Stop() // no dial in flight now: Total is exactly the sum of the parts
 	for _, b := range g.pool.Backends() {
-		if sum := b.Dialing.Load() + b.Idle.Load() + b.Leased.Load() + b.Releasing.Load(); sum != b.Total.Load() {
+		if sum := b.Dialing.Load() + b.Idle.Load() + b.Leased.Load() + b.Releasing.Load() + b.Closing.Load(); sum != b.Total.Load() {
 			t.Errorf("backend %d: total %d, parts add up to %d", b.ID, b.Total.Load(), sum)
 		}
 		if b.Leases.Load() == 0 || b.Failures.Load() == 0 || b.Closed.Load() == 0 {

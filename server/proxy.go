@@ -31,10 +31,11 @@ var sessionIDPrefix = fmt.Sprintf("%08x", rand.Uint32())
 
 // relay is one session's side of the proxy. Loop-only.
 type relay struct {
-	s       *Session
-	conn    *pool.Conn            // the leased backend connection, nil before and after
-	waiting bool                  // queued in the shard for a connection
-	req     *codec.UpgradeRequest // kept until the session-start message went out
+	s          *Session
+	conn       *pool.Conn            // the leased backend connection, nil before and after
+	waiting    bool                  // queued in the shard for a connection
+	midMessage bool                  // the last data frame relayed to the backend was not final
+	req        *codec.UpgradeRequest // kept until the session-start message went out
 }
 
 // Upgrade refuses the session (503) when no backend can serve it.
@@ -74,6 +75,9 @@ func (p *Proxy) Opened(s *Session) {
 	}
 	s.hold(timeout)
 }
+
+// StillWaiting tells the pool whether this session still wants a connection.
+func (r *relay) StillWaiting() bool { return r.waiting }
 
 // Granted is the pool handing a waiting session its connection.
 func (r *relay) Granted(c *pool.Conn) bool {
@@ -140,6 +144,7 @@ func (p *Proxy) Frame(s *Session, h ws.Header, payload []byte) {
 	if c == nil {
 		return // the backend went away; the session is closing
 	}
+	r.midMessage = !h.Fin
 	if err := c.Forward(h, payload); err != nil {
 		return // write failed: gnet closed it and BackendGone ran
 	}
@@ -164,7 +169,9 @@ func (r *relay) BackendGone(code ws.StatusCode, reason string) {
 }
 
 // Closed releases the connection by its backend's policy. It is reused
-// only if no message was left half-relayed in either direction.
+// only if no message was left half-relayed in either direction: a message
+// the client started but never finished (or whose last frame failed
+// validation) leaves the backend mid-message.
 func (p *Proxy) Closed(s *Session, _ CloseReason) {
 	r, ok := s.Data.(*relay)
 	if !ok {
@@ -176,7 +183,7 @@ func (p *Proxy) Closed(s *Session, _ CloseReason) {
 	}
 	if c := r.conn; c != nil {
 		r.conn = nil
-		s.shard.pool.Release(c, !s.msg.Open())
+		s.shard.pool.Release(c, !r.midMessage)
 	}
 	r.req = nil
 }

@@ -237,8 +237,8 @@ type scriptBackend struct {
 }
 
 func (b *scriptBackend) Upgrade(*Session, *codec.UpgradeRequest) error { return nil }
-func (b *scriptBackend) Opened(*Session)                              {}
-func (b *scriptBackend) Closed(*Session, CloseReason)                 {}
+func (b *scriptBackend) Opened(*Session)                               {}
+func (b *scriptBackend) Closed(*Session, CloseReason)                  {}
 
 func (b *scriptBackend) Frame(s *Session, h ws.Header, p []byte) {
 	msg := string(p)
@@ -511,6 +511,7 @@ func TestProxyShutdownSends1001(t *testing.T) {
 	go func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
+		g.rec.Stop() // as the binary does: no dial may race the stop
 		done <- g.srv.Shutdown(ctx)
 	}()
 	expectClose(t, c, 1001)

@@ -129,7 +129,9 @@ func (s *Session) startClose(code ws.StatusCode, reason string, why CloseReason)
 	s.state = stateClosing
 	s.setReason(why)
 	s.writeClose(code, reason)
-	s.shard.wheel.Schedule(&s.timer, s.shard.now()+int64(s.shard.srv.cfg.CloseTimeout))
+	if s.state == stateClosing { // a failed write closed it under us
+		s.shard.wheel.Schedule(&s.timer, s.shard.now()+int64(s.shard.srv.cfg.CloseTimeout))
+	}
 }
 
 func (s *Session) writeClose(code ws.StatusCode, reason string) {
@@ -239,9 +241,9 @@ func (s *Session) refuse(err error) gnet.Action {
 	}
 	srv := s.shard.srv
 	sh := s.shard
+	srv.stats.countRefusal(herr.Status) // before the client can see it
 	sh.scratch = codec.AppendHTTPError(sh.scratch[:0], herr)
 	_, _ = s.conn.Write(sh.scratch)
-	srv.stats.countRefusal(herr.Status)
 	s.setReason(ReasonHandshakeRefused)
 	s.state = stateClosed
 	s.logEnd(zap.Int("status", herr.Status), zap.String("detail", herr.Reason))

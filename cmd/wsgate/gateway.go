@@ -146,9 +146,10 @@ func runGateway(args []string) int {
 	log.Info("gateway ready", zap.String("addr", srv.Addr()), zap.Strings("backends", f.backends),
 		zap.Int("pool_size", f.poolSize))
 	return waitForSignal(log, func(ctx context.Context) error {
-		err := srv.Shutdown(ctx)
+		// Reconcile first: once the pool starts closing, no new dial may
+		// race the engine's stop.
 		rec.Stop()
-		return err
+		return srv.Shutdown(ctx)
 	}, f.shutdownTimeout+f.shutdownGrace)
 }
 
