@@ -17,6 +17,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/rawbackend"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
 )
@@ -520,5 +521,53 @@ func TestProxyShutdownSends1001(t *testing.T) {
 	}
 	if g.backend(0).Total.Load() != 0 {
 		t.Errorf("backend connections left after shutdown: %d", g.backend(0).Total.Load())
+	}
+}
+
+// TestProxyPingsIdleBackendConnections: a backend that stops answering
+// pings loses its idle connections (each closed when its pong is late,
+// counted as a failure) and reconcile dials new ones; when it answers
+// again, connections stay.
+func TestProxyPingsIdleBackendConnections(t *testing.T) {
+	rb, err := rawbackend.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	rb.IgnorePings.Store(true)
+	st := pool.Settings{Target: 2, PingInterval: 50 * time.Millisecond, PongTimeout: 50 * time.Millisecond}
+	g := (&gateway{}).start(t, []pool.Settings{backendSettings(t, st, "ws://"+rb.Addr()+"/")}, Config{Loops: 1})
+	defer g.stop()
+	b := g.backend(0)
+	eventually(t, "unanswered pings close connections", 5*time.Second, func() bool { return b.Failures.Load() >= 4 })
+	if rb.Pings.Load() == 0 {
+		t.Fatal("no ping reached the backend")
+	}
+	rb.IgnorePings.Store(false)
+	eventually(t, "pool refilled", 5*time.Second, func() bool { return b.Idle.Load() == 2 })
+	failures, pings := b.Failures.Load(), rb.Pings.Load()
+	eventually(t, "healthy connections pinged", 5*time.Second, func() bool { return rb.Pings.Load() >= pings+4 })
+	if got := b.Failures.Load(); got > failures+2 { // at most the two pinged while the switch happened
+		t.Errorf("answered pings still closed connections: failures %d -> %d", failures, got)
+	}
+}
+
+// TestProxyRetiresConnectionsAfterLifetime: connections past their
+// lifetime are replaced, and the replacement stands ready before the old
+// one goes: idle never drops below target.
+func TestProxyRetiresConnectionsAfterLifetime(t *testing.T) {
+	g := startGateway(t, []Handler{nil}, pool.Settings{Target: 2, MaxLifetime: 150 * time.Millisecond}, Config{Loops: 1})
+	defer g.stop()
+	b := g.backend(0)
+	eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 2 })
+	deadline := time.Now().Add(1500 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		if idle := b.Idle.Load(); idle < 2 {
+			t.Fatalf("idle dropped to %d while retiring", idle)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if b.Enrolled.Load() < 6 || b.Closed.Load() < 4 {
+		t.Fatalf("no rotation: enrolled %d, closed %d", b.Enrolled.Load(), b.Closed.Load())
 	}
 }
