@@ -139,6 +139,7 @@ func (s *Session) writeClose(code ws.StatusCode, reason string) {
 	sh.scratch = codec.AppendCloseFrame(sh.scratch[:0], code, reason)
 	_, _ = s.conn.Write(sh.scratch)
 	sh.srv.stats.FramesOut.Add(1)
+	sh.srv.stats.BytesOut.Add(int64(len(sh.scratch) - 2)) // close payloads are under 126 bytes: 2-byte header
 }
 
 // shutdown is the server going away: 1001 to upgraded sessions, the end to
@@ -306,6 +307,7 @@ func (s *Session) onFrame(h ws.Header, payload []byte) gnet.Action {
 		if s.state == stateOpen {
 			if err := s.shard.writeFrame(s.conn, ws.OpPong, true, payload); err == nil {
 				srv.stats.FramesOut.Add(1)
+				srv.stats.BytesOut.Add(int64(len(payload)))
 			}
 		}
 		return gnet.None

@@ -52,8 +52,8 @@ type Stats struct {
 	Sessions  atomic.Int64 // upgraded sessions currently open
 	FramesIn  atomic.Int64 // data and control frames received from clients
 	FramesOut atomic.Int64 // frames written to clients
-	BytesIn   atomic.Int64 // payload bytes received from clients
-	BytesOut  atomic.Int64 // payload bytes written to clients
+	BytesIn   atomic.Int64 // payload bytes received from clients (every frame)
+	BytesOut  atomic.Int64 // payload bytes written to clients (every frame)
 	// CloseTimeouts counts sessions cut because the client never answered
 	// our close frame (their reason stays what started the close).
 	CloseTimeouts atomic.Int64
