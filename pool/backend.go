@@ -14,10 +14,16 @@ import (
 type Policy uint8
 
 const (
-	// PolicyReuse puts the connection back to idle at once.
+	// PolicyReuse puts the connection back to idle at once. It suits
+	// backends that send nothing for a session after it ends: frames that
+	// arrive while idle are dropped (Counters.Stray), but one still in
+	// flight when the connection is leased again would reach the next
+	// session. Use PolicyReset for backends that may still be sending.
 	PolicyReuse Policy = iota
-	// PolicyReset sends Settings.ResetMessage and waits for ResetAck (or a
-	// quiet period) before idle; on timeout the connection is closed.
+	// PolicyReset sends Settings.ResetMessage (if any) and waits for
+	// ResetAck, or for a quiet period without backend frames, before idle;
+	// on timeout the connection is closed. With no message it is a drain:
+	// whatever the backend still sends for the old session is dropped.
 	PolicyReset
 	// PolicyClose never reuses: the connection is closed and reconcile
 	// dials a replacement, so sessions still start without a dial.
@@ -105,8 +111,8 @@ func (s Settings) Normalize() (Settings, error) {
 	if s.Policy > PolicyClose {
 		return s, fmt.Errorf("%w: %s: unknown policy %d", ErrSettings, s.URL, s.Policy)
 	}
-	if s.Policy == PolicyReset && s.ResetMessage == "" {
-		return s, fmt.Errorf("%w: %s: policy reset needs a reset message", ErrSettings, s.URL)
+	if s.Policy == PolicyReset && s.ResetMessage == "" && s.ResetAck != "" {
+		return s, fmt.Errorf("%w: %s: reset ack %q is awaited but no reset message asks for it", ErrSettings, s.URL, s.ResetAck)
 	}
 	for _, d := range []*time.Duration{&s.MaxLifetime, &s.IdleTimeout, &s.PingInterval, &s.PongTimeout, &s.DialTimeout, &s.ResetTimeout, &s.ResetQuiet} {
 		if *d < 0 {

@@ -385,8 +385,10 @@ func (c *Conn) startReset(now int64) {
 	c.setState(StateReleasing)
 	c.releaseStart = now
 	c.lastRead = now
-	if err := c.SendText([]byte(st.ResetMessage)); err != nil {
-		return // closed by the write failure
+	if st.ResetMessage != "" {
+		if err := c.SendText([]byte(st.ResetMessage)); err != nil || c.state != StateReleasing {
+			return // closed by the write failure
+		}
 	}
 	deadline := now + int64(st.ResetTimeout)
 	if st.ResetAck == "" {

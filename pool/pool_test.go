@@ -288,7 +288,7 @@ func TestSettingsValidation(t *testing.T) {
 		{"wss unsupported", Settings{URL: "wss://x:1/"}},
 		{"negative target", Settings{URL: "ws://x:1/", Target: -1}},
 		{"target over max", Settings{URL: "ws://x:1/", Target: 10, Max: 5}},
-		{"reset without message", Settings{URL: "ws://x:1/", Policy: PolicyReset}},
+		{"reset ack without message", Settings{URL: "ws://x:1/", Policy: PolicyReset, ResetAck: "ok"}},
 		{"negative duration", Settings{URL: "ws://x:1/", PingInterval: -1}},
 	} {
 		if _, err := tc.st.Normalize(); err == nil {

@@ -46,7 +46,7 @@ func (f *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&f.poolSize, "pool-size", 10, "idle connections to keep ready per backend (pool target, min idle)")
 	fs.IntVar(&f.poolMax, "pool-max", 0, "max connections per backend, all states (default max(4 x pool-size, 1024))")
 	fs.StringVar(&f.policy, "release-policy", "reuse", "what a backend connection does when its session ends: reuse, reset or close")
-	fs.StringVar(&f.resetMessage, "reset-message", "", "policy reset: text message sent to the backend on release")
+	fs.StringVar(&f.resetMessage, "reset-message", "", "policy reset: text message sent to the backend on release (empty: just drain)")
 	fs.StringVar(&f.resetAck, "reset-ack", "", "policy reset: the backend's text answer that ends the reset (empty: wait for -reset-quiet)")
 	fs.DurationVar(&f.resetQuiet, "reset-quiet", 0, "policy reset without ack: idle after this long without backend frames (default 100ms)")
 	fs.DurationVar(&f.resetTimeout, "reset-timeout", 0, "policy reset: close the connection if not done by then (default 5s)")
