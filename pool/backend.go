@@ -173,6 +173,38 @@ type Backend struct {
 	backoffStep  atomic.Int32 // consecutive dial failures
 	lastError    atomic.Pointer[string]
 	removed      atomic.Bool // no longer in the configuration
+	paused       atomic.Bool // operator: no new leases; sessions and connections stay
+	drained      atomic.Bool // operator: as paused, and connections close as sessions end
+}
+
+// Pause stops new leases; open sessions continue and idle connections stay
+// ready for Resume. An operator action that survives config reloads. Safe
+// for concurrent use.
+func (b *Backend) Pause() { b.paused.Store(true) }
+
+// Drain is Pause plus closing the backend's connections: idle ones at the
+// next sweep, leased ones when their sessions end. Safe for concurrent use.
+func (b *Backend) Drain() { b.paused.Store(true); b.drained.Store(true) }
+
+// Resume undoes Pause and Drain. Safe for concurrent use.
+func (b *Backend) Resume() { b.drained.Store(false); b.paused.Store(false) }
+
+// Paused reports whether leases are stopped (paused or drained).
+func (b *Backend) Paused() bool { return b.paused.Load() }
+
+// Drained reports whether the backend is being drained.
+func (b *Backend) Drained() bool { return b.drained.Load() }
+
+// TakesLeases reports whether new sessions may lease this backend's
+// connections: configured, not draining (config) and not paused (operator).
+func (b *Backend) TakesLeases() bool {
+	return !b.removed.Load() && !b.Settings().Draining && !b.paused.Load()
+}
+
+// KeepsConnections reports whether the pool should hold connections to it:
+// false once removed from the configuration or draining.
+func (b *Backend) KeepsConnections() bool {
+	return !b.removed.Load() && !b.Settings().Draining && !b.drained.Load()
 }
 
 // Settings returns the current settings. Safe for concurrent use.

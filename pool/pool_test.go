@@ -301,3 +301,37 @@ func TestSettingsValidation(t *testing.T) {
 		t.Error("duplicate backend accepted")
 	}
 }
+
+func TestPauseAndDrain(t *testing.T) {
+	f := newFixture(t, Settings{URL: "ws://a:1/"})
+	b := f.pool.Backends()[0]
+	f.enroll(b)
+	f.enroll(b)
+	s := &session{}
+	c := f.shard.Acquire(s)
+	c.Bind(s)
+	b.Pause()
+	if f.shard.Acquire(&session{waiting: true}) != nil {
+		t.Fatal("a paused backend leased a connection")
+	}
+	f.shard.StopWaiting()
+	f.shard.Release(c, true) // a paused backend keeps its connections
+	if b.Idle.Load() != 2 || b.Closed.Load() != 0 {
+		t.Fatalf("paused: idle %d closed %d", b.Idle.Load(), b.Closed.Load())
+	}
+	b.Resume()
+	c = f.shard.Acquire(s)
+	c.Bind(s)
+	b.Drain()
+	f.shard.Sweep() // the idle one goes now
+	f.flushCloses()
+	if b.Idle.Load() != 0 || b.Leased.Load() != 1 {
+		t.Fatalf("draining: idle %d leased %d", b.Idle.Load(), b.Leased.Load())
+	}
+	f.shard.Release(c, true) // the leased one goes when its session ends
+	f.flushCloses()
+	if b.Total.Load() != 0 {
+		t.Fatalf("drained backend still holds %d connections", b.Total.Load())
+	}
+	f.checkCounters()
+}

@@ -166,7 +166,7 @@ func (sh *Shard) Available() bool {
 	return false
 }
 
-func leasable(b *Backend) bool { return !b.Removed() && !b.Settings().Draining }
+func leasable(b *Backend) bool { return b.TakesLeases() }
 
 // leaseBest leases from the backend pick chooses, or returns nil.
 func (sh *Shard) leaseBest() *Conn {
@@ -269,7 +269,7 @@ func (sh *Shard) release(c *Conn, clean bool) {
 	st := c.settings()
 	now := sh.wheel.Now()
 	switch {
-	case !clean || !c.reusable(now) || st.Policy == PolicyClose || !leasable(c.backend):
+	case !clean || !c.reusable(now) || st.Policy == PolicyClose || !c.backend.KeepsConnections():
 		c.close()
 	case st.Policy == PolicyReset:
 		c.startReset(now)
@@ -340,7 +340,7 @@ func (sh *Shard) Sweep() []SweepResult {
 		s := b.slots[sh.Index]
 		st := b.Settings()
 		r := SweepResult{Backend: b}
-		if !leasable(b) {
+		if !b.KeepsConnections() {
 			r.Closed = s.closeIdle(func(*Conn) bool { return true })
 			out = append(out, r)
 			continue

@@ -241,7 +241,7 @@ func (w *worker) sweep(ctx context.Context) ([]pool.SweepResult, bool) {
 	}
 }
 
-func dialable(b *pool.Backend) bool { return !b.Removed() && !b.Settings().Draining }
+func dialable(b *pool.Backend) bool { return b.KeepsConnections() }
 
 func share(n, shards, i int) int {
 	q, r := n/shards, n%shards

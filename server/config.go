@@ -50,6 +50,9 @@ type Config struct {
 	// i is attached to event loop i, and its connections' events are
 	// dispatched to it. It must have Loops shards.
 	Pool *pool.Pool
+	// OnSessionEnd, if set, gets a record of every upgraded session that
+	// ended (the access log). It runs on the loop: it must not block.
+	OnSessionEnd func(*SessionRecord)
 	// ShutdownGrace is how long Shutdown lets sessions end by themselves
 	// (new ones refused) before it sends them close 1001.
 	ShutdownGrace time.Duration

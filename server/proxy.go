@@ -31,11 +31,13 @@ var sessionIDPrefix = fmt.Sprintf("%08x", rand.Uint32())
 
 // relay is one session's side of the proxy. Loop-only.
 type relay struct {
-	s          *Session
-	conn       *pool.Conn            // the leased backend connection, nil before and after
-	waiting    bool                  // queued in the shard for a connection
-	midMessage bool                  // the last data frame relayed to the backend was not final
-	req        *codec.UpgradeRequest // kept until the session-start message went out
+	s           *Session
+	conn        *pool.Conn            // the leased backend connection, nil before and after
+	waiting     bool                  // queued in the shard for a connection
+	midMessage  bool                  // the last data frame relayed to the backend was not final
+	backendURL  string                // the backend of the leased connection, for the access log
+	backendGone ws.StatusCode         // code the backend side failed with, 0 if it did not
+	req         *codec.UpgradeRequest // kept until the session-start message went out
 }
 
 // Upgrade refuses the session (503) when no backend can serve it.
@@ -93,6 +95,7 @@ func (r *relay) Granted(c *pool.Conn) bool {
 
 func (r *relay) bind(c *pool.Conn) {
 	r.conn = c
+	r.backendURL = c.Backend().Settings().URL
 	c.Bind(r)
 	if req := r.req; req != nil {
 		r.req = nil
@@ -165,6 +168,7 @@ func (r *relay) FromBackend(h ws.Header, frame []byte) {
 // code); the connection is not reused.
 func (r *relay) BackendGone(code ws.StatusCode, reason string) {
 	r.conn = nil
+	r.backendGone = code
 	r.s.startClose(code, reason, ReasonBackendLost)
 }
 

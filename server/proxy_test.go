@@ -571,3 +571,27 @@ func TestProxyRetiresConnectionsAfterLifetime(t *testing.T) {
 		t.Fatalf("no rotation: enrolled %d, closed %d", b.Enrolled.Load(), b.Closed.Load())
 	}
 }
+
+func TestProxyAccessRecord(t *testing.T) {
+	records := make(chan *SessionRecord, 1)
+	g := startGateway(t, []Handler{nil}, pool.Settings{Target: 1}, Config{Loops: 1,
+		OnSessionEnd: func(r *SessionRecord) { records <- r }})
+	defer g.stop()
+	c := dial(t, g.url("/chat?room=9"), nil)
+	roundTrip(t, c, websocket.TextMessage, []byte("hello"))
+	roundTrip(t, c, websocket.BinaryMessage, []byte("abc"))
+	_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4000, "done"))
+	expectClose(t, c, 4000)
+	c.Close()
+	var r *SessionRecord
+	select {
+	case r = <-records:
+	case <-time.After(5 * time.Second):
+		t.Fatal("no session record")
+	}
+	if r.Path != "/chat?room=9" || r.Client != c.LocalAddr().String() || r.Backend != g.backend(0).Settings().URL ||
+		r.FramesIn != 3 || r.FramesOut != 3 || r.BytesIn != 5+3+6 || r.BytesOut != 5+3+2 ||
+		r.CloseRecv != 4000 || r.CloseSent != 4000 || r.Reason != ReasonClientClose || r.Duration <= 0 {
+		t.Fatalf("record %+v", *r)
+	}
+}

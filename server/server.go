@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -337,4 +338,22 @@ func (l *logLimiter) allow(now int64) (ok bool, dropped int64) {
 		return false, 0
 	}
 	return true, l.dropped.Swap(0)
+}
+
+// ShardInfo is one shard's numbers for the admin views.
+type ShardInfo struct {
+	Index    int   // the shard (event loop), as in the pool
+	Sessions int64 // upgraded sessions open on it
+}
+
+// Shards reports every shard, by index. Safe for concurrent use.
+func (s *Server) Shards() []ShardInfo {
+	var out []ShardInfo
+	s.shards.Range(func(_, v any) bool {
+		sh := v.(*shard)
+		out = append(out, ShardInfo{Index: sh.index, Sessions: sh.Sessions.Load()})
+		return true
+	})
+	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
+	return out
 }

@@ -54,6 +54,16 @@ type Session struct {
 	msg     codec.MessageState  // fragmentation of inbound data messages
 	text    codec.UTF8Validator // UTF-8 state of the inbound text message
 
+	// Per-session traffic, for the access log (Config.OnSessionEnd).
+	started   int64         // shard clock at accept
+	uri       string        // request target, kept once upgraded
+	framesIn  int64         // frames received from the client
+	framesOut int64         // frames written to the client
+	bytesIn   int64         // payload bytes received
+	bytesOut  int64         // payload bytes written
+	closeSent ws.StatusCode // close code we sent the client, 0 if none
+	closeRecv ws.StatusCode // close code the client sent, 0 if none
+
 	// Data belongs to the Handler (the echo reassembly buffer, say).
 	Data any
 }
@@ -80,8 +90,7 @@ func (s *Session) WriteMessage(op ws.OpCode, fin bool, payload []byte) {
 	if err := s.shard.writeFrame(s.conn, op, fin, payload); err != nil {
 		return // gnet closed the connection; onClose has run
 	}
-	s.shard.srv.stats.FramesOut.Add(1)
-	s.shard.srv.stats.BytesOut.Add(int64(len(payload)))
+	s.countOut(len(payload))
 	s.checkWriteBudget()
 }
 
@@ -95,8 +104,7 @@ func (s *Session) writeRaw(frame []byte, payloadLen int) {
 	if _, err := s.conn.Write(frame); err != nil {
 		return // gnet closed the connection; onClose has run
 	}
-	s.shard.srv.stats.FramesOut.Add(1)
-	s.shard.srv.stats.BytesOut.Add(int64(payloadLen))
+	s.countOut(payloadLen)
 	s.checkWriteBudget()
 }
 
@@ -138,8 +146,8 @@ func (s *Session) writeClose(code ws.StatusCode, reason string) {
 	sh := s.shard
 	sh.scratch = codec.AppendCloseFrame(sh.scratch[:0], code, reason)
 	_, _ = s.conn.Write(sh.scratch)
-	sh.srv.stats.FramesOut.Add(1)
-	sh.srv.stats.BytesOut.Add(int64(len(sh.scratch) - 2)) // close payloads are under 126 bytes: 2-byte header
+	s.closeSent = code
+	s.countOut(len(sh.scratch) - 2) // close payloads are under 126 bytes: 2-byte header
 }
 
 // shutdown is the server going away: 1001 to upgraded sessions, the end to
@@ -199,8 +207,12 @@ func (s *Session) readHandshake() gnet.Action {
 	_, _ = c.Discard(end)
 	s.state = stateOpen
 	s.flags |= flagUpgraded
+	if srv.cfg.OnSessionEnd != nil {
+		s.uri = req.URI
+	}
 	srv.stats.Upgraded.Add(1)
 	srv.stats.Sessions.Add(1)
+	sh.Sessions.Add(1)
 	s.armIdle(sh.now())
 	srv.cfg.Handler.Opened(s)
 	if s.state == stateClosed {
@@ -301,13 +313,14 @@ func (s *Session) onFrame(h ws.Header, payload []byte) gnet.Action {
 	srv := s.shard.srv
 	srv.stats.FramesIn.Add(1)
 	srv.stats.BytesIn.Add(int64(len(payload)))
+	s.framesIn++
+	s.bytesIn += int64(len(payload))
 	s.flags &^= flagPingOutstanding // anything at all proves the peer is alive
 	switch h.OpCode {
 	case ws.OpPing:
 		if s.state == stateOpen {
 			if err := s.shard.writeFrame(s.conn, ws.OpPong, true, payload); err == nil {
-				srv.stats.FramesOut.Add(1)
-				srv.stats.BytesOut.Add(int64(len(payload)))
+				s.countOut(len(payload))
 			}
 		}
 		return gnet.None
@@ -343,6 +356,7 @@ func (s *Session) onCloseFrame(payload []byte) gnet.Action {
 	if err != nil {
 		return s.failProtocol(err)
 	}
+	s.closeRecv = code
 	if s.state == stateOpen {
 		// The client started it: echo its code, then close TCP (the server
 		// closes first, RFC 6455 7.1.1).
@@ -421,7 +435,7 @@ func (s *Session) OnTimer(now int64) {
 		if err := s.shard.writeFrame(s.conn, ws.OpPing, true, nil); err != nil {
 			return
 		}
-		s.shard.srv.stats.FramesOut.Add(1)
+		s.countOut(0)
 		s.flags |= flagPingOutstanding
 		s.pingAt = now
 		s.shard.wheel.Schedule(&s.timer, now+int64(cfg.PongTimeout))
@@ -447,8 +461,53 @@ func (s *Session) onClose(err error) {
 	srv.stats.Open.Add(-1)
 	if s.flags&flagUpgraded != 0 {
 		srv.stats.Sessions.Add(-1)
+		sh.Sessions.Add(-1)
 	}
 	srv.cfg.Handler.Closed(s, s.reason)
+	if fn := srv.cfg.OnSessionEnd; fn != nil && s.flags&flagUpgraded != 0 {
+		fn(s.record())
+	}
+}
+
+// countOut counts one frame written to the client.
+func (s *Session) countOut(payload int) {
+	st := &s.shard.srv.stats
+	st.FramesOut.Add(1)
+	st.BytesOut.Add(int64(payload))
+	s.framesOut++
+	s.bytesOut += int64(payload)
+}
+
+// SessionRecord is what the access log gets of a session that ended.
+type SessionRecord struct {
+	ID        uint64
+	Client    string        // client address ip:port
+	Path      string        // request target (path and query)
+	Backend   string        // backend URL, "" if none was leased
+	Duration  time.Duration // from accept to close
+	FramesIn  int64         // frames from the client
+	FramesOut int64         // frames to the client
+	BytesIn   int64         // payload bytes from the client
+	BytesOut  int64         // payload bytes to the client
+	Reason    CloseReason
+	// CloseSent and CloseRecv are the close codes sent to and received
+	// from the client (0: none); BackendClose the code the backend side
+	// ended with when the backend connection failed (0: it did not).
+	CloseSent, CloseRecv, BackendClose uint16
+}
+
+func (s *Session) record() *SessionRecord {
+	sh := s.shard
+	r := &SessionRecord{
+		ID: s.id, Client: addrString(s.conn.RemoteAddr()), Path: s.uri,
+		Duration: time.Duration(sh.srv.now() - s.started),
+		FramesIn: s.framesIn, FramesOut: s.framesOut, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
+		Reason: s.reason, CloseSent: uint16(s.closeSent), CloseRecv: uint16(s.closeRecv),
+	}
+	if rl, ok := s.Data.(*relay); ok {
+		r.Backend, r.BackendClose = rl.backendURL, uint16(rl.backendGone)
+	}
+	return r
 }
 
 // setReason records why the session ends and counts it. The first reason

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -29,6 +30,10 @@ type shard struct {
 	wheel    *wheel.Wheel
 	sessions map[*Session]struct{} // open client connections, for shutdown
 	tickFn   gnet.RunnableFunc     // advances the wheel; allocated once
+
+	// Sessions is the number of upgraded sessions open on this shard
+	// (written on the loop, read by anyone).
+	Sessions atomic.Int64
 
 	// Scratch space for encoding on the loop; reused by every write.
 	hdr     [codec.MaxHeaderSize]byte
@@ -85,7 +90,7 @@ func (sh *shard) now() int64 { return sh.wheel.Now() }
 // openSession starts a session for a new client connection. Loop-only.
 func (sh *shard) openSession(c gnet.Conn) {
 	srv := sh.srv
-	s := &Session{conn: c, shard: sh, id: srv.nextID.Add(1)}
+	s := &Session{conn: c, shard: sh, id: srv.nextID.Add(1), started: srv.now()}
 	s.timer.Owner = s
 	c.SetContext(s)
 	sh.sessions[s] = struct{}{}
