@@ -4,9 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"net"
-	"net/http"
-	"net/http/pprof"
 	"os"
 	"time"
 
@@ -37,7 +34,7 @@ type gatewayFlags struct {
 	backendPong    time.Duration
 	dialTimeout    time.Duration
 	shutdownGrace  time.Duration
-	admin          string
+	ops            opsFlags // admin endpoint and access log (ops.go)
 }
 
 func (f *gatewayFlags) register(fs *flag.FlagSet) {
@@ -59,7 +56,7 @@ func (f *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.backendPong, "backend-pong-timeout", 0, "close a backend connection whose ping is unanswered this long (default 5s)")
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", 0, "backend connect plus handshake timeout (default 5s)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 0, "on SIGTERM/SIGINT, let sessions end by themselves this long before close 1001")
-	fs.StringVar(&f.admin, "admin", "", "admin address for /debug/pprof/ (loopback recommended), empty = off")
+	f.ops.register(fs)
 }
 
 // settings builds one backend's settings from the flags.
@@ -123,6 +120,7 @@ func runGateway(args []string) int {
 	}
 	f.cfg.Pool = p
 	f.cfg.Handler = &server.Proxy{AcquireTimeout: f.acquireTimeout}
+	f.cfg.OnSessionEnd = f.ops.accessLog(log)
 	srv, err := server.New(f.cfg)
 	if err != nil {
 		log.Error("bad configuration", zap.Error(err))
@@ -133,16 +131,14 @@ func runGateway(args []string) int {
 		return 1
 	}
 	rec := reconcile.Start(reconcile.Config{Pool: p, Logger: log.Named("reconcile")})
-	if f.admin != "" {
-		stopAdmin, err := serveAdmin(f.admin, log)
-		if err != nil {
-			log.Error("admin endpoint", zap.Error(err))
-			rec.Stop()
-			srv.Stop()
-			return 1
-		}
-		defer stopAdmin()
+	stopOps, err := f.ops.start(opsDeps{server: srv, pool: p, log: log})
+	if err != nil {
+		log.Error("admin endpoint", zap.Error(err))
+		rec.Stop()
+		srv.Stop()
+		return 1
 	}
+	defer stopOps()
 	log.Info("gateway ready", zap.String("addr", srv.Addr()), zap.Strings("backends", f.backends),
 		zap.Int("pool_size", f.poolSize))
 	return waitForSignal(log, func(ctx context.Context) error {
@@ -158,26 +154,4 @@ func maxMessage(c server.Config) int64 {
 		return c.MaxMessageBytes
 	}
 	return server.DefaultMaxMessageBytes
-}
-
-// serveAdmin serves the profiling endpoints on addr.
-func serveAdmin(addr string, log *zap.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := hs.Serve(ln); err != nil && err != http.ErrServerClosed {
-			log.Warn("admin endpoint stopped", zap.Error(err))
-		}
-	}()
-	log.Info("admin endpoint", zap.String("addr", ln.Addr().String()))
-	return func() { _ = hs.Close() }, nil
 }
