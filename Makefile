@@ -4,7 +4,7 @@ BIN      := bin
 LISTEN   ?= 127.0.0.1:8080
 FUZZTIME ?= 30s
 
-.PHONY: all build run run-echo test vet fuzz bench-codec clean
+.PHONY: all build run run-echo test pg-up vet fuzz bench-codec clean
 
 all: build
 
@@ -20,8 +20,13 @@ run-echo: build
 	$(BIN)/wsgate echo -listen $(LISTEN)
 
 # Every test, race detector on; the fuzz targets run their seed corpora.
-test: vet
-	$(GO) test -race -count=1 -timeout 8m ./...
+# PostgreSQL (for the live-configuration tests) is started first.
+test: vet pg-up
+	WSGATE_TEST_PG="$$(scripts/pg-up.sh)" $(GO) test -race -count=1 -timeout 8m ./...
+
+# The local PostgreSQL 15 cluster with the wsgate_test database.
+pg-up:
+	@scripts/pg-up.sh >/dev/null
 
 vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

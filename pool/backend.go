@@ -53,6 +53,7 @@ func ParsePolicy(s string) (Policy, error) {
 // new Settings swapped in whole.
 type Settings struct {
 	URL    string // ws://host:port/path?query
+	Group  string // the backend group routes point at ("" = DefaultGroup)
 	Target int    // idle connections to keep ready, all shards together (min idle)
 	Max    int    // bound on dialing+idle+leased+releasing, all shards together
 	Weight int    // balancer weight; 0 means 1
@@ -72,8 +73,12 @@ type Settings struct {
 	PongTimeout  time.Duration // a ping unanswered this long closes the connection
 	DialTimeout  time.Duration // TCP connect plus handshake
 
-	Draining bool // no new leases; idle connections close; leased ones close on release
+	Draining     bool          // no new leases; idle connections close; leased ones close on release
+	DrainTimeout time.Duration // once removed or draining, sessions still on it end (1001) after this
 }
+
+// DefaultGroup is the group of backends configured without one.
+const DefaultGroup = "default"
 
 // Defaults for Settings fields left zero.
 const (
@@ -84,6 +89,7 @@ const (
 	DefaultDialTimeout  = 5 * time.Second
 	DefaultResetTimeout = 5 * time.Second
 	DefaultResetQuiet   = 100 * time.Millisecond
+	DefaultDrainTimeout = 10 * time.Minute
 )
 
 // ErrSettings wraps every refusal of a Settings value.
@@ -119,6 +125,13 @@ func (s Settings) Normalize() (Settings, error) {
 			return s, fmt.Errorf("%w: %s: negative duration %v", ErrSettings, s.URL, *d)
 		}
 	}
+	if s.Group == "" {
+		s.Group = DefaultGroup
+	}
+	if s.DrainTimeout < 0 {
+		return s, fmt.Errorf("%w: %s: negative drain timeout %v", ErrSettings, s.URL, s.DrainTimeout)
+	}
+	setDefault(&s.DrainTimeout, DefaultDrainTimeout)
 	setDefault(&s.MaxLifetime, DefaultMaxLifetime)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&s.PingInterval, DefaultPingInterval)
@@ -172,9 +185,10 @@ type Backend struct {
 	backoffUntil atomic.Int64 // unix ns before which no dial is tried
 	backoffStep  atomic.Int32 // consecutive dial failures
 	lastError    atomic.Pointer[string]
-	removed      atomic.Bool // no longer in the configuration
-	paused       atomic.Bool // operator: no new leases; sessions and connections stay
-	drained      atomic.Bool // operator: as paused, and connections close as sessions end
+	removed      atomic.Bool  // no longer in the configuration
+	leavingSince atomic.Int64 // unix ns when it was removed or set draining, 0 while it serves
+	paused       atomic.Bool  // operator: no new leases; sessions and connections stay
+	drained      atomic.Bool  // operator: as paused, and connections close as sessions end
 }
 
 // Pause stops new leases; open sessions continue and idle connections stay
@@ -206,6 +220,9 @@ func (b *Backend) TakesLeases() bool {
 func (b *Backend) KeepsConnections() bool {
 	return !b.removed.Load() && !b.Settings().Draining && !b.drained.Load()
 }
+
+// Group is the backend's group. Safe for concurrent use.
+func (b *Backend) Group() string { return b.Settings().Group }
 
 // Settings returns the current settings. Safe for concurrent use.
 func (b *Backend) Settings() *Settings { return b.settings.Load() }

@@ -2,7 +2,10 @@ package pool
 
 import (
 	"fmt"
+	"sort"
+	"strings"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/zap"
 )
@@ -25,6 +28,7 @@ type Pool struct {
 	shards   []*Shard
 	backends atomic.Pointer[[]*Backend] // every backend ever added, by ID
 	byURL    map[string]*Backend        // owned by the SetBackends caller
+	routing  atomic.Pointer[Routing]
 }
 
 // New returns a pool with cfg.Shards shards, none attached to a loop yet.
@@ -41,6 +45,7 @@ func New(cfg Config) *Pool {
 	}
 	empty := []*Backend{}
 	p.backends.Store(&empty)
+	p.routing.Store(NewRouting(0, nil, DefaultGroup))
 	return p
 }
 
@@ -89,9 +94,17 @@ func (p *Pool) SetBackends(list []Settings) error {
 		p.byURL[s.URL] = b
 		all = append(all, b)
 	}
+	now := time.Now().UnixNano()
 	for url, b := range p.byURL {
 		if !seen[url] {
 			b.removed.Store(true)
+		}
+		leaving := b.removed.Load() || b.Settings().Draining
+		switch {
+		case leaving && b.leavingSince.Load() == 0:
+			b.leavingSince.Store(now)
+		case !leaving:
+			b.leavingSince.Store(0)
 		}
 	}
 	p.backends.Store(&all)
@@ -100,6 +113,59 @@ func (p *Pool) SetBackends(list []Settings) error {
 	}
 	return nil
 }
+
+// Route maps request paths to backend groups: exact paths first, then the
+// longest matching prefix, then the default group.
+type Route struct {
+	Path  string // "/chat/" (prefix) or "/health" with Exact
+	Exact bool
+	Group string
+}
+
+// Routing is one immutable version of the routes. Safe for concurrent use.
+type Routing struct {
+	Version int64   // the configuration version it came from
+	Routes  []Route // as configured
+	Default string  // group for paths no route matches; "" = refuse (404)
+
+	exact    map[string]string
+	prefixes []Route // longest first
+}
+
+// NewRouting prepares routes for lookup.
+func NewRouting(version int64, routes []Route, def string) *Routing {
+	r := &Routing{Version: version, Routes: routes, Default: def, exact: make(map[string]string)}
+	for _, rt := range routes {
+		if rt.Exact {
+			r.exact[rt.Path] = rt.Group
+		} else {
+			r.prefixes = append(r.prefixes, rt)
+		}
+	}
+	sort.SliceStable(r.prefixes, func(i, j int) bool { return len(r.prefixes[i].Path) > len(r.prefixes[j].Path) })
+	return r
+}
+
+// Lookup returns the group for a request target (its query is ignored),
+// and false when no route matches and there is no default.
+func (r *Routing) Lookup(uri string) (string, bool) {
+	path, _, _ := strings.Cut(uri, "?")
+	if g, ok := r.exact[path]; ok {
+		return g, true
+	}
+	for _, rt := range r.prefixes {
+		if strings.HasPrefix(path, rt.Path) {
+			return rt.Group, true
+		}
+	}
+	return r.Default, r.Default != ""
+}
+
+// SetRouting installs a routing version. Safe for concurrent use.
+func (p *Pool) SetRouting(r *Routing) { p.routing.Store(r) }
+
+// Routing returns the routing in force. Safe for concurrent use.
+func (p *Pool) Routing() *Routing { return p.routing.Load() }
 
 // share is shard i's part of a backend-wide number n split over shards.
 func share(n, shards, i int) int {

@@ -141,7 +141,7 @@ func TestReserveNeverPassesMax(t *testing.T) {
 		t.Fatal("a fourth reservation passed Max 3")
 	}
 	f.checkCounters()
-	c := f.shard.Acquire(&session{})
+	c := f.shard.Acquire(&session{}, DefaultGroup)
 	f.shard.Release(c, false) // not clean: closed
 	f.flushCloses()
 	f.checkCounters()
@@ -168,7 +168,7 @@ func TestLeaseReleasePolicies(t *testing.T) {
 			b := f.pool.Backends()[0]
 			fc := f.enroll(b)
 			s := &session{}
-			c := f.shard.Acquire(s)
+			c := f.shard.Acquire(s, DefaultGroup)
 			if c == nil || b.Leased.Load() != 1 || b.Idle.Load() != 0 {
 				t.Fatalf("lease: conn %v, leased %d idle %d", c, b.Leased.Load(), b.Idle.Load())
 			}
@@ -203,10 +203,10 @@ func TestReleaseDuringTrafficKeepsFramesFromNextSession(t *testing.T) {
 	b := f.pool.Backends()[0]
 	fc := f.enroll(b)
 	a := &session{}
-	c := f.shard.Acquire(a)
+	c := f.shard.Acquire(a, DefaultGroup)
 	c.Bind(a)
 	next := &session{waiting: true}
-	if f.shard.Acquire(next) != nil {
+	if f.shard.Acquire(next, DefaultGroup) != nil {
 		t.Fatal("second acquire got a connection with Max 1")
 	}
 	a.onFrame = func() { f.shard.Release(c, true) } // the session ends mid-batch
@@ -230,7 +230,7 @@ func TestCloseDuringTrafficStopsTheLoop(t *testing.T) {
 	b := f.pool.Backends()[0]
 	fc := f.enroll(b)
 	s := &session{}
-	c := f.shard.Acquire(s)
+	c := f.shard.Acquire(s, DefaultGroup)
 	c.Bind(s)
 	s.onFrame = func() { c.OnClosed(nil) } // as a synchronous write failure would
 	ping := []byte{0x89, 0x00}
@@ -253,13 +253,13 @@ func TestUnhealthyBackendStillServesIdleWhenNothingElse(t *testing.T) {
 	f.enroll(a)
 	f.enroll(b)
 	a.healthy.Store(false)
-	if got := f.shard.Acquire(&session{}); got.Backend() != b {
+	if got := f.shard.Acquire(&session{}, DefaultGroup); got.Backend() != b {
 		t.Fatalf("picked %s while a healthy backend had an idle connection", got.Backend().Addr)
 	}
-	if got := f.shard.Acquire(&session{}); got == nil || got.Backend() != a {
+	if got := f.shard.Acquire(&session{}, DefaultGroup); got == nil || got.Backend() != a {
 		t.Fatal("the unhealthy backend's live idle connection was not used as a last resort")
 	}
-	if !f.shard.Available() {
+	if !f.shard.Available(DefaultGroup) {
 		t.Fatal("not available with an idle connection left")
 	}
 }
@@ -268,13 +268,13 @@ func TestWaiterQueueStaysBounded(t *testing.T) {
 	f := newFixture(t, Settings{URL: "ws://a:1/"})
 	for i := 0; i < 1000; i++ {
 		s := &session{waiting: true}
-		if f.shard.Acquire(s) != nil {
+		if f.shard.Acquire(s, DefaultGroup) != nil {
 			t.Fatal("no connection should be idle")
 		}
 		s.waiting = false // timed out
-		f.shard.StopWaiting()
+		f.shard.StopWaiting(DefaultGroup)
 	}
-	if n := len(f.shard.waiters); n > 64 {
+	if n := len(f.shard.waiters[DefaultGroup]); n > 64 {
 		t.Fatalf("%d stale waiters kept", n)
 	}
 }
@@ -308,19 +308,19 @@ func TestPauseAndDrain(t *testing.T) {
 	f.enroll(b)
 	f.enroll(b)
 	s := &session{}
-	c := f.shard.Acquire(s)
+	c := f.shard.Acquire(s, DefaultGroup)
 	c.Bind(s)
 	b.Pause()
-	if f.shard.Acquire(&session{waiting: true}) != nil {
+	if f.shard.Acquire(&session{waiting: true}, DefaultGroup) != nil {
 		t.Fatal("a paused backend leased a connection")
 	}
-	f.shard.StopWaiting()
+	f.shard.StopWaiting(DefaultGroup)
 	f.shard.Release(c, true) // a paused backend keeps its connections
 	if b.Idle.Load() != 2 || b.Closed.Load() != 0 {
 		t.Fatalf("paused: idle %d closed %d", b.Idle.Load(), b.Closed.Load())
 	}
 	b.Resume()
-	c = f.shard.Acquire(s)
+	c = f.shard.Acquire(s, DefaultGroup)
 	c.Bind(s)
 	b.Drain()
 	f.shard.Sweep() // the idle one goes now

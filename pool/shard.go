@@ -36,8 +36,8 @@ type Shard struct {
 	wheel    *wheel.Wheel   // the server shard's timer wheel
 	attached chan struct{}  // closed by Attach
 
-	waiters []Waiter     // FIFO; entries that stopped waiting are skipped
-	Waiting atomic.Int64 // sessions waiting (read by reconcile)
+	waiters map[string][]Waiter // per backend group, FIFO; entries that stopped waiting are skipped
+	Waiting atomic.Int64        // sessions waiting, all groups (read by reconcile)
 
 	signal atomic.Pointer[func()] // wakes this shard's reconcile worker
 	rng    *rand.Rand             // masks for frames the proxy writes itself
@@ -53,6 +53,7 @@ func newShard(p *Pool, i int) *Shard {
 		pool:     p,
 		Index:    i,
 		attached: make(chan struct{}),
+		waiters:  make(map[string][]Waiter),
 		rng:      rand.New(rand.NewPCG(rand.Uint64(), uint64(i))),
 		scratch:  make([]byte, 0, 256),
 	}
@@ -123,43 +124,46 @@ func (sh *Shard) Enroll(ctx context.Context, b *Backend, nc net.Conn) error {
 	}
 }
 
-// Acquire leases an idle connection from the best backend in this shard
-// (see pick). With none idle it queues w, which is handed a connection by
-// Granted as soon as one is idle, signals reconcile and returns nil.
-func (sh *Shard) Acquire(w Waiter) *Conn {
-	if c := sh.leaseBest(); c != nil {
+// Acquire leases an idle connection from the best backend of group in
+// this shard (see pick). With none idle it queues w, which is handed a
+// connection by Granted as soon as one of the group is idle, signals
+// reconcile and returns nil.
+func (sh *Shard) Acquire(w Waiter, group string) *Conn {
+	if c := sh.leaseBest(group); c != nil {
 		return c
 	}
-	sh.waiters = append(sh.waiters, w)
+	sh.waiters[group] = append(sh.waiters[group], w)
 	sh.Waiting.Add(1)
 	sh.Signal()
 	return nil
 }
 
-// StopWaiting is called by a waiter that gives up (timeout, client gone).
-// Its queue entry is skipped later; once stale entries outnumber live
-// ones the queue is compacted, so it stays bounded by the live waiters.
-func (sh *Shard) StopWaiting() {
+// StopWaiting is called by a waiter of group that gives up (timeout,
+// client gone). Its queue entry is skipped later; once stale entries
+// outnumber live ones the queue is compacted, so it stays bounded by the
+// live waiters.
+func (sh *Shard) StopWaiting(group string) {
 	live := sh.Waiting.Add(-1)
-	if len(sh.waiters) > 2*int(live)+16 {
-		kept := sh.waiters[:0]
-		for _, w := range sh.waiters {
+	q := sh.waiters[group]
+	if len(q) > 2*int(live)+16 {
+		kept := q[:0]
+		for _, w := range q {
 			if w.StillWaiting() {
 				kept = append(kept, w)
 			}
 		}
-		clear(sh.waiters[len(kept):])
-		sh.waiters = kept
+		clear(q[len(kept):])
+		sh.waiters[group] = kept
 	}
 }
 
-// Available reports whether a new session could be served here now or
-// soon: some backend that takes leases has an idle connection in this
-// shard, or is healthy (dials succeed). With none, the server answers 503
-// before the upgrade.
-func (sh *Shard) Available() bool {
+// Available reports whether a new session of group could be served here
+// now or soon: some backend of the group that takes leases has an idle
+// connection in this shard, or is healthy (dials succeed). With none, the
+// server answers 503 before the upgrade.
+func (sh *Shard) Available(group string) bool {
 	for _, b := range sh.pool.Backends() {
-		if leasable(b) && (b.Healthy() || b.slots[sh.Index].idleN > 0) {
+		if b.Group() == group && leasable(b) && (b.Healthy() || b.slots[sh.Index].idleN > 0) {
 			return true
 		}
 	}
@@ -169,8 +173,8 @@ func (sh *Shard) Available() bool {
 func leasable(b *Backend) bool { return b.TakesLeases() }
 
 // leaseBest leases from the backend pick chooses, or returns nil.
-func (sh *Shard) leaseBest() *Conn {
-	s := sh.pick()
+func (sh *Shard) leaseBest(group string) *Conn {
+	s := sh.pick(group)
 	if s == nil {
 		return nil
 	}
@@ -182,31 +186,66 @@ func (sh *Shard) leaseBest() *Conn {
 	return c
 }
 
-// pick is the balancer: among backends that take leases and have an idle
-// connection in this shard, the one with the most idle connections, ties
-// broken at random. A backend whose dials fail (unhealthy) is skipped while
-// a healthy one has an idle connection; its idle connections are still
-// used when nothing else is left, since each is checked by its own pings.
-func (sh *Shard) pick() *slot {
-	var best *slot
-	bestHealthy, ties := false, 0
-	for _, b := range sh.pool.Backends() {
-		s := b.slots[sh.Index]
-		if s.idleN == 0 || !leasable(b) {
+// pick is the balancer. Among the group's backends that take leases and
+// have an idle connection in this shard: with equal weights, the one with
+// the most idle connections, ties broken at random; with different
+// weights, one at random in proportion to its weight, so new sessions
+// split as the weights say. A backend whose dials fail (unhealthy) is
+// skipped while a healthy one has an idle connection; its idle
+// connections are still used when nothing else is left, since each is
+// checked by its own pings.
+func (sh *Shard) pick(group string) *slot {
+	backends := sh.pool.Backends()
+	healthyOnly := false
+	for _, b := range backends {
+		if sh.candidate(b, group, false) && b.Healthy() {
+			healthyOnly = true
+			break
+		}
+	}
+	var (
+		best          *slot
+		ties, sum     int
+		weighted      *slot
+		firstWeight   = -1
+		uniformWeight = true
+	)
+	for _, b := range backends {
+		if !sh.candidate(b, group, healthyOnly) {
 			continue
 		}
-		healthy := b.Healthy()
+		s := b.slots[sh.Index]
+		w := b.Settings().Weight
+		if firstWeight < 0 {
+			firstWeight = w
+		} else if w != firstWeight {
+			uniformWeight = false
+		}
+		// Weighted reservoir sampling: chosen in proportion to weight.
+		sum += w
+		if sh.rng.IntN(sum) < w {
+			weighted = s
+		}
+		// Most idle, uniform reservoir sampling among ties.
 		switch {
-		case best == nil || (healthy && !bestHealthy) || (healthy == bestHealthy && s.idleN > best.idleN):
-			best, bestHealthy, ties = s, healthy, 1
-		case healthy == bestHealthy && s.idleN == best.idleN:
+		case best == nil || s.idleN > best.idleN:
+			best, ties = s, 1
+		case s.idleN == best.idleN:
 			ties++
-			if sh.rng.IntN(ties) == 0 { // reservoir sampling: each tie equally likely
+			if sh.rng.IntN(ties) == 0 {
 				best = s
 			}
 		}
 	}
-	return best
+	if uniformWeight {
+		return best
+	}
+	return weighted
+}
+
+// candidate reports whether b can serve a lease for group in this shard now.
+func (sh *Shard) candidate(b *Backend, group string, healthyOnly bool) bool {
+	return b.Group() == group && b.slots[sh.Index].idleN > 0 && leasable(b) && (!healthyOnly || b.Healthy())
 }
 
 // makeIdle puts c in its ring and hands it to a waiting session if any.
@@ -215,21 +254,24 @@ func (sh *Shard) makeIdle(c *Conn, now int64) {
 	c.idleSince = now
 	c.slot.pushIdle(c)
 	sh.wheel.Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))
-	sh.grantWaiters()
+	sh.grantWaiters(c.backend.Group())
 }
 
-// grantWaiters leases idle connections to waiting sessions, oldest first.
-func (sh *Shard) grantWaiters() {
-	for len(sh.waiters) > 0 {
-		c := sh.leaseBest()
+// grantWaiters leases idle connections of group to its waiting sessions,
+// oldest first.
+func (sh *Shard) grantWaiters(group string) {
+	for len(sh.waiters[group]) > 0 {
+		c := sh.leaseBest(group)
 		if c == nil {
 			return
 		}
-		w := sh.waiters[0]
-		sh.waiters[0] = nil
-		sh.waiters = sh.waiters[1:]
-		if len(sh.waiters) == 0 {
-			sh.waiters = nil // let a long queue's array go
+		q := sh.waiters[group]
+		w := q[0]
+		q[0] = nil
+		if len(q) == 1 {
+			delete(sh.waiters, group) // let a long queue's array go
+		} else {
+			sh.waiters[group] = q[1:]
 		}
 		if !w.Granted(c) {
 			sh.unlease(c)
@@ -342,6 +384,16 @@ func (sh *Shard) Sweep() []SweepResult {
 		r := SweepResult{Backend: b}
 		if !b.KeepsConnections() {
 			r.Closed = s.closeIdle(func(*Conn) bool { return true })
+			// Sessions still on a backend that left the configuration end
+			// (1001) once its drain timeout has passed.
+			if since := b.leavingSince.Load(); since != 0 && time.Since(time.Unix(0, since)) >= st.DrainTimeout {
+				for c := range s.conns {
+					if c.state == StateLeased {
+						c.closeWith(codec.CloseGoingAway)
+						r.Closed++
+					}
+				}
+			}
 			out = append(out, r)
 			continue
 		}

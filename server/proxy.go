@@ -32,6 +32,7 @@ var sessionIDPrefix = fmt.Sprintf("%08x", rand.Uint32())
 // relay is one session's side of the proxy. Loop-only.
 type relay struct {
 	s           *Session
+	group       string                // the backend group its route chose
 	conn        *pool.Conn            // the leased backend connection, nil before and after
 	waiting     bool                  // queued in the shard for a connection
 	midMessage  bool                  // the last data frame relayed to the backend was not final
@@ -40,13 +41,19 @@ type relay struct {
 	req         *codec.UpgradeRequest // kept until the session-start message went out
 }
 
-// Upgrade refuses the session (503) when no backend can serve it.
+// Upgrade routes the session to a backend group by its path, and refuses
+// it before the upgrade when no route matches (404) or no backend of the
+// group can serve it (503).
 func (p *Proxy) Upgrade(s *Session, req *codec.UpgradeRequest) error {
 	ps := s.shard.pool
-	if !ps.Available() {
+	group, ok := s.shard.srv.cfg.Pool.Routing().Lookup(req.URI)
+	if !ok {
+		return &codec.HandshakeError{Status: 404, Reason: "no route for this path"}
+	}
+	if !ps.Available(group) {
 		return &codec.HandshakeError{Status: 503, Reason: "no backend available", Header: "Retry-After: 1\r\n"}
 	}
-	r := &relay{s: s}
+	r := &relay{s: s, group: group}
 	if anySessionStart(s.shard.srv.cfg.Pool) {
 		r.req = req
 	}
@@ -66,7 +73,7 @@ func anySessionStart(p *pool.Pool) bool {
 // Opened leases a connection, or queues the session and holds its frames.
 func (p *Proxy) Opened(s *Session) {
 	r := s.Data.(*relay)
-	if c := s.shard.pool.Acquire(r); c != nil {
+	if c := s.shard.pool.Acquire(r, r.group); c != nil {
 		r.bind(c)
 		return
 	}
@@ -87,7 +94,7 @@ func (r *relay) Granted(c *pool.Conn) bool {
 		return false
 	}
 	r.waiting = false
-	r.s.shard.pool.StopWaiting()
+	r.s.shard.pool.StopWaiting(r.group)
 	r.bind(c)
 	r.s.resume()
 	return true
@@ -183,7 +190,7 @@ func (p *Proxy) Closed(s *Session, _ CloseReason) {
 	}
 	if r.waiting {
 		r.waiting = false
-		s.shard.pool.StopWaiting()
+		s.shard.pool.StopWaiting(r.group)
 	}
 	if c := r.conn; c != nil {
 		r.conn = nil

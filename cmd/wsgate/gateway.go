@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -34,6 +35,8 @@ type gatewayFlags struct {
 	backendPong    time.Duration
 	dialTimeout    time.Duration
 	shutdownGrace  time.Duration
+	configFile     string
+	configDB       string
 	ops            opsFlags // admin endpoint and access log (ops.go)
 }
 
@@ -56,22 +59,64 @@ func (f *gatewayFlags) register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.backendPong, "backend-pong-timeout", 0, "close a backend connection whose ping is unanswered this long (default 5s)")
 	fs.DurationVar(&f.dialTimeout, "dial-timeout", 0, "backend connect plus handshake timeout (default 5s)")
 	fs.DurationVar(&f.shutdownGrace, "shutdown-grace", 0, "on SIGTERM/SIGINT, let sessions end by themselves this long before close 1001")
+	fs.StringVar(&f.configFile, "config", "", "YAML configuration file (groups, backends, routes, limits); reloaded when it changes and on SIGHUP")
+	fs.StringVar(&f.configDB, "config-db", "", "PostgreSQL URL holding groups, backends and routes (see `wsgate migrate`); changes apply live")
 	f.ops.register(fs)
 }
 
-// settings builds one backend's settings from the flags.
-func (f *gatewayFlags) settings(url string) (pool.Settings, error) {
-	policy, err := pool.ParsePolicy(f.policy)
-	if err != nil {
-		return pool.Settings{}, err
+// flagConfig is the configuration the flags describe: one group, the
+// default route, the -backend list.
+func (f *gatewayFlags) flagConfig() (*reconcile.GatewayConfig, error) {
+	policy := f.policy
+	if _, err := pool.ParsePolicy(policy); err != nil {
+		return nil, err
 	}
-	return pool.Settings{
-		URL: url, Target: f.poolSize, Max: f.poolMax, Policy: policy,
-		ResetMessage: f.resetMessage, ResetAck: f.resetAck, ResetQuiet: f.resetQuiet, ResetTimeout: f.resetTimeout,
-		SessionStart: f.sessionStart, SessionHeaders: f.sessionHeaders,
-		MaxLifetime: f.maxLifetime, IdleTimeout: f.idleTimeout,
-		PingInterval: f.backendPing, PongTimeout: f.backendPong, DialTimeout: f.dialTimeout,
-	}.Normalize()
+	g := reconcile.Group{Name: pool.DefaultGroup}
+	for _, u := range f.backends {
+		g.Backends = append(g.Backends, reconcile.BackendConfig{
+			URL: u, PoolTarget: f.poolSize, MaxConns: f.poolMax, ReleasePolicy: policy,
+			ResetMessage: f.resetMessage, ResetAck: f.resetAck,
+			ResetQuiet: reconcile.Duration(f.resetQuiet), ResetTimeout: reconcile.Duration(f.resetTimeout),
+			SessionStart: f.sessionStart, SessionHeaders: f.sessionHeaders,
+			MaxLifetime: reconcile.Duration(f.maxLifetime), IdleTimeout: reconcile.Duration(f.idleTimeout),
+			PingInterval: reconcile.Duration(f.backendPing), PongTimeout: reconcile.Duration(f.backendPong),
+			DialTimeout: reconcile.Duration(f.dialTimeout),
+		})
+	}
+	return &reconcile.GatewayConfig{Listen: f.cfg.Addr, Groups: []reconcile.Group{g}, DefaultGroup: pool.DefaultGroup}, nil
+}
+
+// applyFileBase lets a configuration file set the listener, limits and
+// timeouts (flags given explicitly still win).
+func (f *gatewayFlags) applyFileBase(c *reconcile.GatewayConfig, set map[string]bool) {
+	if c.Listen != "" && !set["listen"] {
+		f.cfg.Addr = c.Listen
+	}
+	setInt := func(name string, dst *int, v int) {
+		if v != 0 && !set[name] {
+			*dst = v
+		}
+	}
+	setInt("max-conns", &f.cfg.MaxConns, c.Limits.MaxConns)
+	setInt("max-header-bytes", &f.cfg.MaxHeaderBytes, c.Limits.MaxHeaderBytes)
+	setInt("write-buffer-limit", &f.cfg.WriteBufferLimit, c.Limits.WriteBufferLimit)
+	if c.Limits.MaxFrameBytes != 0 && !set["max-frame-bytes"] {
+		f.cfg.MaxFrameBytes = c.Limits.MaxFrameBytes
+	}
+	if c.Limits.MaxMessageBytes != 0 && !set["max-message-bytes"] {
+		f.cfg.MaxMessageBytes = c.Limits.MaxMessageBytes
+	}
+	setDur := func(name string, dst *time.Duration, v reconcile.Duration) {
+		if v != 0 && !set[name] {
+			*dst = time.Duration(v)
+		}
+	}
+	setDur("handshake-timeout", &f.cfg.HandshakeTimeout, c.Timeouts.Handshake)
+	setDur("ping-interval", &f.cfg.PingInterval, c.Timeouts.PingInterval)
+	setDur("pong-timeout", &f.cfg.PongTimeout, c.Timeouts.PongTimeout)
+	setDur("close-timeout", &f.cfg.CloseTimeout, c.Timeouts.Close)
+	setDur("acquire-timeout", &f.acquireTimeout, c.Timeouts.Acquire)
+	setDur("shutdown-grace", &f.shutdownGrace, c.Timeouts.ShutdownGrace)
 }
 
 func runGateway(args []string) int {
@@ -91,18 +136,41 @@ func runGateway(args []string) int {
 		return 2
 	}
 	defer flush()
-	if len(f.backends) == 0 {
-		log.Error("no backend: give at least one -backend ws://host:port/path")
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	sources := 0
+	for _, on := range []bool{len(f.backends) > 0, f.configFile != "", f.configDB != ""} {
+		if on {
+			sources++
+		}
+	}
+	if sources != 1 {
+		log.Error("give exactly one configuration source: -backend ws://host:port/path (repeatable), -config FILE or -config-db URL")
 		return 2
 	}
-	var list []pool.Settings
-	for _, u := range f.backends {
-		st, err := f.settings(u)
+	var initial *reconcile.GatewayConfig
+	switch {
+	case f.configFile != "":
+		data, err := os.ReadFile(f.configFile)
+		if err == nil {
+			initial, err = reconcile.ParseYAML(data)
+		}
 		if err != nil {
-			log.Error("bad backend", zap.Error(err))
+			log.Error("configuration file", zap.String("path", f.configFile), zap.Error(err))
 			return 2
 		}
-		list = append(list, st)
+		f.applyFileBase(initial, set)
+	case len(f.backends) > 0:
+		if initial, err = f.flagConfig(); err != nil {
+			log.Error("bad flags", zap.Error(err))
+			return 2
+		}
+	}
+	if initial != nil {
+		if _, err := reconcile.Compile(initial, "start"); err != nil {
+			log.Error("bad configuration", zap.Error(err))
+			return 2
+		}
 	}
 	f.cfg.Subprotocols = f.subprotocols
 	f.cfg.Logger = log
@@ -114,9 +182,16 @@ func runGateway(args []string) int {
 		Shards: f.cfg.Loops, MaxFrameBytes: f.cfg.MaxFrameBytes, MaxMessageBytes: maxMessage(f.cfg),
 		WriteBufferLimit: f.cfg.WriteBufferLimit, Logger: log.Named("pool"),
 	})
-	if err := p.SetBackends(list); err != nil {
-		log.Error("bad backends", zap.Error(err))
-		return 2
+	applier := reconcile.NewApplier(p, log.Named("config"))
+	switch {
+	case f.configFile != "":
+		if _, err := applier.Apply(initial, "file:"+f.configFile); err != nil {
+			return 2
+		}
+	case initial != nil:
+		if _, err := applier.Apply(initial, "flags"); err != nil {
+			return 2
+		}
 	}
 	f.cfg.Pool = p
 	f.cfg.Handler = &server.Proxy{AcquireTimeout: f.acquireTimeout}
@@ -131,6 +206,28 @@ func runGateway(args []string) int {
 		return 1
 	}
 	rec := reconcile.Start(reconcile.Config{Pool: p, Logger: log.Named("reconcile")})
+	ctx, stopSources := context.WithCancel(context.Background())
+	var sourcesDone sync.WaitGroup
+	defer sourcesDone.Wait()
+	defer stopSources()
+	reload := func() {}
+	switch {
+	case f.configFile != "":
+		src := reconcile.NewFileSource(f.configFile, applier, log.Named("config"))
+		reload = src.Reload
+		sourcesDone.Add(1)
+		go func() { defer sourcesDone.Done(); src.Run(ctx) }()
+	case f.configDB != "":
+		base, _ := f.flagConfig()
+		base.Groups, base.DefaultGroup = nil, ""
+		src := reconcile.NewDBSource(f.configDB, *base, applier, log.Named("config"))
+		reload = src.Reload
+		sourcesDone.Add(1)
+		go func() { defer sourcesDone.Done(); src.Run(ctx) }()
+	}
+	watchHUP := reconcile.WatchSIGHUP(reload)
+	sourcesDone.Add(1)
+	go func() { defer sourcesDone.Done(); watchHUP(ctx) }()
 	stopOps, err := f.ops.start(opsDeps{server: srv, pool: p, log: log})
 	if err != nil {
 		log.Error("admin endpoint", zap.Error(err))

@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -26,8 +27,13 @@ func main() {
 }
 
 func run(args []string) int {
-	if len(args) > 0 && args[0] == "echo" {
-		return runEcho(args[1:])
+	if len(args) > 0 {
+		switch args[0] {
+		case "echo":
+			return runEcho(args[1:])
+		case "migrate":
+			return runMigrate(args[1:])
+		}
 	}
 	return runGateway(args)
 }
@@ -117,3 +123,25 @@ type stringList []string
 
 func (l *stringList) String() string     { return fmt.Sprint([]string(*l)) }
 func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// runMigrate creates or updates the configuration schema in PostgreSQL.
+func runMigrate(args []string) int {
+	fs := flag.NewFlagSet("wsgate migrate", flag.ContinueOnError)
+	url := fs.String("config-db", "", "PostgreSQL URL, e.g. postgres://user:pass@127.0.0.1:5432/wsgate")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *url == "" {
+		fmt.Fprintln(os.Stderr, "usage: wsgate migrate -config-db postgres://...")
+		return 2
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v, err := reconcile.Migrate(ctx, *url)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsgate migrate:", err)
+		return 1
+	}
+	fmt.Printf("wsgate migrate: schema at version %d\n", v)
+	return 0
+}

@@ -1,0 +1,244 @@
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/wsgate/wsgate/pool"
+)
+
+// GatewayConfig is wsgate's configuration model, whatever its source (flags, a
+// YAML file, PostgreSQL). Field names are the YAML keys; docs/config.md
+// documents each. Listener, limits and timeouts are read at start; the
+// groups, backends and routes apply live.
+type GatewayConfig struct {
+	Listen       string        `yaml:"listen"`
+	Limits       Limits        `yaml:"limits"`
+	Timeouts     Timeouts      `yaml:"timeouts"`
+	Groups       []Group       `yaml:"groups"`
+	Routes       []RouteConfig `yaml:"routes"`
+	DefaultGroup string        `yaml:"default_group"` // group for unrouted paths; "" = 404
+}
+
+// Limits bound what clients may do (0: the server's default).
+type Limits struct {
+	MaxConns         int   `yaml:"max_conns"`
+	MaxHeaderBytes   int   `yaml:"max_header_bytes"`
+	MaxFrameBytes    int64 `yaml:"max_frame_bytes"`
+	MaxMessageBytes  int64 `yaml:"max_message_bytes"`
+	WriteBufferLimit int   `yaml:"write_buffer_limit"`
+}
+
+// Timeouts of client sessions (0: the server's default).
+type Timeouts struct {
+	Handshake     Duration `yaml:"handshake"`
+	PingInterval  Duration `yaml:"ping_interval"`
+	PongTimeout   Duration `yaml:"pong_timeout"`
+	Close         Duration `yaml:"close"`
+	Acquire       Duration `yaml:"acquire"`
+	ShutdownGrace Duration `yaml:"shutdown_grace"`
+}
+
+// Group is a set of interchangeable backends that routes point at.
+type Group struct {
+	Name     string          `yaml:"name"`
+	Backends []BackendConfig `yaml:"backends"`
+}
+
+// BackendConfig is one backend server.
+type BackendConfig struct {
+	URL            string   `yaml:"url"`
+	PoolTarget     int      `yaml:"pool_target"` // idle connections kept ready (min idle)
+	MaxConns       int      `yaml:"max_conns"`   // bound on its connections, any state (0: default)
+	Weight         int      `yaml:"weight"`      // share of new sessions in its group (0: 1)
+	ReleasePolicy  string   `yaml:"release_policy"`
+	ResetMessage   string   `yaml:"reset_message"`
+	ResetAck       string   `yaml:"reset_ack"`
+	ResetQuiet     Duration `yaml:"reset_quiet"`
+	ResetTimeout   Duration `yaml:"reset_timeout"`
+	SessionStart   bool     `yaml:"session_start"`
+	SessionHeaders []string `yaml:"session_headers"`
+	Enabled        *bool    `yaml:"enabled"` // nil: true
+	Draining       bool     `yaml:"draining"`
+	DrainTimeout   Duration `yaml:"drain_timeout"`
+	MaxLifetime    Duration `yaml:"max_lifetime"`
+	IdleTimeout    Duration `yaml:"idle_timeout"`
+	PingInterval   Duration `yaml:"ping_interval"`
+	PongTimeout    Duration `yaml:"pong_timeout"`
+	DialTimeout    Duration `yaml:"dial_timeout"`
+}
+
+// RouteConfig maps a path (prefix, or exact) to a group.
+type RouteConfig struct {
+	Path  string `yaml:"path"`
+	Exact bool   `yaml:"exact"`
+	Group string `yaml:"group"`
+}
+
+// Duration is a time.Duration written as "5s", "250ms" in YAML.
+type Duration time.Duration
+
+// UnmarshalYAML reads a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration (like 5s or 250ms)", n.Line, s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// ParseYAML reads a configuration; unknown keys are errors (a typo must
+// not silently become a default).
+func ParseYAML(data []byte) (*GatewayConfig, error) {
+	var c GatewayConfig
+	dec := yaml.NewDecoder(strings.NewReader(string(data)))
+	dec.KnownFields(true)
+	if err := dec.Decode(&c); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
+	}
+	return &c, nil
+}
+
+// ErrInvalid wraps every validation failure; the message names the field
+// and the value.
+var ErrInvalid = errors.New("reconcile: invalid configuration")
+
+// Snapshot is one validated, immutable version of the configuration, in
+// the form the pool takes.
+type Snapshot struct {
+	Version  int64
+	Source   string // "flags", "file:PATH", "postgres"
+	Config   *GatewayConfig
+	Backends []pool.Settings
+	Routing  *pool.Routing
+}
+
+// Compile validates c and builds a snapshot. Any invalid field rejects the
+// whole configuration; the error names the field and its value.
+func Compile(c *GatewayConfig, source string) (*Snapshot, error) {
+	fail := func(field string, value any, why string) (*Snapshot, error) {
+		return nil, fmt.Errorf("%w: %s = %v: %s", ErrInvalid, field, value, why)
+	}
+	if c.Limits.MaxConns < 0 || c.Limits.MaxHeaderBytes < 0 || c.Limits.MaxFrameBytes < 0 ||
+		c.Limits.MaxMessageBytes < 0 || c.Limits.WriteBufferLimit < 0 {
+		return fail("limits", fmt.Sprintf("%+v", c.Limits), "limits must not be negative")
+	}
+	for name, d := range map[string]Duration{"timeouts.handshake": c.Timeouts.Handshake, "timeouts.ping_interval": c.Timeouts.PingInterval,
+		"timeouts.pong_timeout": c.Timeouts.PongTimeout, "timeouts.close": c.Timeouts.Close, "timeouts.acquire": c.Timeouts.Acquire,
+		"timeouts.shutdown_grace": c.Timeouts.ShutdownGrace} {
+		if d < 0 {
+			return fail(name, time.Duration(d), "must not be negative")
+		}
+	}
+	snap := &Snapshot{Source: source, Config: c}
+	groups := make(map[string]bool)
+	urls := make(map[string]string)
+	for gi, g := range c.Groups {
+		gf := fmt.Sprintf("groups[%d]", gi)
+		if g.Name == "" {
+			return fail(gf+".name", `""`, "a group needs a name")
+		}
+		if groups[g.Name] {
+			return fail(gf+".name", g.Name, "duplicate group")
+		}
+		groups[g.Name] = true
+		for bi, b := range g.Backends {
+			bf := fmt.Sprintf("%s.backends[%d]", gf, bi)
+			st, err := b.settings(g.Name, bf)
+			if err != nil {
+				return nil, err
+			}
+			if prev, dup := urls[st.URL]; dup {
+				return fail(bf+".url", st.URL, "duplicate backend (also "+prev+")")
+			}
+			urls[st.URL] = bf
+			snap.Backends = append(snap.Backends, st)
+		}
+	}
+	var routes []pool.Route
+	seen := make(map[string]bool)
+	for ri, r := range c.Routes {
+		rf := fmt.Sprintf("routes[%d]", ri)
+		if !strings.HasPrefix(r.Path, "/") {
+			return fail(rf+".path", fmt.Sprintf("%q", r.Path), "must start with /")
+		}
+		if !groups[r.Group] {
+			return fail(rf+".group", fmt.Sprintf("%q", r.Group), "no such group")
+		}
+		key := fmt.Sprintf("%v %s", r.Exact, r.Path)
+		if seen[key] {
+			return fail(rf+".path", r.Path, "duplicate route")
+		}
+		seen[key] = true
+		routes = append(routes, pool.Route{Path: r.Path, Exact: r.Exact, Group: r.Group})
+	}
+	if c.DefaultGroup != "" && !groups[c.DefaultGroup] {
+		return fail("default_group", fmt.Sprintf("%q", c.DefaultGroup), "no such group")
+	}
+	snap.Routing = pool.NewRouting(0, routes, c.DefaultGroup)
+	return snap, nil
+}
+
+// settings validates one backend and converts it to pool settings.
+func (b BackendConfig) settings(group, field string) (pool.Settings, error) {
+	fail := func(f string, value any, why string) (pool.Settings, error) {
+		return pool.Settings{}, fmt.Errorf("%w: %s.%s = %v: %s", ErrInvalid, field, f, value, why)
+	}
+	u, err := url.Parse(b.URL)
+	if err != nil || u.Scheme != "ws" || u.Host == "" || u.Port() == "" {
+		return fail("url", fmt.Sprintf("%q", b.URL), "want ws://host:port/path")
+	}
+	if b.PoolTarget < 0 {
+		return fail("pool_target", b.PoolTarget, "must not be negative")
+	}
+	if b.MaxConns < 0 {
+		return fail("max_conns", b.MaxConns, "must not be negative")
+	}
+	if b.MaxConns > 0 && b.PoolTarget > b.MaxConns {
+		return fail("pool_target", b.PoolTarget, fmt.Sprintf("above max_conns %d", b.MaxConns))
+	}
+	if b.Weight < 0 {
+		return fail("weight", b.Weight, "must not be negative")
+	}
+	policy := pool.PolicyReuse
+	if b.ReleasePolicy != "" {
+		if policy, err = pool.ParsePolicy(b.ReleasePolicy); err != nil {
+			return fail("release_policy", fmt.Sprintf("%q", b.ReleasePolicy), "want reuse, reset or close")
+		}
+	}
+	for name, d := range map[string]Duration{"reset_quiet": b.ResetQuiet, "reset_timeout": b.ResetTimeout, "drain_timeout": b.DrainTimeout,
+		"max_lifetime": b.MaxLifetime, "idle_timeout": b.IdleTimeout, "ping_interval": b.PingInterval,
+		"pong_timeout": b.PongTimeout, "dial_timeout": b.DialTimeout} {
+		if d < 0 {
+			return fail(name, time.Duration(d), "must not be negative")
+		}
+	}
+	for i, h := range b.SessionHeaders {
+		if h == "" || strings.ContainsAny(h, " \t\r\n:") {
+			return fail(fmt.Sprintf("session_headers[%d]", i), fmt.Sprintf("%q", h), "not a header name")
+		}
+	}
+	st := pool.Settings{
+		URL: b.URL, Group: group, Target: b.PoolTarget, Max: b.MaxConns, Weight: b.Weight, Policy: policy,
+		ResetMessage: b.ResetMessage, ResetAck: b.ResetAck, ResetQuiet: time.Duration(b.ResetQuiet), ResetTimeout: time.Duration(b.ResetTimeout),
+		SessionStart: b.SessionStart, SessionHeaders: b.SessionHeaders,
+		Draining: b.Draining || (b.Enabled != nil && !*b.Enabled), DrainTimeout: time.Duration(b.DrainTimeout),
+		MaxLifetime: time.Duration(b.MaxLifetime), IdleTimeout: time.Duration(b.IdleTimeout),
+		PingInterval: time.Duration(b.PingInterval), PongTimeout: time.Duration(b.PongTimeout), DialTimeout: time.Duration(b.DialTimeout),
+	}
+	st, err = st.Normalize()
+	if err != nil {
+		return fail("url", b.URL, err.Error())
+	}
+	return st, nil
+}

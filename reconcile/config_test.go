@@ -1,0 +1,138 @@
+package reconcile
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/wsgate/wsgate/pool"
+)
+
+const goodYAML = `
+listen: 127.0.0.1:8080
+limits: {max_message_bytes: 65536}
+timeouts: {acquire: 2s}
+default_group: main
+groups:
+  - name: main
+    backends:
+      - {url: "ws://127.0.0.1:9001/", pool_target: 4, max_conns: 50, weight: 2}
+      - {url: "ws://127.0.0.1:9002/asr", pool_target: 2, release_policy: reset, reset_message: "end", reset_ack: "ok", reset_timeout: 2s}
+  - name: tts
+    backends:
+      - {url: "ws://127.0.0.1:9003/", enabled: false, session_start: true, session_headers: [X-User]}
+routes:
+  - {path: /tts/, group: tts}
+  - {path: /health, exact: true, group: main}
+`
+
+func TestCompileGoodConfig(t *testing.T) {
+	c, err := ParseYAML([]byte(goodYAML))
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap, err := Compile(c, "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(snap.Backends) != 3 || snap.Backends[0].Weight != 2 || snap.Backends[1].Policy != pool.PolicyReset ||
+		!snap.Backends[2].Draining || snap.Backends[2].Group != "tts" {
+		t.Fatalf("backends %+v", snap.Backends)
+	}
+	for path, want := range map[string]string{"/tts/en": "tts", "/health": "main", "/health/x": "main", "/other?q=1": "main"} {
+		if got, ok := snap.Routing.Lookup(path); !ok || got != want {
+			t.Errorf("route %s -> %q, want %q", path, got, want)
+		}
+	}
+}
+
+// TestCompileRejects: every rule refuses the whole configuration with an
+// error naming the field and the value.
+func TestCompileRejects(t *testing.T) {
+	base := func() *GatewayConfig {
+		c, err := ParseYAML([]byte(goodYAML))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(c *GatewayConfig)
+		field  string // must appear in the error, with the value
+		value  string
+	}{
+		{"bad url", func(c *GatewayConfig) { c.Groups[0].Backends[0].URL = "http//nowhere" }, "groups[0].backends[0].url", "http//nowhere"},
+		{"url without port", func(c *GatewayConfig) { c.Groups[0].Backends[0].URL = "ws://host/" }, "groups[0].backends[0].url", "ws://host/"},
+		{"negative pool target", func(c *GatewayConfig) { c.Groups[0].Backends[1].PoolTarget = -1 }, "groups[0].backends[1].pool_target", "-1"},
+		{"negative max", func(c *GatewayConfig) { c.Groups[0].Backends[1].MaxConns = -5 }, "groups[0].backends[1].max_conns", "-5"},
+		{"target over max", func(c *GatewayConfig) { c.Groups[0].Backends[0].PoolTarget = 60 }, "groups[0].backends[0].pool_target", "60"},
+		{"negative weight", func(c *GatewayConfig) { c.Groups[0].Backends[0].Weight = -1 }, "groups[0].backends[0].weight", "-1"},
+		{"unknown release policy", func(c *GatewayConfig) { c.Groups[0].Backends[0].ReleasePolicy = "recycle" }, "groups[0].backends[0].release_policy", "recycle"},
+		{"negative duration", func(c *GatewayConfig) { c.Groups[0].Backends[0].PingInterval = -1 }, "groups[0].backends[0].ping_interval", "-1ns"},
+		{"bad header name", func(c *GatewayConfig) { c.Groups[1].Backends[0].SessionHeaders = []string{"X User"} }, "groups[1].backends[0].session_headers[0]", "X User"},
+		{"duplicate backend", func(c *GatewayConfig) { c.Groups[1].Backends[0].URL = "ws://127.0.0.1:9001/" }, "groups[1].backends[0].url", "ws://127.0.0.1:9001/"},
+		{"duplicate group", func(c *GatewayConfig) { c.Groups[1].Name = "main" }, "groups[1].name", "main"},
+		{"unnamed group", func(c *GatewayConfig) { c.Groups[1].Name = "" }, "groups[1].name", `""`},
+		{"route to a missing group", func(c *GatewayConfig) { c.Routes[0].Group = "stt" }, "routes[0].group", "stt"},
+		{"route not a path", func(c *GatewayConfig) { c.Routes[0].Path = "tts" }, "routes[0].path", "tts"},
+		{"duplicate route", func(c *GatewayConfig) { c.Routes[1] = c.Routes[0] }, "routes[1].path", "/tts/"},
+		{"default group missing", func(c *GatewayConfig) { c.DefaultGroup = "nope" }, "default_group", "nope"},
+		{"negative limit", func(c *GatewayConfig) { c.Limits.MaxConns = -1 }, "limits", "-1"},
+		{"negative timeout", func(c *GatewayConfig) { c.Timeouts.Acquire = -1 }, "timeouts.acquire", "-1ns"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := base()
+			tc.mutate(c)
+			_, err := Compile(c, "test")
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.field) || !strings.Contains(err.Error(), tc.value) {
+				t.Fatalf("error %v, want one naming %s and %s", err, tc.field, tc.value)
+			}
+		})
+	}
+}
+
+func TestParseYAMLRejectsUnknownKeysAndBadDurations(t *testing.T) {
+	for _, doc := range []string{
+		"groups: [{name: a, backends: [{url: 'ws://h:1/', pool_size: 3}]}]", // typo of pool_target
+		"timeouts: {acquire: soon}",
+		"listen: [1, 2]",
+	} {
+		if _, err := ParseYAML([]byte(doc)); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: accepted (%v)", doc, err)
+		}
+	}
+}
+
+func TestApplierKeepsLastGoodVersion(t *testing.T) {
+	p := pool.New(pool.Config{Shards: 1})
+	a := NewApplier(p, nil)
+	c, _ := ParseYAML([]byte(goodYAML))
+	if _, err := a.Apply(c, "test"); err != nil {
+		t.Fatal(err)
+	}
+	bad, _ := ParseYAML([]byte(goodYAML))
+	bad.Routes[0].Group = "missing"
+	if _, err := a.Apply(bad, "test"); err == nil {
+		t.Fatal("bad version applied")
+	}
+	st := a.Status()
+	if st.Version != 1 || !strings.Contains(st.LastError, "routes[0].group") {
+		t.Fatalf("status %+v", st)
+	}
+	if g, _ := p.Routing().Lookup("/tts/x"); g != "tts" || len(p.Backends()) != 3 {
+		t.Fatalf("pool changed by a rejected version: route %q, %d backends", g, len(p.Backends()))
+	}
+	// The same good version again changes nothing; a new one is version 2.
+	if _, err := a.Apply(c, "test"); err != nil || a.Status().Version != 1 || a.Status().LastError != "" {
+		t.Fatalf("reapply: %v %+v", err, a.Status())
+	}
+	c2, _ := ParseYAML([]byte(goodYAML))
+	c2.Groups[0].Backends = c2.Groups[0].Backends[:1]
+	if _, err := a.Apply(c2, "test"); err != nil || a.Status().Version != 2 {
+		t.Fatalf("new version: %v %+v", err, a.Status())
+	}
+	if !p.Backends()[1].Removed() {
+		t.Fatal("backend left out of the new version is not marked removed")
+	}
+}

@@ -1,0 +1,319 @@
+package reconcile
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"go.uber.org/zap"
+)
+
+// NotifyChannel is the PostgreSQL channel the schema's triggers notify on
+// every change to groups, backends, routes or settings.
+const NotifyChannel = "wsgate_config"
+
+// migrations are applied in order, each once, under an advisory lock so
+// that a fleet of wsgate instances starting together migrate once. The
+// tables hold what the configuration model holds for groups, backends
+// and routes; they have few constraints on purpose: wsgate validates a
+// whole version itself and keeps the last good one, naming the bad row.
+var migrations = []string{`
+CREATE TABLE wsgate_groups (
+	name text PRIMARY KEY
+);
+CREATE TABLE wsgate_backends (
+	id               bigserial PRIMARY KEY,
+	group_name       text    NOT NULL,
+	url              text    NOT NULL,
+	pool_target      integer NOT NULL DEFAULT 10,
+	max_conns        integer NOT NULL DEFAULT 0,
+	weight           integer NOT NULL DEFAULT 1,
+	release_policy   text    NOT NULL DEFAULT 'reuse',
+	reset_message    text    NOT NULL DEFAULT '',
+	reset_ack        text    NOT NULL DEFAULT '',
+	reset_quiet_ms   integer NOT NULL DEFAULT 0,
+	reset_timeout_ms integer NOT NULL DEFAULT 0,
+	session_start    boolean NOT NULL DEFAULT false,
+	session_headers  text[]  NOT NULL DEFAULT '{}',
+	enabled          boolean NOT NULL DEFAULT true,
+	draining         boolean NOT NULL DEFAULT false,
+	drain_timeout_ms integer NOT NULL DEFAULT 0,
+	max_lifetime_ms  integer NOT NULL DEFAULT 0
+);
+CREATE TABLE wsgate_routes (
+	id         bigserial PRIMARY KEY,
+	path       text    NOT NULL,
+	exact      boolean NOT NULL DEFAULT false,
+	group_name text    NOT NULL
+);
+CREATE TABLE wsgate_settings (
+	key   text PRIMARY KEY,
+	value text NOT NULL
+);
+CREATE FUNCTION wsgate_notify_config() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	PERFORM pg_notify('` + NotifyChannel + `', TG_TABLE_NAME);
+	RETURN NULL;
+END $$;
+CREATE TRIGGER wsgate_groups_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON wsgate_groups
+	FOR EACH STATEMENT EXECUTE FUNCTION wsgate_notify_config();
+CREATE TRIGGER wsgate_backends_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON wsgate_backends
+	FOR EACH STATEMENT EXECUTE FUNCTION wsgate_notify_config();
+CREATE TRIGGER wsgate_routes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON wsgate_routes
+	FOR EACH STATEMENT EXECUTE FUNCTION wsgate_notify_config();
+CREATE TRIGGER wsgate_settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON wsgate_settings
+	FOR EACH STATEMENT EXECUTE FUNCTION wsgate_notify_config();
+`}
+
+// Migrate brings the database at url to the latest schema (`wsgate migrate`).
+// It returns the schema version.
+func Migrate(ctx context.Context, url string) (int, error) {
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		return 0, fmt.Errorf("reconcile: migrate: %w", err)
+	}
+	defer conn.Close(context.Background())
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("reconcile: migrate: %w", err)
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
+	steps := []string{
+		`SELECT pg_advisory_xact_lock(7215190004)`, // one migrator at a time
+		`CREATE TABLE IF NOT EXISTS wsgate_schema (version integer PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`,
+	}
+	for _, q := range steps {
+		if _, err := tx.Exec(ctx, q); err != nil {
+			return 0, fmt.Errorf("reconcile: migrate: %w", err)
+		}
+	}
+	var have int
+	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM wsgate_schema`).Scan(&have); err != nil {
+		return 0, fmt.Errorf("reconcile: migrate: %w", err)
+	}
+	for v := have + 1; v <= len(migrations); v++ {
+		if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
+			return 0, fmt.Errorf("reconcile: migration %d: %w", v, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO wsgate_schema (version) VALUES ($1)`, v); err != nil {
+			return 0, fmt.Errorf("reconcile: migration %d: %w", v, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("reconcile: migrate: %w", err)
+	}
+	return len(migrations), nil
+}
+
+// LoadDB reads the configuration's groups, backends, routes and default
+// group from the database. Listener, limits and timeouts are not in the
+// database: they come from base (the flags).
+func LoadDB(ctx context.Context, conn *pgx.Conn, base GatewayConfig) (*GatewayConfig, error) {
+	c := base
+	c.Groups, c.Routes, c.DefaultGroup = nil, nil, ""
+	index := make(map[string]int)
+	rows, err := conn.Query(ctx, `SELECT name FROM wsgate_groups ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			return nil, err
+		}
+		index[name] = len(c.Groups)
+		c.Groups = append(c.Groups, Group{Name: name})
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = conn.Query(ctx, `SELECT id, group_name, url, pool_target, max_conns, weight, release_policy, reset_message,
+		reset_ack, reset_quiet_ms, reset_timeout_ms, session_start, session_headers, enabled, draining, drain_timeout_ms,
+		max_lifetime_ms FROM wsgate_backends ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var (
+			id                              int64
+			group                           string
+			b                               BackendConfig
+			quiet, timeout, drain, lifetime int64
+			enabled                         bool
+		)
+		if err := rows.Scan(&id, &group, &b.URL, &b.PoolTarget, &b.MaxConns, &b.Weight, &b.ReleasePolicy, &b.ResetMessage,
+			&b.ResetAck, &quiet, &timeout, &b.SessionStart, &b.SessionHeaders, &enabled, &b.Draining, &drain, &lifetime); err != nil {
+			return nil, err
+		}
+		gi, ok := index[group]
+		if !ok {
+			rows.Close()
+			return nil, fmt.Errorf("%w: wsgate_backends[id=%d].group_name = %q: no such group", ErrInvalid, id, group)
+		}
+		ms := func(v int64) Duration { return Duration(time.Duration(v) * time.Millisecond) }
+		b.ResetQuiet, b.ResetTimeout, b.DrainTimeout, b.MaxLifetime = ms(quiet), ms(timeout), ms(drain), ms(lifetime)
+		b.Enabled = &enabled
+		c.Groups[gi].Backends = append(c.Groups[gi].Backends, b)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows, err = conn.Query(ctx, `SELECT path, exact, group_name FROM wsgate_routes ORDER BY id`)
+	if err != nil {
+		return nil, err
+	}
+	for rows.Next() {
+		var r RouteConfig
+		if err := rows.Scan(&r.Path, &r.Exact, &r.Group); err != nil {
+			return nil, err
+		}
+		c.Routes = append(c.Routes, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	err = conn.QueryRow(ctx, `SELECT value FROM wsgate_settings WHERE key = 'default_group'`).Scan(&c.DefaultGroup)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// DBSource keeps the configuration in step with PostgreSQL: LISTEN for the
+// triggers' notifications (a change applies within a second), a jittered
+// periodic reload as a safety net for a missed notification, and on any
+// database error, reconnection with exponential backoff and jitter while
+// the last good version stays in force.
+type DBSource struct {
+	URL          string
+	Base         GatewayConfig // listener, limits, timeouts (from flags)
+	Applier      *Applier
+	PollInterval time.Duration // safety-net reload, +-10% (default 10 s)
+	Log          *zap.Logger
+
+	connected atomic.Bool
+	lastError atomic.Pointer[string]
+	reload    chan struct{}
+}
+
+// NewDBSource returns a source for the database at url.
+func NewDBSource(url string, base GatewayConfig, a *Applier, log *zap.Logger) *DBSource {
+	if log == nil {
+		log = zap.NewNop()
+	}
+	return &DBSource{URL: url, Base: base, Applier: a, Log: log, reload: make(chan struct{}, 1)}
+}
+
+// DBStatus is the database source's health.
+type DBStatus struct {
+	Connected bool
+	LastError string
+}
+
+// Status reports whether the source is connected and its last error.
+// Safe for concurrent use.
+func (d *DBSource) Status() DBStatus {
+	st := DBStatus{Connected: d.connected.Load()}
+	if e := d.lastError.Load(); e != nil {
+		st.LastError = *e
+	}
+	return st
+}
+
+// Reload asks Run to read the database now (SIGHUP, admin). Never blocks.
+func (d *DBSource) Reload() {
+	select {
+	case d.reload <- struct{}{}:
+	default:
+	}
+}
+
+// Run is the database source's goroutine, until ctx ends.
+func (d *DBSource) Run(ctx context.Context) {
+	backoff := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		err := d.session(ctx)
+		d.connected.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		msg := err.Error()
+		d.lastError.Store(&msg)
+		wait := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
+		d.Log.Warn("configuration database unavailable; keeping the last good version",
+			zap.Error(err), zap.Duration("retry_in", wait), zap.Int64("version_in_force", d.Applier.Status().Version))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+		if d.connected.Load() {
+			backoff = 100 * time.Millisecond
+		}
+	}
+}
+
+// session is one connection's life: listen, load, then reload on every
+// notification, reload request or poll tick, until an error.
+func (d *DBSource) session(ctx context.Context) error {
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	conn, err := pgx.Connect(cctx, d.URL)
+	cancel()
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.Background())
+	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
+		return err
+	}
+	d.connected.Store(true)
+	d.lastError.Store(nil)
+	for {
+		if err := d.load(ctx, conn); err != nil && !errors.Is(err, ErrInvalid) {
+			return err
+		}
+		interval := d.PollInterval
+		if interval <= 0 {
+			interval = 10 * time.Second
+		}
+		wctx, cancel := context.WithTimeout(ctx, jitter(interval, 0.1))
+		go func() { // a reload request ends the wait early
+			select {
+			case <-d.reload:
+				cancel()
+			case <-wctx.Done():
+			}
+		}()
+		_, err := conn.WaitForNotification(wctx)
+		timedOut := wctx.Err() != nil && ctx.Err() == nil
+		cancel()
+		switch {
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case err != nil && !timedOut:
+			return err
+		}
+
+	}
+}
+
+func (d *DBSource) load(ctx context.Context, conn *pgx.Conn) error {
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	c, err := LoadDB(lctx, conn, d.Base)
+	if err != nil {
+		if errors.Is(err, ErrInvalid) {
+			msg := err.Error()
+			d.Applier.lastError.Store(&msg)
+			d.Log.Warn("configuration rejected; the last good version stays", zap.String("source", "postgres"), zap.Error(err))
+		}
+		return err
+	}
+	_, err = d.Applier.Apply(c, "postgres")
+	return err
+}

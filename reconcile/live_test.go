@@ -1,0 +1,268 @@
+package reconcile_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"go.uber.org/zap/zaptest"
+
+	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/reconcile"
+	"github.com/wsgate/wsgate/server"
+)
+
+// fleet is a gateway under live reconfiguration, with its echo backends.
+type fleet struct {
+	t       *testing.T
+	srv     *server.Server
+	pool    *pool.Pool
+	rec     *reconcile.Reconciler
+	applier *reconcile.Applier
+	echoes  []*server.Server
+
+	stopMonitor chan struct{}
+	monitorDone chan struct{}
+	boundErr    atomic.Pointer[string]
+}
+
+func startEcho(t *testing.T) *server.Server {
+	t.Helper()
+	s, err := server.New(server.Config{Addr: "127.0.0.1:0", Loops: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// startFleet starts n echo backends and a gateway with an empty pool, and
+// a monitor that checks the per-backend bound as fast as it can.
+func startFleet(t *testing.T, n int) *fleet {
+	t.Helper()
+	f := &fleet{t: t, stopMonitor: make(chan struct{}), monitorDone: make(chan struct{})}
+	for i := 0; i < n; i++ {
+		f.echoes = append(f.echoes, startEcho(t))
+	}
+	log := zaptest.NewLogger(t)
+	f.pool = pool.New(pool.Config{Shards: 2, MaxFrameBytes: 1 << 20, MaxMessageBytes: 1 << 20, Logger: log})
+	f.applier = reconcile.NewApplier(f.pool, log)
+	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Loops: 2, Pool: f.pool, Handler: &server.Proxy{},
+		Logger: log, TickInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.srv = srv
+	f.rec = reconcile.Start(reconcile.Config{Pool: f.pool, Logger: log, Interval: 200 * time.Millisecond})
+	go f.monitorBound()
+	return f
+}
+
+// monitorBound samples every backend as fast as it can: its total stays
+// within its max, except right after max was lowered below what it held;
+// then it may only shrink until it is within the new max (the pool never
+// dials past a max, and closes the excess as it can: idle at once, leased
+// as their sessions end).
+func (f *fleet) monitorBound() {
+	defer close(f.monitorDone)
+	last := make(map[*pool.Backend]int64)
+	for {
+		select {
+		case <-f.stopMonitor:
+			return
+		default:
+		}
+		for _, b := range f.pool.Backends() {
+			max := int64(b.Settings().Max)
+			total := b.Total.Load()
+			if prev, seen := last[b]; total > max && (!seen || total > prev) {
+				msg := fmt.Sprintf("backend %s: total %d over max %d and growing (was %d)", b.Settings().URL, total, max, prev)
+				f.boundErr.CompareAndSwap(nil, &msg)
+			}
+			last[b] = total
+		}
+	}
+}
+
+func (f *fleet) stop() {
+	select {
+	case <-f.stopMonitor:
+	default:
+		close(f.stopMonitor)
+	}
+	<-f.monitorDone
+	f.rec.Stop()
+	f.srv.Stop()
+	for _, e := range f.echoes {
+		e.Stop()
+	}
+	if p := f.boundErr.Load(); p != nil {
+		f.t.Error(*p)
+	}
+}
+
+func (f *fleet) echoURL(i int) string { return "ws://" + f.echoes[i].Addr() + "/" }
+
+func (f *fleet) backend(url string) *pool.Backend {
+	for _, b := range f.pool.Backends() {
+		if b.Settings().URL == url {
+			return b
+		}
+	}
+	return nil
+}
+
+func eventually(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > d {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// session is a client that keeps talking; check proves it is still alive.
+type session struct {
+	c *websocket.Conn
+	n int
+}
+
+func (f *fleet) open(path string) *session {
+	f.t.Helper()
+	c, _, err := websocket.DefaultDialer.Dial("ws://"+f.srv.Addr()+path, nil)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	s := &session{c: c}
+	s.check(f.t)
+	return s
+}
+
+func (s *session) check(t *testing.T) {
+	t.Helper()
+	s.n++
+	msg := fmt.Sprintf("message %d", s.n)
+	_ = s.c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := s.c.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+		t.Fatalf("session dropped: %v", err)
+	}
+	if _, got, err := s.c.ReadMessage(); err != nil || string(got) != msg {
+		t.Fatalf("session dropped or confused: %q %v", got, err)
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil { // atomic, as editors and config managers do
+		t.Fatal(err)
+	}
+}
+
+// TestFileSourceAppliesChangesLive: a YAML file edited while sessions run:
+// a backend added fills its pool, a target raised grows, a bad version is
+// refused with the field named and changes nothing, a backend removed
+// loses its connections; the session on the unaffected backend never
+// notices.
+func TestFileSourceAppliesChangesLive(t *testing.T) {
+	f := startFleet(t, 2)
+	defer f.stop()
+	a, b := f.echoURL(0), f.echoURL(1)
+	path := t.TempDir() + "/wsgate.yaml"
+	doc := func(backends string) string {
+		return "default_group: main\ngroups:\n  - name: main\n    backends:\n" + backends
+	}
+	writeFile(t, path, doc(fmt.Sprintf("      - {url: %q, pool_target: 2, max_conns: 20}\n", a)))
+	src := reconcile.NewFileSource(path, f.applier, zaptest.NewLogger(t))
+	src.PollInterval = 20 * time.Millisecond
+	if err := src.Load(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	wg.Add(1)
+	go func() { defer wg.Done(); src.Run(ctx) }()
+
+	eventually(t, "backend A filled", 5*time.Second, func() bool { return f.backend(a).Idle.Load() == 2 })
+	s := f.open("/")
+
+	writeFile(t, path, doc(fmt.Sprintf("      - {url: %q, pool_target: 4, max_conns: 20}\n      - {url: %q, pool_target: 3, max_conns: 20}\n", a, b)))
+	took := eventually(t, "B added and A grown", 5*time.Second, func() bool {
+		bb := f.backend(b)
+		return bb != nil && bb.Idle.Load() == 3 && f.backend(a).Idle.Load() == 4
+	})
+	t.Logf("file change applied and pools at target in %v", took)
+	s.check(t)
+
+	version := f.applier.Status().Version
+	writeFile(t, path, doc(fmt.Sprintf("      - {url: %q, pool_target: -1}\n", a)))
+	eventually(t, "bad version refused", 5*time.Second, func() bool { return f.applier.Status().LastError != "" })
+	if st := f.applier.Status(); st.Version != version || !contains(st.LastError, "pool_target") || !contains(st.LastError, "-1") {
+		t.Fatalf("status after a bad file: %+v", st)
+	}
+	s.check(t)
+
+	writeFile(t, path, doc(fmt.Sprintf("      - {url: %q, pool_target: 4, max_conns: 20}\n", a)))
+	eventually(t, "B removed and closed", 5*time.Second, func() bool {
+		bb := f.backend(b)
+		return bb.Removed() && bb.Total.Load() == 0
+	})
+	s.check(t)
+	if n := f.srv.Stats().Closed(server.ReasonBackendLost); n != 0 {
+		t.Fatalf("%d sessions lost their backend", n)
+	}
+}
+
+// TestSIGHUPReloadsTheFile: with file polling off, SIGHUP alone applies
+// an edit.
+func TestSIGHUPReloadsTheFile(t *testing.T) {
+	f := startFleet(t, 2)
+	defer f.stop()
+	path := t.TempDir() + "/wsgate.yaml"
+	doc := "default_group: main\ngroups:\n  - name: main\n    backends:\n      - {url: %q, pool_target: 1}\n"
+	writeFile(t, path, fmt.Sprintf(doc, f.echoURL(0)))
+	src := reconcile.NewFileSource(path, f.applier, zaptest.NewLogger(t))
+	src.PollInterval = time.Hour
+	if err := src.Load(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	watch := reconcile.WatchSIGHUP(src.Reload)
+	wg.Add(2)
+	go func() { defer wg.Done(); src.Run(ctx) }()
+	go func() { defer wg.Done(); watch(ctx) }()
+
+	writeFile(t, path, fmt.Sprintf(doc, f.echoURL(1)))
+	if err := syscallKillHUP(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "SIGHUP reload", 5*time.Second, func() bool {
+		bb := f.backend(f.echoURL(1))
+		return bb != nil && bb.Idle.Load() == 1
+	})
+}
+
+func contains(s, sub string) bool { return strings.Contains(s, sub) }
