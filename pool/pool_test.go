@@ -2,6 +2,7 @@ package pool
 
 import (
 	"testing"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -334,4 +335,76 @@ func TestPauseAndDrain(t *testing.T) {
 		t.Fatalf("drained backend still holds %d connections", b.Total.Load())
 	}
 	f.checkCounters()
+}
+
+func TestWeightsSplitNewSessions(t *testing.T) {
+	f := newFixture(t, Settings{URL: "ws://a:1/", Weight: 3, Max: 2000}, Settings{URL: "ws://b:1/", Weight: 1, Max: 2000})
+	a, b := f.pool.Backends()[0], f.pool.Backends()[1]
+	for i := 0; i < 1000; i++ {
+		f.enroll(a)
+		f.enroll(b)
+	}
+	for i := 0; i < 800; i++ {
+		f.shard.Acquire(&session{}, DefaultGroup)
+	}
+	// 3:1 of 800 is 600:200; allow a wide margin for randomness.
+	if got := a.Leases.Load(); got < 540 || got > 660 {
+		t.Fatalf("weight 3 backend got %d of 800 leases (b: %d), want about 600", got, b.Leases.Load())
+	}
+}
+
+func TestGroupsAreSeparate(t *testing.T) {
+	f := newFixture(t, Settings{URL: "ws://a:1/", Group: "stt"}, Settings{URL: "ws://b:1/", Group: "tts"})
+	a, b := f.pool.Backends()[0], f.pool.Backends()[1]
+	f.enroll(a)
+	f.enroll(b)
+	if c := f.shard.Acquire(&session{}, "tts"); c == nil || c.Backend() != b {
+		t.Fatal("tts session not served by the tts backend")
+	}
+	waiter := &session{waiting: true}
+	if f.shard.Acquire(waiter, "tts") != nil {
+		t.Fatal("a tts session got an stt connection")
+	}
+	f.enroll(a) // an stt connection does not serve the tts waiter
+	if waiter.conn != nil {
+		t.Fatal("waiter of one group granted another group's connection")
+	}
+	f.enroll(b)
+	if waiter.conn == nil || waiter.conn.Backend() != b {
+		t.Fatal("waiter not granted its group's new connection")
+	}
+	if f.shard.Available("asr") {
+		t.Fatal("a group with no backend is available")
+	}
+}
+
+func TestRoutingLookup(t *testing.T) {
+	r := NewRouting(1, []Route{{Path: "/a/", Group: "a"}, {Path: "/a/b/", Group: "ab"}, {Path: "/x", Exact: true, Group: "x"}}, "")
+	for uri, want := range map[string]string{"/a/1": "a", "/a/b/c?q": "ab", "/x": "x", "/x?y=1": "x"} {
+		if got, ok := r.Lookup(uri); !ok || got != want {
+			t.Errorf("%s -> %q %v, want %q", uri, got, ok, want)
+		}
+	}
+	if _, ok := r.Lookup("/x/y"); ok {
+		t.Error("an exact route matched a longer path, or an unrouted path found a group without a default")
+	}
+}
+
+func TestRemovedBackendSessionsEndAfterDrainTimeout(t *testing.T) {
+	f := newFixture(t, Settings{URL: "ws://a:1/", DrainTimeout: time.Nanosecond}, Settings{URL: "ws://b:1/"})
+	a := f.pool.Backends()[0]
+	f.enroll(a)
+	f.enroll(a)
+	s := &session{}
+	c := f.shard.Acquire(s, DefaultGroup)
+	c.Bind(s)
+	st := *f.pool.Backends()[1].Settings()
+	if err := f.pool.SetBackends([]Settings{st}); err != nil { // a removed
+		t.Fatal(err)
+	}
+	f.shard.Sweep()
+	f.flushCloses()
+	if a.Total.Load() != 0 || s.gone == 0 {
+		t.Fatalf("after the drain timeout: total %d, session told %d", a.Total.Load(), s.gone)
+	}
 }

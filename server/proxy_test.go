@@ -595,3 +595,23 @@ func TestProxyAccessRecord(t *testing.T) {
 		t.Fatalf("record %+v", *r)
 	}
 }
+
+func TestProxyRoutesByPath(t *testing.T) {
+	a, b := startBackend(t, Echo{}, ""), startBackend(t, Echo{}, "")
+	stA := backendSettings(t, pool.Settings{Target: 1, Group: "stt"}, "ws://"+a.Addr()+"/")
+	stB := backendSettings(t, pool.Settings{Target: 1, Group: "tts"}, "ws://"+b.Addr()+"/")
+	g := (&gateway{backends: []*Server{a, b}}).start(t, []pool.Settings{stA, stB}, Config{Loops: 1})
+	defer g.stop()
+	g.pool.SetRouting(pool.NewRouting(1, []pool.Route{{Path: "/stt/", Group: "stt"}, {Path: "/tts/", Group: "tts"}}, ""))
+	eventually(t, "pools filled", 5*time.Second, func() bool { return g.backend(0).Idle.Load() == 1 && g.backend(1).Idle.Load() == 1 })
+	c := dial(t, g.url("/tts/en"), nil)
+	defer c.Close()
+	roundTrip(t, c, websocket.TextMessage, []byte("to tts"))
+	if g.backend(1).Leases.Load() != 1 || g.backend(0).Leases.Load() != 0 {
+		t.Fatalf("leases stt %d tts %d", g.backend(0).Leases.Load(), g.backend(1).Leases.Load())
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(g.url("/nowhere"), nil)
+	if err == nil || resp == nil || resp.StatusCode != 404 {
+		t.Fatalf("unrouted path: %v %v, want 404", resp, err)
+	}
+}
