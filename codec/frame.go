@@ -192,3 +192,23 @@ func (m *MessageState) Next(h ws.Header, maxMessage int64) error {
 	m.open = !h.Fin
 	return nil
 }
+
+// SplitFrame finds the first whole frame at the start of p: its header,
+// the header's size and the frame's total size. If p holds less than a
+// whole frame it returns ErrNeedMore with total set to how many bytes
+// (from the start of p) must be buffered before a call can succeed. Other
+// errors are ParseHeader's. It does not allocate.
+func SplitFrame(p []byte, role Role, maxPayload int64) (h ws.Header, hn, total int, err error) {
+	h, hn, err = ParseHeader(p, role, maxPayload)
+	if err != nil {
+		if err == ErrNeedMore {
+			return h, 0, len(p) + 1, err
+		}
+		return h, 0, 0, err
+	}
+	total = hn + int(h.Length)
+	if len(p) < total {
+		return h, hn, total, ErrNeedMore
+	}
+	return h, hn, total, nil
+}

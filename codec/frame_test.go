@@ -637,3 +637,17 @@ func TestProtocolErrorText(t *testing.T) {
 		)
 	}
 }
+
+func TestSplitFrame(t *testing.T) {
+	frame := []byte{0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58} // RFC 6455 5.7 masked "Hello"
+	for cut := 0; cut < len(frame); cut++ {
+		_, _, total, err := SplitFrame(frame[:cut], RoleServer, 0)
+		if err != ErrNeedMore || total <= cut || total > len(frame) {
+			t.Fatalf("cut %d: total %d err %v; want ErrNeedMore and a need past the cut", cut, total, err)
+		}
+	}
+	h, hn, total, err := SplitFrame(append(frame, 0x81), RoleServer, 0)
+	if err != nil || hn != 6 || total != len(frame) || h.Length != 5 {
+		t.Fatalf("whole frame: %+v %d %d %v", h, hn, total, err)
+	}
+}

@@ -272,18 +272,13 @@ func (c *Conn) OnTraffic() gnet.Action {
 	c.flags |= flagInTraffic
 	action := gnet.None
 	for off < len(buf) {
-		h, hn, err := codec.ParseHeader(buf[off:], codec.RoleClient, cfg.MaxFrameBytes)
+		h, hn, total, err := codec.SplitFrame(buf[off:], codec.RoleClient, cfg.MaxFrameBytes)
 		if errors.Is(err, codec.ErrNeedMore) {
-			c.need = len(buf) - off + 1
+			c.need = total
 			break
 		}
 		if err != nil {
 			action = c.protocolFailure(err)
-			break
-		}
-		total := hn + int(h.Length)
-		if len(buf)-off < total {
-			c.need = total
 			break
 		}
 		frame := buf[off : off+total]

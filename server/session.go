@@ -282,18 +282,13 @@ func (s *Session) readFrames() gnet.Action {
 	off := 0
 	s.need = 0
 	for off < len(buf) {
-		h, hn, err := codec.ParseHeader(buf[off:], codec.RoleServer, cfg.MaxFrameBytes)
+		h, hn, total, err := codec.SplitFrame(buf[off:], codec.RoleServer, cfg.MaxFrameBytes)
 		if errors.Is(err, codec.ErrNeedMore) {
-			s.need = len(buf) - off + 1
+			s.need = total
 			break
 		}
 		if err != nil {
 			return s.failProtocol(err)
-		}
-		total := hn + int(h.Length)
-		if len(buf)-off < total {
-			s.need = total
-			break
 		}
 		payload := buf[off+hn : off+total]
 		codec.Mask(payload, h.Mask, 0)

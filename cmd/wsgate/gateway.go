@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"flag"
-	"fmt"
 	"os"
 	"sync"
 	"time"
@@ -123,19 +122,12 @@ func runGateway(args []string) int {
 	fs := flag.NewFlagSet("wsgate", flag.ContinueOnError)
 	var f gatewayFlags
 	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "wsgate: unexpected argument %q (modes: wsgate [flags], wsgate echo [flags])\n", fs.Arg(0))
-		return 2
-	}
-	log, flush, err := newLogger(f.logFormat, f.logLevel)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "wsgate:", err)
-		return 2
+	log, flush, code := parseFlags(fs, args, &f.endpointFlags)
+	if code != 0 {
+		return code
 	}
 	defer flush()
+	var err error
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 	sources := 0

@@ -69,13 +69,9 @@ func runEcho(args []string) int {
 	fs := flag.NewFlagSet("wsgate echo", flag.ContinueOnError)
 	var f endpointFlags
 	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	log, flush, err := newLogger(f.logFormat, f.logLevel)
-	if err != nil {
-		fmt.Fprintln(os.Stderr, "wsgate:", err)
-		return 2
+	log, flush, code := parseFlags(fs, args, &f)
+	if code != 0 {
+		return code
 	}
 	defer flush()
 	f.cfg.Subprotocols = f.subprotocols
@@ -92,6 +88,24 @@ func runEcho(args []string) int {
 	}
 	log.Info("echo backend ready", zap.String("addr", srv.Addr()))
 	return waitForSignal(log, func(ctx context.Context) error { return srv.Shutdown(ctx) }, f.shutdownTimeout)
+}
+
+// parseFlags parses a mode's flags (refusing stray arguments) and builds
+// the logger they describe. A non-zero code is the exit status.
+func parseFlags(fs *flag.FlagSet, args []string, f *endpointFlags) (*zap.Logger, func(), int) {
+	if err := fs.Parse(args); err != nil {
+		return nil, nil, 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(os.Stderr, "wsgate: unexpected argument %q (modes: wsgate [flags], wsgate echo [flags], wsgate migrate [flags])\n", fs.Arg(0))
+		return nil, nil, 2
+	}
+	log, flush, err := newLogger(f.logFormat, f.logLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "wsgate:", err)
+		return nil, nil, 2
+	}
+	return log, flush, 0
 }
 
 // waitForSignal blocks until SIGTERM or SIGINT, then runs shutdown with a
