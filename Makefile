@@ -21,7 +21,7 @@ run-echo: build
 
 # Every test, race detector on; the fuzz targets run their seed corpora.
 # PostgreSQL (for the live-configuration tests) is started first.
-test: vet pg-up
+test: vet pg-up browser-deps
 	WSGATE_TEST_PG="$$(scripts/pg-up.sh)" $(GO) test -race -count=1 -timeout 8m ./...
 
 # The local PostgreSQL 15 cluster with the wsgate_test database.
@@ -45,6 +45,8 @@ bench-codec:
 
 # The loadtest targets (bench, bench-deps, ...) live with the loadtest.
 -include loadtest/loadtest.mk
+# The admin endpoint's targets (browser-deps: Chromium for the status-page test).
+-include admin/admin.mk
 
 clean:
 	rm -rf $(BIN)

@@ -143,6 +143,7 @@ func (f *FileSource) Load() error {
 	c, err := ParseYAML(data)
 	if err != nil {
 		msg := err.Error()
+		f.Applier.lastAttempt.Store(time.Now().UnixNano())
 		f.Applier.lastError.Store(&msg)
 		f.Log.Warn("configuration file rejected; the last good version stays", zap.String("path", f.Path), zap.Error(err))
 		return err

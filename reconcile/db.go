@@ -309,6 +309,7 @@ func (d *DBSource) load(ctx context.Context, conn *pgx.Conn) error {
 	if err != nil {
 		if errors.Is(err, ErrInvalid) {
 			msg := err.Error()
+			d.Applier.lastAttempt.Store(time.Now().UnixNano())
 			d.Applier.lastError.Store(&msg)
 			d.Log.Warn("configuration rejected; the last good version stays", zap.String("source", "postgres"), zap.Error(err))
 		}

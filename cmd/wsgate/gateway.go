@@ -202,7 +202,7 @@ func runGateway(args []string) int {
 	var sourcesDone sync.WaitGroup
 	defer sourcesDone.Wait()
 	defer stopSources()
-	reload := func() {}
+	var reload func() // nil with flags only: POST /actions/reload answers 501
 	switch {
 	case f.configFile != "":
 		src := reconcile.NewFileSource(f.configFile, applier, log.Named("config"))
@@ -217,10 +217,17 @@ func runGateway(args []string) int {
 		sourcesDone.Add(1)
 		go func() { defer sourcesDone.Done(); src.Run(ctx) }()
 	}
-	watchHUP := reconcile.WatchSIGHUP(reload)
-	sourcesDone.Add(1)
-	go func() { defer sourcesDone.Done(); watchHUP(ctx) }()
-	stopOps, err := f.ops.start(opsDeps{server: srv, pool: p, log: log})
+	if reload != nil {
+		watchHUP := reconcile.WatchSIGHUP(reload)
+		sourcesDone.Add(1)
+		go func() { defer sourcesDone.Done(); watchHUP(ctx) }()
+	} else {
+		// Flags only: nothing to reload, but a HUP must not kill the gateway.
+		watchHUP := reconcile.WatchSIGHUP(func() { log.Info("SIGHUP: configuration comes from flags; nothing to reload") })
+		sourcesDone.Add(1)
+		go func() { defer sourcesDone.Done(); watchHUP(ctx) }()
+	}
+	stopOps, err := f.ops.start(opsDeps{server: srv, pool: p, log: log, config: applier, reload: reload})
 	if err != nil {
 		log.Error("admin endpoint", zap.Error(err))
 		rec.Stop()
@@ -228,8 +235,7 @@ func runGateway(args []string) int {
 		return 1
 	}
 	defer stopOps()
-	log.Info("gateway ready", zap.String("addr", srv.Addr()), zap.Strings("backends", f.backends),
-		zap.Int("pool_size", f.poolSize))
+	log.Info("gateway ready", zap.String("addr", srv.Addr()), zap.Int64("config_version", applier.Status().Version))
 	return waitForSignal(log, func(ctx context.Context) error {
 		// Reconcile first: once the pool starts closing, no new dial may
 		// race the engine's stop.

@@ -1,25 +1,41 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"flag"
-	"net"
-	"net/http"
-	"net/http/pprof"
+	"fmt"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/admin"
 	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
 )
 
 // opsFlags are the operating flags: the admin endpoint and the access log.
 type opsFlags struct {
-	admin string // admin listen address, "" = off
+	admin         string // admin listen address, "" = off; a host-less ":PORT" binds loopback
+	adminToken    string // bearer token for actions (and off-loopback views); required off loopback
+	mutexFraction int    // runtime.SetMutexProfileFraction, 0 = off
+	blockRate     int    // runtime.SetBlockProfileRate in ns, 0 = off
+	accessLogOn   bool   // one line per session
+	accessSample  int    // log 1 session in N (abnormal ends always)
+
+	recorder *admin.Recorder  // session-end counters, set by accessLog when -admin is on
+	access   *admin.AccessLog // set by accessLog when -access-log is on
 }
 
 func (o *opsFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&o.admin, "admin", "", "admin address for /debug/pprof/ (loopback recommended), empty = off")
+	fs.StringVar(&o.admin, "admin", "", "admin endpoint address (/metrics, /pools, /readyz, /debug/pprof/, actions, status page at /); "+
+		"\":PORT\" binds 127.0.0.1; a non-loopback address needs -admin-token; empty = off")
+	fs.StringVar(&o.adminToken, "admin-token", "", "bearer token the admin actions require (and views from off loopback); needed to bind -admin off loopback")
+	fs.IntVar(&o.mutexFraction, "admin-mutex-profile-fraction", 0, "with -admin: report 1/N of mutex contention events in /debug/pprof/mutex (0 = off)")
+	fs.IntVar(&o.blockRate, "admin-block-profile-rate", 0, "with -admin: sample one blocking event per N ns in /debug/pprof/block (0 = off)")
+	fs.BoolVar(&o.accessLogOn, "access-log", false, "log one structured line per session (client, path, backend, duration, frames, bytes, close codes, reason)")
+	fs.IntVar(&o.accessSample, "access-log-sample", 1, "with -access-log: log 1 session in N; sessions that end abnormally are always logged")
 }
 
 // opsDeps is what the operating side reads and steers.
@@ -27,37 +43,124 @@ type opsDeps struct {
 	server *server.Server
 	pool   *pool.Pool
 	log    *zap.Logger
+	// config, if set, reports the configuration version in force and the
+	// last reload's result; without it the version is the pool routing's.
+	config *reconcile.Applier
+	// reload, if set, asks the configuration source (file or database) to
+	// reload now; nil when the configuration came from flags.
+	reload func()
 }
 
-// accessLog returns the session-end hook, or nil when access logs are off.
-func (o *opsFlags) accessLog(*zap.Logger) func(*server.SessionRecord) { return nil }
+// accessLog returns the session-end hook, or nil when neither the access
+// log nor the admin endpoint (whose session metrics it feeds) is on. It
+// runs on the event loops and never blocks: atomic counters, a lock-free
+// histogram, and access lines through the process logger's buffered core.
+func (o *opsFlags) accessLog(log *zap.Logger) func(*server.SessionRecord) {
+	if o.admin != "" {
+		o.recorder = admin.NewRecorder()
+	}
+	if o.accessLogOn {
+		o.access = admin.NewAccessLog(log, o.accessSample)
+	}
+	return admin.Hook(o.recorder, o.access)
+}
+
+// check refuses flag combinations that cannot work, before anything starts.
+func (o *opsFlags) check() error {
+	if o.accessSample < 1 {
+		return fmt.Errorf("-access-log-sample must be at least 1 (got %d)", o.accessSample)
+	}
+	if o.mutexFraction < 0 || o.blockRate < 0 {
+		return fmt.Errorf("-admin-mutex-profile-fraction and -admin-block-profile-rate must not be negative")
+	}
+	return nil
+}
 
 // start serves the admin endpoint if configured; stop ends it.
 func (o *opsFlags) start(d opsDeps) (stop func(), err error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
 	if o.admin == "" {
 		return func() {}, nil
 	}
-	return serveAdmin(o.admin, d.log)
-}
-
-// serveAdmin serves the profiling endpoints on addr.
-func serveAdmin(addr string, log *zap.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
+	ep, err := admin.Listen(o.admin, admin.Options{
+		Server: d.server, Pool: d.pool, Recorder: o.recorder, AccessLog: o.access,
+		Logger: d.log.Named("admin"), Token: o.adminToken,
+		MutexProfileFraction: o.mutexFraction, BlockProfileRate: o.blockRate,
+		ConfigStatus: configStatus(d), Reload: reloadNow(d),
+	})
 	if err != nil {
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-	go func() {
-		if err := hs.Serve(ln); err != nil && err != http.ErrServerClosed {
-			log.Warn("admin endpoint stopped", zap.Error(err))
+	return func() { _ = ep.Close() }, nil
+}
+
+// configStatus reports the configuration for /metrics, /pools and /readyz:
+// the applier's version and last result when there is one, else the
+// version of the routing in force (0 until a configuration is applied).
+func configStatus(d opsDeps) func() admin.ConfigStatus {
+	if a := d.config; a != nil {
+		return func() admin.ConfigStatus {
+			st := a.Status()
+			out := admin.ConfigStatus{Version: uint64(max(st.Version, 0)), Source: st.Source, LastReload: admin.ReloadOK}
+			if st.LastError != "" {
+				out.LastReload = st.LastError
+			}
+			if st.LastAttempt.UnixNano() > 0 {
+				out.LastReloadAt = st.LastAttempt
+			}
+			return out
 		}
-	}()
-	log.Info("admin endpoint", zap.String("addr", ln.Addr().String()))
-	return func() { _ = hs.Close() }, nil
+	}
+	if p := d.pool; p != nil {
+		return func() admin.ConfigStatus {
+			var v int64
+			if r := p.Routing(); r != nil {
+				v = r.Version
+			}
+			return admin.ConfigStatus{Version: uint64(max(v, 0)), LastReload: admin.ReloadOK}
+		}
+	}
+	return nil
+}
+
+// reloadWait bounds how long POST /actions/reload waits for the source to
+// report; past it the answer is 202 (requested, result not known yet).
+const reloadWait = 5 * time.Second
+
+// reloadNow turns the source's asynchronous reload request into the
+// admin action: ask, then wait until the applier records an attempt or
+// a different error, and report it. nil (the action answers 501) when
+// there is no source to reload.
+func reloadNow(d opsDeps) func(context.Context) error {
+	if d.reload == nil {
+		return nil
+	}
+	return func(ctx context.Context) error {
+		if d.config == nil {
+			d.reload()
+			return admin.ErrReloadPending
+		}
+		before := d.config.Status()
+		d.reload()
+		ctx, cancel := context.WithTimeout(ctx, reloadWait)
+		defer cancel()
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			st := d.config.Status()
+			if st.LastAttempt.After(before.LastAttempt) || st.LastError != before.LastError {
+				if st.LastError != "" {
+					return errors.New(st.LastError)
+				}
+				return nil
+			}
+			select {
+			case <-ctx.Done():
+				return admin.ErrReloadPending
+			case <-tick.C:
+			}
+		}
+	}
 }

@@ -1,0 +1,342 @@
+package admin
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// chromiumPath is where Debian's chromium package puts the browser
+// (`make browser-deps` installs it); CHROMIUM overrides it.
+func chromiumPath() string {
+	if p := os.Getenv("CHROMIUM"); p != "" {
+		return p
+	}
+	return "/usr/bin/chromium"
+}
+
+// TestStatusPageInChromium loads the status page in headless Chromium,
+// driven over the DevTools protocol, and checks that it renders the
+// backends and that its numbers follow the gateway live: the sessions the
+// test opens appear without a reload, and disappear when they close.
+func TestStatusPageInChromium(t *testing.T) {
+	bin := chromiumPath()
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("headless Chromium is needed for the status page test and %s is missing (%v): run `make browser-deps` (apt-get install -y chromium), or set CHROMIUM=/path/to/chromium", bin, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	g := startGateway(t, gatewayOpts{backends: 2, poolSize: 2})
+	g.waitFull()
+
+	br := launchChromium(ctx, t, bin, g.adminURL("/"))
+	page := br.page(ctx, t, g.adminURL("/"))
+	defer page.Close()
+
+	// The page renders both backends, ready, no session.
+	st := waitPage(ctx, t, page, "the first render", func(s pageState) bool {
+		return s.Refreshes >= 1 && s.SessionsOpen == "0" && s.Ready == "ready" && len(s.Backends) == 2 && s.Shards == 2
+	})
+	for i, b := range st.Backends {
+		if b.URL != g.backendURL(i) || b.State != "active" || b.Idle != "2" {
+			t.Errorf("backend row %d: %+v, want %s active with 2 idle", i, b, g.backendURL(i))
+		}
+	}
+	if !strings.Contains(st.Text, g.backendURL(0)) || !strings.Contains(st.Text, g.backendURL(1)) {
+		t.Errorf("backend URLs not visible in the page text:\n%s", st.Text)
+	}
+	for _, r := range st.Resources {
+		if !strings.HasPrefix(r, "http://"+g.admin.Addr()+"/") {
+			t.Errorf("the page loaded %s: it must use no external assets", r)
+		}
+	}
+
+	// Open sessions: the page shows them at its next refresh.
+	var conns []*websocket.Conn
+	for i := 0; i < 3; i++ {
+		c := g.dialWS(fmt.Sprintf("/browser-%d", i))
+		echo(t, c, "hi")
+		conns = append(conns, c)
+	}
+	st = waitPage(ctx, t, page, "3 sessions and 3 leased connections", func(s pageState) bool {
+		return s.SessionsOpen == "3" && s.leased() == 3 && s.ShardSessions == 3 && s.SessionsTotal == "3"
+	})
+	before := st.Refreshes
+
+	for _, c := range conns {
+		closeWith(t, c, websocket.CloseNormalClosure)
+	}
+	st = waitPage(ctx, t, page, "the sessions gone", func(s pageState) bool {
+		return s.SessionsOpen == "0" && s.leased() == 0 && strings.Contains(s.Text, "client_close")
+	})
+	if st.Refreshes <= before {
+		t.Errorf("refresh count did not move (%d then %d): the page is not refreshing itself", before, st.Refreshes)
+	}
+	if st.Error != "" {
+		t.Errorf("the page shows an error: %s", st.Error)
+	}
+}
+
+// pageState is what the test reads of the rendered page.
+type pageState struct {
+	Refreshes     int      `json:"refreshes"`
+	Ready         string   `json:"ready"`
+	SessionsOpen  string   `json:"sessionsOpen"`
+	SessionsTotal string   `json:"sessionsTotal"`
+	ShardSessions int      `json:"shardSessions"`
+	Shards        int      `json:"shards"`
+	Error         string   `json:"error"`
+	Text          string   `json:"text"`
+	Resources     []string `json:"resources"`
+	Backends      []struct {
+		URL    string `json:"url"`
+		State  string `json:"state"`
+		Idle   string `json:"idle"`
+		Leased string `json:"leased"`
+	} `json:"backends"`
+}
+
+func (s pageState) leased() int {
+	n := 0
+	for _, b := range s.Backends {
+		var v int
+		fmt.Sscan(b.Leased, &v)
+		n += v
+	}
+	return n
+}
+
+// pageProbe reads the page's state in the page; returns a JSON string.
+const pageProbe = `JSON.stringify({
+  refreshes: Number(document.body.dataset.refreshes || 0),
+  ready: document.getElementById("ready").textContent,
+  sessionsOpen: document.getElementById("sessions-open").textContent,
+  sessionsTotal: document.getElementById("sessions-total").textContent,
+  shardSessions: [...document.querySelectorAll("#shards tbody td.sessions")].reduce((a, td) => a + Number(td.textContent), 0),
+  shards: document.querySelectorAll("#shards tbody tr").length,
+  error: document.getElementById("error").textContent,
+  text: document.body.innerText,
+  resources: performance.getEntriesByType("resource").map((e) => e.name),
+  backends: [...document.querySelectorAll("#backends tbody tr")].map((tr) => ({
+    url: tr.dataset.backend,
+    state: tr.children[3].textContent,
+    idle: tr.querySelector(".idle").textContent,
+    leased: tr.querySelector(".leased").textContent,
+  })),
+})`
+
+// waitPage polls the page until cond holds, or fails with the last state.
+func waitPage(ctx context.Context, t *testing.T, page *cdpConn, what string, cond func(pageState) bool) pageState {
+	t.Helper()
+	var last pageState
+	var lastErr error
+	for {
+		var raw string
+		lastErr = page.evaluate(ctx, pageProbe, &raw)
+		if lastErr == nil {
+			last = pageState{}
+			lastErr = json.Unmarshal([]byte(raw), &last)
+			if lastErr == nil && cond(last) {
+				return last
+			}
+		}
+		select {
+		case <-ctx.Done():
+			last.Text = truncate(last.Text, 2000)
+			t.Fatalf("status page: timed out waiting for %s (last error %v); last state %+v", what, lastErr, last)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "..."
+	}
+	return s
+}
+
+// browser is a headless Chromium started by the test, in its own process
+// group so its helper processes end with it.
+type browser struct {
+	debugHTTP string // host:port of the DevTools HTTP endpoint
+}
+
+func launchChromium(ctx context.Context, t *testing.T, bin, url string) *browser {
+	t.Helper()
+	cmd := exec.Command(bin,
+		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+		"--disable-background-networking", "--disable-component-update", "--disable-sync",
+		"--disable-dev-shm-usage", "--disable-extensions", "--mute-audio",
+		"--user-data-dir="+t.TempDir(), "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
+		"--remote-allow-origins=*", url)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v (run `make browser-deps`)", bin, err)
+	}
+	pgid := cmd.Process.Pid
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = syscall.Kill(-pgid, syscall.SIGKILL) // the group this test created
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			t.Errorf("chromium (pid %d) did not exit", pgid)
+		}
+	})
+
+	// Chromium prints "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID".
+	var (
+		mu   sync.Mutex
+		tail []string
+	)
+	found := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			mu.Lock()
+			tail = append(tail, line)
+			if len(tail) > 40 {
+				tail = tail[1:]
+			}
+			mu.Unlock()
+			if _, rest, ok := strings.Cut(line, "DevTools listening on ws://"); ok {
+				host, _, _ := strings.Cut(rest, "/")
+				select {
+				case found <- host:
+				default:
+				}
+			}
+		}
+	}()
+	select {
+	case host := <-found:
+		return &browser{debugHTTP: host}
+	case <-done:
+	case <-ctx.Done():
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	t.Fatalf("chromium did not open its DevTools endpoint; its stderr:\n%s", strings.Join(tail, "\n"))
+	return nil
+}
+
+// page connects to the DevTools target showing url.
+func (b *browser) page(ctx context.Context, t *testing.T, url string) *cdpConn {
+	t.Helper()
+	for {
+		var targets []struct {
+			Type, URL            string
+			WebSocketDebuggerURL string `json:"webSocketDebuggerUrl"`
+		}
+		err := getJSONURL(ctx, "http://"+b.debugHTTP+"/json/list", &targets)
+		if err == nil {
+			for _, tg := range targets {
+				if tg.Type == "page" && strings.HasPrefix(tg.URL, url) && tg.WebSocketDebuggerURL != "" {
+					d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
+					c, _, err := d.DialContext(ctx, tg.WebSocketDebuggerURL, nil)
+					if err != nil {
+						t.Fatalf("DevTools: %v", err)
+					}
+					return &cdpConn{c: c}
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("DevTools: no page target for %s (last error %v, targets %+v)", url, err, targets)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func getJSONURL(ctx context.Context, url string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
+	}
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// cdpConn is a minimal DevTools protocol client: one call at a time,
+// events ignored.
+type cdpConn struct {
+	c    *websocket.Conn
+	next int
+}
+
+func (p *cdpConn) Close() error { return p.c.Close() }
+
+// evaluate runs expr in the page and stores its (JSON-able) value in out.
+func (p *cdpConn) evaluate(ctx context.Context, expr string, out any) error {
+	p.next++
+	id := p.next
+	deadline := time.Now().Add(5 * time.Second)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	_ = p.c.SetWriteDeadline(deadline)
+	_ = p.c.SetReadDeadline(deadline)
+	if err := p.c.WriteJSON(map[string]any{"id": id, "method": "Runtime.evaluate",
+		"params": map[string]any{"expression": expr, "returnByValue": true}}); err != nil {
+		return err
+	}
+	for {
+		var msg struct {
+			ID     int `json:"id"`
+			Result struct {
+				Result struct {
+					Value json.RawMessage `json:"value"`
+				} `json:"result"`
+				ExceptionDetails *struct {
+					Text      string `json:"text"`
+					Exception struct {
+						Description string `json:"description"`
+					} `json:"exception"`
+				} `json:"exceptionDetails"`
+			} `json:"result"`
+			Error *struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := p.c.ReadJSON(&msg); err != nil {
+			return err
+		}
+		if msg.ID != id {
+			continue // an event
+		}
+		if msg.Error != nil {
+			return fmt.Errorf("DevTools: %s", msg.Error.Message)
+		}
+		if ex := msg.Result.ExceptionDetails; ex != nil {
+			return fmt.Errorf("in the page: %s %s", ex.Text, ex.Exception.Description)
+		}
+		return json.Unmarshal(msg.Result.Result.Value, out)
+	}
+}

@@ -1,0 +1,245 @@
+package admin
+
+import (
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/server"
+)
+
+// Every metric wsgate exports is read from an atomic at scrape time by the
+// collectors below (the session-end ones by Recorder): the loops never
+// update a metric per message and nothing here takes a lock they could
+// wait on.
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(name, help, labels, nil)
+}
+
+// serverCollector exports server.Stats and the per-shard counts.
+type serverCollector struct {
+	a *Admin
+
+	accepted, connsOpen, sessionsOpen, upgraded *prometheus.Desc
+	frames, bytes, refused, closed, timeouts    *prometheus.Desc
+	shardSessions, shardWaiting                 *prometheus.Desc
+	draining, accessLines                       *prometheus.Desc
+}
+
+func newServerCollector(a *Admin) *serverCollector {
+	return &serverCollector{
+		a:             a,
+		accepted:      desc("wsgate_connections_accepted_total", "Client TCP connections accepted."),
+		connsOpen:     desc("wsgate_connections_open", "Client TCP connections open (handshaking or upgraded)."),
+		sessionsOpen:  desc("wsgate_sessions_open", "Upgraded WebSocket sessions open."),
+		upgraded:      desc("wsgate_sessions_total", "Sessions that completed the WebSocket handshake."),
+		frames:        desc("wsgate_frames_total", "Frames from clients (in) and to clients (out), data and control.", "direction"),
+		bytes:         desc("wsgate_payload_bytes_total", "Payload bytes from clients (in) and to clients (out), every frame.", "direction"),
+		refused:       desc("wsgate_handshake_failures_total", "Upgrade requests answered with an HTTP error, by status (other: any status not counted one by one).", "status"),
+		closed:        desc("wsgate_connections_closed_total", "Client connections that ended, by their first close reason (handshake refusals included).", "reason"),
+		timeouts:      desc("wsgate_close_timeouts_total", "Sessions cut because the client never answered our close frame."),
+		shardSessions: desc("wsgate_shard_sessions", "Upgraded sessions open, per shard (event loop).", "shard"),
+		shardWaiting:  desc("wsgate_shard_waiting", "Sessions waiting for a backend connection, per shard.", "shard"),
+		draining:      desc("wsgate_shutting_down", "1 once the gateway refuses new sessions because it is stopping."),
+		accessLines:   desc("wsgate_access_log_lines_total", "Access log lines written, and normal session ends left out by -access-log-sample (skipped).", "result"),
+	}
+}
+
+func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.accepted, c.connsOpen, c.sessionsOpen, c.upgraded, c.frames, c.bytes,
+		c.refused, c.closed, c.timeouts, c.shardSessions, c.shardWaiting, c.draining, c.accessLines} {
+		ch <- d
+	}
+}
+
+func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
+	counter := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), labels...)
+	}
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	if srv := c.a.o.Server; srv != nil {
+		st := srv.Stats()
+		counter(c.accepted, st.Accepted.Load())
+		gauge(c.connsOpen, st.Open.Load())
+		gauge(c.sessionsOpen, st.Sessions.Load())
+		counter(c.upgraded, st.Upgraded.Load())
+		counter(c.frames, st.FramesIn.Load(), "in")
+		counter(c.frames, st.FramesOut.Load(), "out")
+		counter(c.bytes, st.BytesIn.Load(), "in")
+		counter(c.bytes, st.BytesOut.Load(), "out")
+		for _, status := range refusalStatuses {
+			counter(c.refused, st.Refused(status), statusLabel(status))
+		}
+		counter(c.refused, st.Refused(0), statusLabel(0))
+		for i, name := range reasonNames {
+			if i == int(server.ReasonNone) {
+				continue
+			}
+			counter(c.closed, st.Closed(server.CloseReason(i)), name)
+		}
+		counter(c.timeouts, st.CloseTimeouts.Load())
+		gauge(c.draining, b2i(srv.Draining()))
+		for _, si := range srv.Shards() {
+			gauge(c.shardSessions, si.Sessions, strconv.Itoa(si.Index))
+		}
+	}
+	if p := c.a.o.Pool; p != nil {
+		for _, sh := range p.Shards() {
+			gauge(c.shardWaiting, sh.Waiting.Load(), strconv.Itoa(sh.Index))
+		}
+	}
+	if l := c.a.o.AccessLog; l != nil {
+		counter(c.accessLines, l.Written.Load(), "written")
+		counter(c.accessLines, l.Skipped.Load(), "skipped")
+	}
+}
+
+func b2i(b bool) int64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// poolCollector exports every backend's settings, state and counters, and
+// its connections per shard.
+type poolCollector struct {
+	a *Admin
+
+	target, max, weight, conns                         *prometheus.Desc
+	leases, releases, enrolled, dialFail, fail, closed *prometheus.Desc
+	stray, healthy, backedOff, backoffUntil            *prometheus.Desc
+	paused, drained, removed, info, shardConns         *prometheus.Desc
+}
+
+func newPoolCollector(a *Admin) *poolCollector {
+	const b = "backend"
+	return &poolCollector{
+		a:            a,
+		target:       desc("wsgate_backend_target", "Idle connections the pool keeps ready for the backend, all shards (min idle).", b),
+		max:          desc("wsgate_backend_max", "Bound on the backend's connections in any state, all shards.", b),
+		weight:       desc("wsgate_backend_weight", "The backend's balancer weight.", b),
+		conns:        desc("wsgate_backend_connections", "The backend's connections by state (dialing, idle, leased, releasing, closing) and their sum (total, bounded by max).", b, "state"),
+		leases:       desc("wsgate_backend_leases_total", "Connections leased to sessions.", b),
+		releases:     desc("wsgate_backend_releases_total", "Connections that went back to idle after a session.", b),
+		enrolled:     desc("wsgate_backend_enrolled_total", "Connections dialed, upgraded and enrolled into the pool.", b),
+		dialFail:     desc("wsgate_backend_dial_failures_total", "Dials or handshakes to the backend that failed.", b),
+		fail:         desc("wsgate_backend_failures_total", "Connections lost: closed by the backend, ping timeout, protocol error.", b),
+		closed:       desc("wsgate_backend_closed_total", "Connections closed for any reason.", b),
+		stray:        desc("wsgate_backend_stray_frames_total", "Data frames the backend sent while no session held the connection (dropped).", b),
+		healthy:      desc("wsgate_backend_healthy", "1 while the backend's last dial succeeded.", b),
+		backedOff:    desc("wsgate_backend_backed_off", "1 while dials to the backend wait for their backoff to end.", b),
+		backoffUntil: desc("wsgate_backend_backoff_until_seconds", "Unix time the backend's dial backoff ends (0: none).", b),
+		paused:       desc("wsgate_backend_paused", "1 while an operator paused the backend (no new leases; drain also pauses).", b),
+		drained:      desc("wsgate_backend_drained", "1 while an operator drains the backend (paused, connections close as sessions end).", b),
+		removed:      desc("wsgate_backend_removed", "1 once the backend left the configuration.", b),
+		info:         desc("wsgate_backend_info", "Constant 1, labelled with the backend's id, group, release policy and state.", b, "id", "group", "policy", "state"),
+		shardConns:   desc("wsgate_shard_backend_connections", "A backend's connections in one shard, by state.", "shard", b, "state"),
+	}
+}
+
+func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.target, c.max, c.weight, c.conns, c.leases, c.releases, c.enrolled,
+		c.dialFail, c.fail, c.closed, c.stray, c.healthy, c.backedOff, c.backoffUntil, c.paused, c.drained,
+		c.removed, c.info, c.shardConns} {
+		ch <- d
+	}
+}
+
+func (c *poolCollector) Collect(ch chan<- prometheus.Metric) {
+	p := c.a.o.Pool
+	if p == nil {
+		return
+	}
+	now := time.Now()
+	shards := len(p.Shards())
+	for _, b := range p.Backends() {
+		c.collectBackend(ch, b, shards, now)
+	}
+}
+
+func (c *poolCollector) collectBackend(ch chan<- prometheus.Metric, b *pool.Backend, shards int, now time.Time) {
+	st := b.Settings()
+	url := st.URL
+	gauge := func(d *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, float64(v), labels...)
+	}
+	counter := func(d *prometheus.Desc, v int64) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), url)
+	}
+	gauge(c.target, int64(st.Target), url)
+	gauge(c.max, int64(st.Max), url)
+	gauge(c.weight, int64(st.Weight), url)
+	k := &b.Counters
+	gauge(c.conns, k.Dialing.Load(), url, "dialing")
+	gauge(c.conns, k.Idle.Load(), url, "idle")
+	gauge(c.conns, k.Leased.Load(), url, "leased")
+	gauge(c.conns, k.Releasing.Load(), url, "releasing")
+	gauge(c.conns, k.Closing.Load(), url, "closing")
+	gauge(c.conns, k.Total.Load(), url, "total")
+	counter(c.leases, k.Leases.Load())
+	counter(c.releases, k.Releases.Load())
+	counter(c.enrolled, k.Enrolled.Load())
+	counter(c.dialFail, k.DialFailures.Load())
+	counter(c.fail, k.Failures.Load())
+	counter(c.closed, k.Closed.Load())
+	counter(c.stray, k.Stray.Load())
+	gauge(c.healthy, b2i(b.Healthy()), url)
+	off, until := b.BackedOff(now)
+	gauge(c.backedOff, b2i(off), url)
+	var untilSec float64
+	if off {
+		untilSec = float64(until.UnixNano()) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(c.backoffUntil, prometheus.GaugeValue, untilSec, url)
+	gauge(c.paused, b2i(b.Paused()), url)
+	gauge(c.drained, b2i(b.Drained()), url)
+	gauge(c.removed, b2i(b.Removed()), url)
+	gauge(c.info, 1, url, strconv.Itoa(b.ID), b.Group(), st.Policy.String(), backendState(b))
+	for i := 0; i < shards; i++ {
+		s := b.Slot(i)
+		shard := strconv.Itoa(i)
+		gauge(c.shardConns, s.Dialing.Load(), shard, url, "dialing")
+		gauge(c.shardConns, s.Idle.Load(), shard, url, "idle")
+		gauge(c.shardConns, s.Leased.Load(), shard, url, "leased")
+		gauge(c.shardConns, s.Releasing.Load(), shard, url, "releasing")
+	}
+}
+
+// configCollector exports the configuration's version and the result of
+// the last reload, from Options.ConfigStatus.
+type configCollector struct {
+	a                          *Admin
+	version, success, reloadAt *prometheus.Desc
+}
+
+func newConfigCollector(a *Admin) *configCollector {
+	return &configCollector{
+		a:        a,
+		version:  desc("wsgate_config_version", "Version of the configuration in use."),
+		success:  desc("wsgate_config_last_reload_success", "1 if the last configuration reload (or the initial load) succeeded, 0 if it was rejected."),
+		reloadAt: desc("wsgate_config_last_reload_timestamp_seconds", "Unix time of the last reload attempt (0: none yet)."),
+	}
+}
+
+func (c *configCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.version
+	ch <- c.success
+	ch <- c.reloadAt
+}
+
+func (c *configCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.a.configStatus()
+	ch <- prometheus.MustNewConstMetric(c.version, prometheus.GaugeValue, float64(st.Version))
+	ch <- prometheus.MustNewConstMetric(c.success, prometheus.GaugeValue, float64(b2i(st.LastReload == ReloadOK)))
+	var at float64
+	if !st.LastReloadAt.IsZero() {
+		at = float64(st.LastReloadAt.UnixNano()) / 1e9
+	}
+	ch <- prometheus.MustNewConstMetric(c.reloadAt, prometheus.GaugeValue, at)
+}

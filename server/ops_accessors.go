@@ -1,0 +1,8 @@
+package server
+
+// Read-only accessors for the operating side (package admin): pure reads
+// of atomics the server already keeps.
+
+// Draining reports whether the server refuses new sessions because it is
+// shutting down (Shutdown was called). Safe for concurrent use.
+func (s *Server) Draining() bool { return s.draining.Load() }
