@@ -61,6 +61,15 @@ func (a *Applier) Status() ConfigStatus {
 	return st
 }
 
+// noteFailure records a reload that failed before a version could be
+// compiled (a file that does not parse, a database that is away), so
+// health and metrics show it; the version in force stays.
+func (a *Applier) noteFailure(err error) {
+	msg := err.Error()
+	a.lastAttempt.Store(time.Now().UnixNano())
+	a.lastError.Store(&msg)
+}
+
 // Current is the snapshot in force (nil before the first).
 func (a *Applier) Current() *Snapshot { return a.current.Load() }
 
@@ -142,9 +151,7 @@ func (f *FileSource) Load() error {
 	}
 	c, err := ParseYAML(data)
 	if err != nil {
-		msg := err.Error()
-		f.Applier.lastAttempt.Store(time.Now().UnixNano())
-		f.Applier.lastError.Store(&msg)
+		f.Applier.noteFailure(err)
 		f.Log.Warn("configuration file rejected; the last good version stays", zap.String("path", f.Path), zap.Error(err))
 		return err
 	}

@@ -243,6 +243,8 @@ func (d *DBSource) Run(ctx context.Context) {
 		}
 		msg := err.Error()
 		d.lastError.Store(&msg)
+		// Health and metrics show it; the next good load clears it.
+		d.Applier.noteFailure(fmt.Errorf("configuration database unavailable: %w", err))
 		wait := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
 		d.Log.Warn("configuration database unavailable; keeping the last good version",
 			zap.Error(err), zap.Duration("retry_in", wait), zap.Int64("version_in_force", d.Applier.Status().Version))
@@ -308,9 +310,7 @@ func (d *DBSource) load(ctx context.Context, conn *pgx.Conn) error {
 	c, err := LoadDB(lctx, conn, d.Base)
 	if err != nil {
 		if errors.Is(err, ErrInvalid) {
-			msg := err.Error()
-			d.Applier.lastAttempt.Store(time.Now().UnixNano())
-			d.Applier.lastError.Store(&msg)
+			d.Applier.noteFailure(err)
 			d.Log.Warn("configuration rejected; the last good version stays", zap.String("source", "postgres"), zap.Error(err))
 		}
 		return err

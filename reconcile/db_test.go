@@ -257,6 +257,9 @@ func TestDBSourceSurvivesTheDatabaseGoingAway(t *testing.T) {
 
 	fwd.cut()
 	eventually(t, "the source notices", 10*time.Second, func() bool { return !src.Status().Connected && src.Status().LastError != "" })
+	if !contains(f.applier.Status().LastError, "database unavailable") {
+		t.Fatalf("health does not show the outage: %+v", f.applier.Status())
+	}
 	exec(t, conn, `INSERT INTO wsgate_backends (group_name, url, pool_target) VALUES ('main', $1, 1)`, b)
 	s.check(t)
 	if f.applier.Status().Version != 1 {
@@ -266,7 +269,7 @@ func TestDBSourceSurvivesTheDatabaseGoingAway(t *testing.T) {
 	fwd.restore()
 	eventually(t, "back and applied", 15*time.Second, func() bool {
 		bb := f.backend(b)
-		return src.Status().Connected && bb != nil && bb.Idle.Load() == 1
+		return src.Status().Connected && bb != nil && bb.Idle.Load() == 1 && f.applier.Status().LastError == ""
 	})
 	s.check(t)
 }
