@@ -1,0 +1,292 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"time"
+)
+
+const usageText = `loadtest measures WebSocket proxies: it starts N echo backends and the proxy
+under test as separate processes, opens C client sessions, sends S-byte messages
+at R msg/s per session and reports throughput, round-trip latency and the
+proxy's CPU and memory (from /proc), next to its own CPU use.
+
+usage:
+  loadtest [flags]                       run a scenario against one proxy
+  loadtest -compare wsgate,goroutine,nginx,direct [flags]
+  loadtest goroutine-proxy [flags]       run the goroutine baseline proxy
+
+scenarios (-scenario NAME; flags given next to it override its values):
+%s
+proxies: wsgate (bin/wsgate), goroutine (the baseline in loadtest/goroutineproxy),
+nginx (Debian's nginx), direct (no proxy), url (a running proxy at -url)
+
+flags:
+`
+
+// cliFlags are the command line, before it is turned into Options.
+type cliFlags struct {
+	scenario, proxy, compare           string
+	jsonPath, chartPath, mdPath, pprof string
+	url                                string
+	pid                                int
+	wsgateBin, wsgateArgs, nginxBin    string
+	logDir, selfProfile, replot        string
+	quiet                              bool
+	s                                  Scenario // overrides, applied if set
+}
+
+// Main is the loadtest command; it returns the exit code: 0 when every run
+// completed without loss, 1 when a run failed or lost anything, 2 for
+// usage errors.
+func Main(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f cliFlags
+	f.register(fs)
+	fs.Usage = func() {
+		var list strings.Builder
+		for _, n := range ScenarioNames() {
+			fmt.Fprintf(&list, "  %-18s %s\n", n, Scenarios[n].Description)
+		}
+		fmt.Fprintf(stderr, usageText, list.String())
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "loadtest: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	if f.replot != "" {
+		return replot(f.replot, f.chartPath, stdout, stderr)
+	}
+	o, err := f.options(fs)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	if !f.quiet {
+		o.Progress = stderr
+	}
+	// The generator allocates little per message; trading memory for fewer
+	// GC cycles keeps its own CPU use, which competes with the proxy's on a
+	// small machine, down.
+	debug.SetGCPercent(400)
+
+	keepLogs := f.logDir != ""
+	if !keepLogs {
+		dir, err := os.MkdirTemp("", "wsgate-loadtest-")
+		if err != nil {
+			fmt.Fprintln(stderr, "loadtest:", err)
+			return 1
+		}
+		o.LogDir = dir
+	}
+	if f.selfProfile != "" {
+		stop, err := startSelfProfile(f.selfProfile)
+		if err != nil {
+			fmt.Fprintln(stderr, "loadtest: -self-profile:", err)
+			return 2
+		}
+		defer stop()
+	}
+	fmt.Fprintf(stderr, "%s\n", describeScenario(o.Scenario))
+	results := Run(o)
+
+	code := 0
+	for _, r := range results {
+		if r.Failed != "" || r.Errors.Total() > 0 {
+			code = 1
+		}
+	}
+	if code == 0 && !keepLogs {
+		_ = os.RemoveAll(o.LogDir)
+	} else if code != 0 {
+		fmt.Fprintf(stderr, "logs kept in %s\n", o.LogDir)
+	}
+
+	var table strings.Builder
+	WriteTable(&table, results)
+	fmt.Fprint(stdout, table.String())
+	if f.mdPath != "" {
+		if err := writeFile(f.mdPath, table.String()); err != nil {
+			fmt.Fprintln(stderr, "loadtest:", err)
+			code = 1
+		}
+	}
+	if f.jsonPath != "" {
+		rep := Report{Time: time.Now().UTC(), Command: "loadtest " + strings.Join(args, " "), Machine: DescribeMachine(), Results: results}
+		if err := mkParent(f.jsonPath); err == nil {
+			err = WriteJSON(f.jsonPath, rep)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "loadtest: -json:", err)
+			code = 1
+		}
+	}
+	if f.chartPath != "" {
+		if err := mkParent(f.chartPath); err == nil {
+			err = WriteChart(f.chartPath, results)
+		}
+		if err != nil {
+			fmt.Fprintln(stderr, "loadtest: -chart:", err)
+			code = 1
+		}
+	}
+	return code
+}
+
+// register declares the flags on fs.
+func (f *cliFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&f.scenario, "scenario", "seed-table-scaled", "scenario name")
+	fs.StringVar(&f.proxy, "proxy", KindWsgate, "proxy under test: wsgate, goroutine, nginx, direct or url")
+	fs.StringVar(&f.compare, "compare", "", "comma-separated proxies to run in turn, or \"all\" (wsgate,goroutine,nginx,direct)")
+	fs.IntVar(&f.s.Conns, "conns", 0, "client sessions")
+	fs.IntVar(&f.s.Size, "size", 0, fmt.Sprintf("message size in bytes (at least %d)", MinMessageSize))
+	fs.BoolVar(&f.s.Binary, "binary", false, "send binary messages instead of text")
+	fs.Float64Var(&f.s.Rate, "rate", 0, "messages per second per session (0 with -scenario density: one echo, then idle)")
+	fs.Float64Var(&f.s.DialRate, "dial-rate", 0, "sessions opened per second (0: all at once)")
+	fs.DurationVar(&f.s.Duration, "duration", 0, "measured window")
+	fs.DurationVar(&f.s.Warmup, "warmup", 0, "warm-up after all sessions are open")
+	fs.IntVar(&f.s.Backends, "backends", 0, "echo backend processes")
+	fs.IntVar(&f.s.PoolSize, "pool-size", 0, "backend connections per backend for wsgate and goroutine (default ceil(conns/backends) + 5%)")
+	fs.IntVar(&f.s.Senders, "senders", 0, "sender goroutines in the load generator")
+	fs.DurationVar(&f.s.Settle, "settle", 0, "longest wait for the processes to go quiet before the idle baseline")
+	fs.StringVar(&f.url, "url", "", "WebSocket URL of a running proxy (with -proxy url)")
+	fs.IntVar(&f.pid, "pid", 0, "process id of the proxy at -url, to measure it (its children are included)")
+	fs.StringVar(&f.jsonPath, "json", "", "write every result as JSON to FILE")
+	fs.StringVar(&f.chartPath, "chart", "", "write an SVG chart of throughput, p99 and proxy RSS over time to FILE")
+	fs.StringVar(&f.mdPath, "md", "", "also write the Markdown table to FILE")
+	fs.StringVar(&f.pprof, "pprof", "", "capture CPU and heap profiles of Go proxies (wsgate, goroutine) during the measured window into DIR")
+	fs.StringVar(&f.wsgateBin, "wsgate", "bin/wsgate", "the wsgate binary (gateway and echo backends)")
+	fs.StringVar(&f.wsgateArgs, "wsgate-args", "", "extra flags for the wsgate gateway, space-separated")
+	fs.StringVar(&f.nginxBin, "nginx", "", "the nginx binary (default: from PATH or /usr/sbin/nginx)")
+	fs.StringVar(&f.logDir, "logdir", "", "keep the processes' logs and generated configs here (default: a temporary folder, removed unless a run failed)")
+	fs.BoolVar(&f.quiet, "quiet", false, "no live line")
+	fs.StringVar(&f.selfProfile, "self-profile", "", "write a CPU profile of the load generator itself (whole invocation) to FILE")
+	fs.StringVar(&f.replot, "replot", "", "run nothing: read a -json FILE and write its table (and -chart) again")
+}
+
+// options resolves the scenario, applies the flags that were given and
+// checks what can be checked before anything starts.
+func (f *cliFlags) options(fs *flag.FlagSet) (Options, error) {
+	sc, ok := Scenarios[f.scenario]
+	if !ok {
+		return Options{}, fmt.Errorf("loadtest: unknown scenario %q (have %s)", f.scenario, strings.Join(ScenarioNames(), ", "))
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		switch fl.Name {
+		case "conns":
+			sc.Conns = f.s.Conns
+		case "size":
+			sc.Size = f.s.Size
+		case "binary":
+			sc.Binary = f.s.Binary
+		case "rate":
+			sc.Rate = f.s.Rate
+		case "dial-rate":
+			sc.DialRate = f.s.DialRate
+		case "duration":
+			sc.Duration = f.s.Duration
+		case "warmup":
+			sc.Warmup = f.s.Warmup
+		case "backends":
+			sc.Backends = f.s.Backends
+		case "pool-size":
+			sc.PoolSize = f.s.PoolSize
+		case "senders":
+			sc.Senders = f.s.Senders
+		case "settle":
+			sc.Settle = f.s.Settle
+		}
+	})
+	if err := sc.validate(); err != nil {
+		return Options{}, err
+	}
+	kinds := []string{f.proxy}
+	if f.compare != "" {
+		kinds = nil
+		list := f.compare
+		if list == "all" {
+			list = strings.Join(Kinds, ",")
+		}
+		for _, k := range strings.Split(list, ",") {
+			if k = strings.TrimSpace(k); k != "" {
+				kinds = append(kinds, k)
+			}
+		}
+	}
+	needWsgate := false
+	for _, k := range kinds {
+		if !validKind(k) {
+			return Options{}, fmt.Errorf("loadtest: unknown proxy %q (want wsgate, goroutine, nginx, direct or url)", k)
+		}
+		if k == KindURL && f.url == "" {
+			return Options{}, errors.New("loadtest: -proxy url needs -url ws://host:port/path")
+		}
+		if k != KindURL {
+			needWsgate = true // the echo backends are wsgate
+		}
+	}
+	if needWsgate {
+		if _, err := os.Stat(f.wsgateBin); err != nil {
+			return Options{}, fmt.Errorf("loadtest: the wsgate binary %s is missing (run `make build`, or pass -wsgate PATH): %w", f.wsgateBin, err)
+		}
+	}
+	cmds := DefaultCommands(f.wsgateBin)
+	cmds.NginxBin = f.nginxBin
+	return Options{
+		Scenario:   sc,
+		Kinds:      kinds,
+		URL:        f.url,
+		PID:        f.pid,
+		Commands:   cmds,
+		WsgateArgs: strings.Fields(f.wsgateArgs),
+		LogDir:     f.logDir,
+		PprofDir:   f.pprof,
+	}, nil
+}
+
+func mkParent(path string) error { return os.MkdirAll(filepath.Dir(path), 0o755) }
+
+func writeFile(path, text string) error {
+	if err := mkParent(path); err != nil {
+		return err
+	}
+	return os.WriteFile(path, []byte(text), 0o644)
+}
+
+// replot writes the table and, with chartPath, the chart of a saved -json
+// report, so a chart can be redrawn without running the load again.
+func replot(jsonPath, chartPath string, stdout, stderr io.Writer) int {
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		fmt.Fprintln(stderr, "loadtest: -replot:", err)
+		return 2
+	}
+	var rep Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		fmt.Fprintln(stderr, "loadtest: -replot:", err)
+		return 2
+	}
+	WriteTable(stdout, rep.Results)
+	if chartPath != "" {
+		if err := WriteChart(chartPath, rep.Results); err != nil {
+			fmt.Fprintln(stderr, "loadtest: -chart:", err)
+			return 1
+		}
+	}
+	return 0
+}

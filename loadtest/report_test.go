@@ -1,0 +1,184 @@
+package loadtest
+
+import (
+	"encoding/xml"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleResult(name string, cpu float64) *Result {
+	sc := Scenarios["seed-table-scaled"]
+	r := &Result{Name: name, Scenario: sc, Machine: MachineResult{Cores: 2, Busy: 0.4}}
+	r.Sessions = SessionResult{Target: sc.Conns, Opened: int64(sc.Conns), OpenAtEnd: int64(sc.Conns),
+		Setup: Percentiles{P50: 2000, P99: 9000}, AllOpenSec: 0.4, ProxyCPUPerSession: 40}
+	r.Traffic = TrafficResult{TargetRate: sc.TargetRate(), Throughput: sc.TargetRate(), Latency: Percentiles{P50: 200, P99: 1500, P999: 4000}}
+	if name != KindDirect {
+		r.Proxy = ProcResult{Measured: true, Cores: cpu, CPUPerMsg: cpu * 1e6 / sc.TargetRate(), RSSAvg: 40e6, RSSPeak: 45e6, Baseline: 10e6, RSSPerSession: 10e3}
+	}
+	r.Client = ProcResult{Measured: true, Cores: 0.2}
+	for i := 0; i < 5; i++ {
+		r.Series = append(r.Series, Point{T: float64(i + 1), Phase: "measure", MsgPerSec: 9000, P99: 1500, ProxyRSS: 40e6})
+	}
+	return r
+}
+
+func TestWriteTableShapeAndRatios(t *testing.T) {
+	results := []*Result{sampleResult(KindGoroutine, 0.4), sampleResult(KindWsgate, 0.1), sampleResult(KindDirect, 0)}
+	var b strings.Builder
+	WriteTable(&b, results)
+	out := b.String()
+	for _, want := range []string{
+		"| metric | goroutine | wsgate | direct |",
+		"| proxy CPU | 0.40 cores (20% of 2) | 0.10 cores (5% of 2) | — (no proxy) |",
+		"| throughput, msg/s (target) | 9,000 (100%) |",
+		"| ratio to wsgate | goroutine |",
+		"| proxy CPU per message | 4.00x |",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestAnalyzeWarnings(t *testing.T) {
+	t.Run("clean run has none", func(t *testing.T) {
+		r := sampleResult(KindWsgate, 0.1)
+		analyze(r)
+		if len(r.Warnings) != 0 {
+			t.Fatalf("warnings: %q", r.Warnings)
+		}
+	})
+	t.Run("loss is loud", func(t *testing.T) {
+		r := sampleResult(KindWsgate, 0.1)
+		r.Errors.Lost = 3
+		r.Errors.UnexpectedCloses = map[string]int64{"close 1011 from the peer": 2}
+		analyze(r)
+		if len(r.Warnings) == 0 || !strings.HasPrefix(r.Warnings[0], "LOSS: 5 errors") {
+			t.Fatalf("warnings: %q", r.Warnings)
+		}
+	})
+	t.Run("client bottleneck", func(t *testing.T) {
+		r := sampleResult(KindWsgate, 0.3)
+		r.Traffic.Throughput = r.Traffic.TargetRate * 0.6
+		r.Client.Cores = 0.9
+		r.Machine.Busy = 0.97
+		analyze(r)
+		joined := strings.Join(r.Warnings, "\n")
+		for _, want := range []string{"target not reached: 5,400 of 9,000 msg/s (60%)", "saturated", "CLIENT BOTTLENECK"} {
+			if !strings.Contains(joined, want) {
+				t.Errorf("warnings lack %q: %q", want, r.Warnings)
+			}
+		}
+	})
+	t.Run("proxy bottleneck is not blamed on the client", func(t *testing.T) {
+		r := sampleResult(KindGoroutine, 1.5)
+		r.Traffic.Throughput = r.Traffic.TargetRate * 0.8
+		r.Client.Cores = 0.3
+		analyze(r)
+		if strings.Contains(strings.Join(r.Warnings, "\n"), "CLIENT") {
+			t.Errorf("client blamed: %q", r.Warnings)
+		}
+	})
+}
+
+func TestChartIsWellFormedSVG(t *testing.T) {
+	results := []*Result{sampleResult(KindWsgate, 0.1), sampleResult(KindNginx, 0.2)}
+	results[1].Failed = "nginx is not installed"
+	var b strings.Builder
+	renderChart(&b, results)
+	dec := xml.NewDecoder(strings.NewReader(b.String()))
+	polylines := 0
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			if err.Error() != "EOF" {
+				t.Fatalf("not well-formed XML: %v", err)
+			}
+			break
+		}
+		if se, ok := tok.(xml.StartElement); ok && se.Name.Local == "polyline" {
+			polylines++
+		}
+	}
+	// Two runs x three panels.
+	if polylines != 6 {
+		t.Errorf("%d polylines, want 6", polylines)
+	}
+	if strings.Contains(b.String(), "http://") && !strings.Contains(b.String(), `xmlns="http://www.w3.org/2000/svg"`) {
+		t.Error("the chart must not reference external assets")
+	}
+}
+
+func TestNginxConfig(t *testing.T) {
+	text, err := renderNginxConfig(nginxConfig{
+		Prefix: "/tmp/x", Listen: "127.0.0.1:9000", Backends: []string{"127.0.0.1:9001", "127.0.0.1:9002"},
+		Workers: 2, WorkerConnections: 19900, RlimitNofile: 20000, Backlog: 4096,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"worker_processes 2;", "worker_rlimit_nofile 20000;", "worker_connections 19900;",
+		"server 127.0.0.1:9001;", "server 127.0.0.1:9002;", "listen 127.0.0.1:9000 backlog=4096",
+		"proxy_http_version 1.1;", "proxy_set_header Upgrade $http_upgrade;", "daemon off;",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("config lacks %q:\n%s", want, text)
+		}
+	}
+}
+
+func TestScenarioFlagsOverride(t *testing.T) {
+	var stderr strings.Builder
+	// -wsgate names any file that exists, so the binary check passes.
+	code := Main([]string{"-scenario", "density", "-conns", "10", "-rate", "2", "-proxy", "bogus", "-wsgate", "/bin/sh"}, &strings.Builder{}, &stderr)
+	if code != 2 || !strings.Contains(stderr.String(), `unknown proxy "bogus"`) {
+		t.Fatalf("code %d, stderr %q", code, stderr.String())
+	}
+	var f cliFlags
+	fsys := newTestFlagSet(&f, "-scenario", "density", "-conns", "10", "-duration", "3s", "-wsgate", "/bin/sh")
+	o, err := f.options(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := o.Scenario
+	if sc.Conns != 10 || sc.Duration != 3*time.Second || sc.Rate != 0 || sc.Backends != 3 || sc.Size != 1024 {
+		t.Errorf("scenario after overrides: %+v", sc)
+	}
+}
+
+func newTestFlagSet(f *cliFlags, args ...string) *flag.FlagSet {
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	f.register(fs)
+	if err := fs.Parse(args); err != nil {
+		panic(err)
+	}
+	return fs
+}
+
+// TestReplotRedrawsFromJSON checks that -replot gives back the table that
+// was printed, from the JSON alone.
+func TestReplotRedrawsFromJSON(t *testing.T) {
+	results := []*Result{sampleResult(KindWsgate, 0.1), sampleResult(KindGoroutine, 0.3)}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "r.json")
+	if err := WriteJSON(path, Report{Results: results}); err != nil {
+		t.Fatal(err)
+	}
+	var want, got, stderr strings.Builder
+	WriteTable(&want, results)
+	chart := filepath.Join(dir, "r.svg")
+	if code := Main([]string{"-replot", path, "-chart", chart}, &got, &stderr); code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	if got.String() != want.String() {
+		t.Errorf("replotted table differs:\n%s\nwant:\n%s", got.String(), want.String())
+	}
+	if b, err := os.ReadFile(chart); err != nil || !strings.HasPrefix(string(b), "<svg") {
+		t.Errorf("chart: %v", err)
+	}
+}
