@@ -72,7 +72,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.frames, st.FramesOut.Load(), "out")
 		counter(c.bytes, st.BytesIn.Load(), "in")
 		counter(c.bytes, st.BytesOut.Load(), "out")
-		for _, status := range refusalStatuses {
+		for _, status := range server.RefusalStatuses() {
 			counter(c.refused, st.Refused(status), statusLabel(status))
 		}
 		counter(c.refused, st.Refused(0), statusLabel(0))

@@ -191,11 +191,6 @@ type StatsView struct {
 	AccessLogSkipped    int64                       `json:"access_log_skipped"`
 }
 
-// refusalStatuses are the HTTP statuses server.Stats counts one by one
-// (a copy of the server's unexported list); the rest are counted under
-// status 0 ("other").
-var refusalStatuses = []int{400, 403, 404, 405, 408, 426, 431, 500, 502, 503}
-
 func statusLabel(st int) string {
 	if st == 0 {
 		return "other"
@@ -223,7 +218,7 @@ func (a *Admin) stats() StatsView {
 				v.ClosedByReason[name] = n
 			}
 		}
-		for _, status := range refusalStatuses {
+		for _, status := range server.RefusalStatuses() {
 			if n := st.Refused(status); n > 0 {
 				v.HandshakeFailures[statusLabel(status)] = n
 			}

@@ -71,6 +71,10 @@ func (s *Stats) countRefusal(status int) {
 	s.refused[len(refusalStatuses)].Add(1)
 }
 
+// RefusalStatuses lists the HTTP statuses Refused counts one by one (any
+// other status is counted under 0).
+func RefusalStatuses() []int { return refusalStatuses[:] }
+
 // Refused returns how many handshakes were answered with HTTP status
 // (any status not in the counted list is reported under 0).
 func (s *Stats) Refused(status int) int64 {
