@@ -400,6 +400,11 @@ func (c *Conn) checkResetAck(h ws.Header, payload []byte) {
 }
 
 func (c *Conn) finishReset() {
+	if !c.backend.KeepsConnections() { // removed or draining meanwhile
+		c.close()
+		c.shard.Signal()
+		return
+	}
 	c.backend.Releases.Add(1)
 	c.slot.Releases.Add(1)
 	c.shard.makeIdle(c, c.shard.now())

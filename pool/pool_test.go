@@ -365,6 +365,11 @@ func TestGroupsAreSeparate(t *testing.T) {
 	if f.shard.Acquire(waiter, "tts") != nil {
 		t.Fatal("a tts session got an stt connection")
 	}
+	for _, r := range f.shard.Sweep() { // reconcile sees the demand of each group
+		if want := map[string]int{"stt": 0, "tts": 1}[r.Backend.Group()]; r.Waiting != want {
+			t.Fatalf("sweep: %s has %d waiting, want %d", r.Backend.Group(), r.Waiting, want)
+		}
+	}
 	f.enroll(a) // an stt connection does not serve the tts waiter
 	if waiter.conn != nil {
 		t.Fatal("waiter of one group granted another group's connection")
@@ -391,6 +396,24 @@ func TestRoutingLookup(t *testing.T) {
 }
 
 func TestRemovedBackendSessionsEndAfterDrainTimeout(t *testing.T) {
+	// Before the drain timeout the session keeps its connection; idle ones go.
+	f := newFixture(t, Settings{URL: "ws://a:1/", DrainTimeout: time.Hour}, Settings{URL: "ws://b:1/"})
+	a := f.pool.Backends()[0]
+	f.enroll(a)
+	f.enroll(a)
+	s := &session{}
+	f.shard.Acquire(s, DefaultGroup).Bind(s)
+	if err := f.pool.SetBackends([]Settings{*f.pool.Backends()[1].Settings()}); err != nil {
+		t.Fatal(err)
+	}
+	f.shard.Sweep()
+	f.flushCloses()
+	if a.Leased.Load() != 1 || a.Idle.Load() != 0 || s.gone != 0 {
+		t.Fatalf("within the drain timeout: leased %d idle %d, session told %d", a.Leased.Load(), a.Idle.Load(), s.gone)
+	}
+}
+
+func TestRemovedBackendSessionsEndAfterTheTimeout(t *testing.T) {
 	f := newFixture(t, Settings{URL: "ws://a:1/", DrainTimeout: time.Nanosecond}, Settings{URL: "ws://b:1/"})
 	a := f.pool.Backends()[0]
 	f.enroll(a)

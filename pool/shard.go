@@ -368,6 +368,7 @@ type SweepResult struct {
 	Backend   *Backend
 	FreshIdle int // idle connections not past their lifetime
 	Closed    int // idle connections this sweep closed
+	Waiting   int // sessions in this shard waiting for the backend's group
 }
 
 // Sweep is reconcile's loop-side step: it closes idle connections that
@@ -407,7 +408,7 @@ func (sh *Shard) Sweep() []SweepResult {
 		fresh := s.idleN - expired
 		// Retire expired connections only once replacements stand ready
 		// (or when over Max, where no replacement can be dialed anyway).
-		over := b.Total.Load() - int64(st.Max)
+		over := b.Total.Load() - b.Closing.Load() - int64(st.Max)
 		if expired > 0 && (fresh >= target || over > 0) {
 			r.Closed += s.closeIdle(func(c *Conn) bool { return now >= c.expires })
 		}
@@ -420,16 +421,21 @@ func (sh *Shard) Sweep() []SweepResult {
 			}
 			return false
 		})
-		// Above Max (it was lowered): close idle ones until within it.
-		if over = b.Total.Load() - int64(st.Max); over > 0 {
+		// Above Max (it was lowered): close idle ones toward it. Every shard
+		// sweeps on its own loop at the same time, so each closes only its
+		// share of the excess (connections already closing do not count);
+		// the next sweeps close what is left.
+		if over = b.Total.Load() - b.Closing.Load() - int64(st.Max); over > 0 {
+			mine := (over + int64(len(sh.pool.shards)) - 1) / int64(len(sh.pool.shards))
 			r.Closed += s.closeIdle(func(*Conn) bool {
-				if over > 0 {
-					over--
+				if mine > 0 {
+					mine--
 					return true
 				}
 				return false
 			})
 		}
+		r.Waiting = sh.liveWaiters(b.Group())
 		r.FreshIdle = 0
 		s.eachIdle(func(c *Conn) {
 			if now < c.expires && c.flags&flagClosing == 0 {
@@ -439,6 +445,17 @@ func (sh *Shard) Sweep() []SweepResult {
 		out = append(out, r)
 	}
 	return out
+}
+
+// liveWaiters counts the sessions of group still waiting. Loop-only.
+func (sh *Shard) liveWaiters(group string) int {
+	n := 0
+	for _, w := range sh.waiters[group] {
+		if w.StillWaiting() {
+			n++
+		}
+	}
+	return n
 }
 
 // ShardCount is a recount of one backend's connections in one shard,

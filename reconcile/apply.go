@@ -140,15 +140,24 @@ type fileStamp struct {
 	size int64
 }
 
-// Load reads and applies the file once.
+// Load reads and applies the file once. A file that changes while it is
+// read is not applied (the next poll reads it again).
 func (f *FileSource) Load() error {
-	data, err := os.ReadFile(f.Path)
+	before, err := stampOf(f.Path)
+	var data []byte
+	if err == nil {
+		data, err = os.ReadFile(f.Path)
+	}
 	if err != nil {
-		return fmt.Errorf("reconcile: config file: %w", err)
+		err = fmt.Errorf("reconcile: config file: %w", err)
+		f.Applier.noteFailure(err)
+		f.Log.Warn("configuration file unreadable; the last good version stays", zap.String("path", f.Path), zap.Error(err))
+		return err
 	}
-	if fi, err := os.Stat(f.Path); err == nil {
-		f.seen.Store(&fileStamp{fi.ModTime(), fi.Size()})
+	if after, err := stampOf(f.Path); err != nil || after != before {
+		return fmt.Errorf("reconcile: config file %s changed while read", f.Path)
 	}
+	f.seen.Store(&before)
 	c, err := ParseYAML(data)
 	if err != nil {
 		f.Applier.noteFailure(err)
@@ -157,6 +166,14 @@ func (f *FileSource) Load() error {
 	}
 	_, err = f.Applier.Apply(c, "file:"+f.Path)
 	return err
+}
+
+func stampOf(path string) (fileStamp, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}, err
+	}
+	return fileStamp{fi.ModTime(), fi.Size()}, nil
 }
 
 // Reload asks Run to read the file now (SIGHUP). Never blocks.
@@ -168,7 +185,9 @@ func (f *FileSource) Reload() {
 }
 
 // Run watches the file until ctx ends. It is the named goroutine of the
-// file source.
+// file source. A change is applied once the file has stayed the same for
+// one poll, so a file rewritten in place is not read half-written (an
+// atomic rename is still the safe way to replace it).
 func (f *FileSource) Run(ctx context.Context) {
 	interval := f.PollInterval
 	if interval <= 0 {
@@ -176,6 +195,7 @@ func (f *FileSource) Run(ctx context.Context) {
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	var pending *fileStamp // a change seen once, applied if the next poll sees it unchanged
 	for {
 		select {
 		case <-ctx.Done():
@@ -183,14 +203,27 @@ func (f *FileSource) Run(ctx context.Context) {
 		case <-f.reload:
 			f.Log.Info("reloading configuration", zap.String("path", f.Path))
 			_ = f.Load()
+			pending = nil
 		case <-t.C:
-			fi, err := os.Stat(f.Path)
+			st, err := stampOf(f.Path)
 			if err != nil {
-				continue // a file being replaced; the next tick sees it
+				if pending == nil || *pending != (fileStamp{}) {
+					f.Applier.noteFailure(fmt.Errorf("reconcile: config file: %w", err))
+					f.Log.Warn("configuration file missing; the last good version stays", zap.String("path", f.Path), zap.Error(err))
+				}
+				pending = &fileStamp{}
+				continue
 			}
-			if old := f.seen.Load(); old == nil || !fi.ModTime().Equal(old.mod) || fi.Size() != old.size {
+			if old := f.seen.Load(); old != nil && *old == st {
+				pending = nil
+				continue
+			}
+			if pending != nil && *pending == st {
 				_ = f.Load()
+				pending = nil
+				continue
 			}
+			pending = &st
 		}
 	}
 }

@@ -109,10 +109,16 @@ func Migrate(ctx context.Context, url string) (int, error) {
 	return len(migrations), nil
 }
 
+// querier is a connection or a transaction.
+type querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
 // LoadDB reads the configuration's groups, backends, routes and default
 // group from the database. Listener, limits and timeouts are not in the
 // database: they come from base (the flags).
-func LoadDB(ctx context.Context, conn *pgx.Conn, base GatewayConfig) (*GatewayConfig, error) {
+func LoadDB(ctx context.Context, conn querier, base GatewayConfig) (*GatewayConfig, error) {
 	c := base
 	c.Groups, c.Routes, c.DefaultGroup = nil, nil, ""
 	index := make(map[string]int)
@@ -236,8 +242,11 @@ func (d *DBSource) Reload() {
 func (d *DBSource) Run(ctx context.Context) {
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
-		err := d.session(ctx)
+		connected, err := d.session(ctx)
 		d.connected.Store(false)
+		if connected {
+			backoff = 100 * time.Millisecond // a new outage starts from the bottom
+		}
 		if ctx.Err() != nil {
 			return
 		}
@@ -254,30 +263,28 @@ func (d *DBSource) Run(ctx context.Context) {
 		case <-time.After(wait):
 		}
 		backoff = min(backoff*2, 30*time.Second)
-		if d.connected.Load() {
-			backoff = 100 * time.Millisecond
-		}
 	}
 }
 
 // session is one connection's life: listen, load, then reload on every
-// notification, reload request or poll tick, until an error.
-func (d *DBSource) session(ctx context.Context) error {
+// notification, reload request or poll tick, until an error. connected
+// says whether it got as far as listening.
+func (d *DBSource) session(ctx context.Context) (connected bool, err error) {
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	conn, err := pgx.Connect(cctx, d.URL)
 	cancel()
 	if err != nil {
-		return err
+		return false, err
 	}
 	defer conn.Close(context.Background())
 	if _, err := conn.Exec(ctx, "LISTEN "+NotifyChannel); err != nil {
-		return err
+		return false, err
 	}
 	d.connected.Store(true)
 	d.lastError.Store(nil)
 	for {
 		if err := d.load(ctx, conn); err != nil && !errors.Is(err, ErrInvalid) {
-			return err
+			return true, err
 		}
 		interval := d.PollInterval
 		if interval <= 0 {
@@ -296,18 +303,33 @@ func (d *DBSource) session(ctx context.Context) error {
 		cancel()
 		switch {
 		case ctx.Err() != nil:
-			return ctx.Err()
+			return true, ctx.Err()
 		case err != nil && !timedOut:
-			return err
+			return true, err
 		}
-
+		// A transaction over several tables notifies once per table: let
+		// the burst settle into one load.
+		for {
+			nctx, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+			_, err := conn.WaitForNotification(nctx)
+			cancel()
+			if err != nil {
+				break
+			}
+		}
 	}
 }
 
 func (d *DBSource) load(ctx context.Context, conn *pgx.Conn) error {
 	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	c, err := LoadDB(lctx, conn, d.Base)
+	// One snapshot of all four tables, never half of a commit.
+	tx, err := conn.BeginTx(lctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(context.Background()) //nolint:errcheck // read-only
+	c, err := LoadDB(lctx, tx, d.Base)
 	if err != nil {
 		if errors.Is(err, ErrInvalid) {
 			d.Applier.noteFailure(err)

@@ -148,11 +148,12 @@ func (w *worker) ensureCapacity(ctx context.Context, log *zap.Logger) {
 	}
 	sh := w.shard
 	shards := len(w.cfg.Pool.Shards())
-	waiting := int(sh.Waiting.Load())
-	healthy := 0
+	// Waiting sessions belong to a group: spread each group's demand over
+	// its healthy backends (over all of them if none is healthy).
+	healthy := make(map[string]int)
 	for _, r := range results {
 		if dialable(r.Backend) && r.Backend.Healthy() {
-			healthy++
+			healthy[r.Backend.Group()]++
 		}
 	}
 	var wg sync.WaitGroup
@@ -167,8 +168,8 @@ func (w *worker) ensureCapacity(ctx context.Context, log *zap.Logger) {
 		}
 		st := b.Settings()
 		want := share(st.Target, shards, sh.Index)
-		if waiting > 0 && (b.Healthy() || healthy == 0) {
-			want += (waiting + max(healthy, 1) - 1) / max(healthy, 1)
+		if h := healthy[b.Group()]; r.Waiting > 0 && (b.Healthy() || h == 0) {
+			want += (r.Waiting + max(h, 1) - 1) / max(h, 1)
 		}
 		missing := want - r.FreshIdle - int(b.Slot(sh.Index).Dialing.Load())
 		if !b.Healthy() && missing <= 0 && sh.Index == 0 {

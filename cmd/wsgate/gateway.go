@@ -210,23 +210,19 @@ func runGateway(args []string) int {
 		sourcesDone.Add(1)
 		go func() { defer sourcesDone.Done(); src.Run(ctx) }()
 	case f.configDB != "":
-		base, _ := f.flagConfig()
-		base.Groups, base.DefaultGroup = nil, ""
-		src := reconcile.NewDBSource(f.configDB, *base, applier, log.Named("config"))
+		base := reconcile.GatewayConfig{Listen: f.cfg.Addr} // the rest comes from the database
+		src := reconcile.NewDBSource(f.configDB, base, applier, log.Named("config"))
 		reload = src.Reload
 		sourcesDone.Add(1)
 		go func() { defer sourcesDone.Done(); src.Run(ctx) }()
 	}
-	if reload != nil {
-		watchHUP := reconcile.WatchSIGHUP(reload)
-		sourcesDone.Add(1)
-		go func() { defer sourcesDone.Done(); watchHUP(ctx) }()
-	} else {
-		// Flags only: nothing to reload, but a HUP must not kill the gateway.
-		watchHUP := reconcile.WatchSIGHUP(func() { log.Info("SIGHUP: configuration comes from flags; nothing to reload") })
-		sourcesDone.Add(1)
-		go func() { defer sourcesDone.Done(); watchHUP(ctx) }()
+	onHUP := reload
+	if onHUP == nil {
+		onHUP = func() { log.Info("SIGHUP: the configuration comes from flags; nothing to reload") }
 	}
+	watchHUP := reconcile.WatchSIGHUP(onHUP)
+	sourcesDone.Add(1)
+	go func() { defer sourcesDone.Done(); watchHUP(ctx) }()
 	stopOps, err := f.ops.start(opsDeps{server: srv, pool: p, log: log, config: applier, reload: reload})
 	if err != nil {
 		log.Error("admin endpoint", zap.Error(err))
@@ -237,8 +233,11 @@ func runGateway(args []string) int {
 	defer stopOps()
 	log.Info("gateway ready", zap.String("addr", srv.Addr()), zap.Int64("config_version", applier.Status().Version))
 	return waitForSignal(log, func(ctx context.Context) error {
-		// Reconcile first: once the pool starts closing, no new dial may
-		// race the engine's stop.
+		// Configuration sources first (no version may land mid-shutdown),
+		// then reconcile (once the pool starts closing, no new dial may
+		// race the engine's stop), then the server.
+		stopSources()
+		sourcesDone.Wait()
 		rec.Stop()
 		return srv.Shutdown(ctx)
 	}, f.shutdownTimeout+f.shutdownGrace)

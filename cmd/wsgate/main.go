@@ -23,7 +23,19 @@ import (
 )
 
 func main() {
+	// A SIGHUP must never end the process: before the configuration
+	// watcher is up, after it stops, or in echo mode. This registration
+	// lasts for the process's life; the watcher adds its own.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	go swallowSignals(hup)
 	os.Exit(run(os.Args[1:]))
+}
+
+// swallowSignals drains c forever.
+func swallowSignals(c <-chan os.Signal) {
+	for range c {
+	}
 }
 
 func run(args []string) int {
