@@ -435,7 +435,6 @@ func (sh *Shard) Sweep() []SweepResult {
 				return false
 			})
 		}
-		r.Waiting = sh.liveWaiters(b.Group())
 		r.FreshIdle = 0
 		s.eachIdle(func(c *Conn) {
 			if now < c.expires && c.flags&flagClosing == 0 {
@@ -443,6 +442,17 @@ func (sh *Shard) Sweep() []SweepResult {
 			}
 		})
 		out = append(out, r)
+	}
+	// A configuration change (a backend moved to another group, re-enabled,
+	// resumed) can make idle connections usable for sessions already
+	// waiting: hand them over now rather than at the next release.
+	for group, q := range sh.waiters {
+		if len(q) > 0 {
+			sh.grantWaiters(group)
+		}
+	}
+	for i := range out {
+		out[i].Waiting = sh.liveWaiters(out[i].Backend.Group())
 	}
 	return out
 }

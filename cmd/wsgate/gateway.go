@@ -152,6 +152,13 @@ func runGateway(args []string) int {
 			return 2
 		}
 		f.applyFileBase(initial, set)
+		for _, name := range []string{"pool-size", "pool-max", "release-policy", "reset-message", "reset-ack", "reset-quiet",
+			"reset-timeout", "session-start", "session-header", "max-lifetime", "idle-timeout", "backend-ping-interval",
+			"backend-pong-timeout", "dial-timeout"} {
+			if set[name] {
+				log.Warn("backend flag ignored: with -config, backends are configured in the file", zap.String("flag", "-"+name))
+			}
+		}
 	case len(f.backends) > 0:
 		if initial, err = f.flagConfig(); err != nil {
 			log.Error("bad flags", zap.Error(err))
