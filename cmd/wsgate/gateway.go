@@ -195,14 +195,9 @@ func runGateway(args []string) int {
 	f.cfg.Pool = p
 	f.cfg.Handler = &server.Proxy{AcquireTimeout: f.acquireTimeout}
 	f.cfg.OnSessionEnd = f.ops.accessLog(log)
-	srv, err := server.New(f.cfg)
-	if err != nil {
-		log.Error("bad configuration", zap.Error(err))
-		return 2
-	}
-	if err := srv.Start(); err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return 1
+	srv, code := startServer(f.cfg, log)
+	if code != 0 {
+		return code
 	}
 	rec := reconcile.Start(reconcile.Config{Pool: p, Logger: log.Named("reconcile")})
 	ctx, stopSources := context.WithCancel(context.Background())

@@ -89,14 +89,9 @@ func runEcho(args []string) int {
 	f.cfg.Subprotocols = f.subprotocols
 	f.cfg.Logger = log
 	f.cfg.Handler = server.Echo{}
-	srv, err := server.New(f.cfg)
-	if err != nil {
-		log.Error("bad configuration", zap.Error(err))
-		return 2
-	}
-	if err := srv.Start(); err != nil {
-		log.Error("cannot start", zap.Error(err))
-		return 1
+	srv, code := startServer(f.cfg, log)
+	if code != 0 {
+		return code
 	}
 	log.Info("echo backend ready", zap.String("addr", srv.Addr()))
 	return waitForSignal(log, func(ctx context.Context) error { return srv.Shutdown(ctx) }, f.shutdownTimeout)
@@ -118,6 +113,21 @@ func parseFlags(fs *flag.FlagSet, args []string, f *endpointFlags) (*zap.Logger,
 		return nil, nil, 2
 	}
 	return log, flush, 0
+}
+
+// startServer creates and starts the endpoint; a non-zero code is the
+// exit status (2: bad configuration, 1: could not start).
+func startServer(cfg server.Config, log *zap.Logger) (*server.Server, int) {
+	srv, err := server.New(cfg)
+	if err != nil {
+		log.Error("bad configuration", zap.Error(err))
+		return nil, 2
+	}
+	if err := srv.Start(); err != nil {
+		log.Error("cannot start", zap.Error(err))
+		return nil, 1
+	}
+	return srv, 0
 }
 
 // waitForSignal blocks until SIGTERM or SIGINT, then runs shutdown with a
