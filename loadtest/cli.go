@@ -128,7 +128,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	}
 	if f.jsonPath != "" {
 		rep := Report{Time: time.Now().UTC(), Command: "loadtest " + strings.Join(args, " "), Machine: DescribeMachine(), Results: results}
-		if err := mkParent(f.jsonPath); err == nil {
+		err := mkParent(f.jsonPath)
+		if err == nil {
 			err = WriteJSON(f.jsonPath, rep)
 		}
 		if err != nil {
@@ -137,7 +138,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	if f.chartPath != "" {
-		if err := mkParent(f.chartPath); err == nil {
+		err := mkParent(f.chartPath)
+		if err == nil {
 			err = WriteChart(f.chartPath, results)
 		}
 		if err != nil {

@@ -478,16 +478,6 @@ func (e *errorCounts) add(kind string) {
 	e.mu.Unlock()
 }
 
-func (e *errorCounts) total() int64 {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	var n int64
-	for _, v := range e.m {
-		n += v
-	}
-	return n
-}
-
 // snapshot returns a copy of the counts.
 func (e *errorCounts) snapshot() map[string]int64 {
 	e.mu.Lock()
