@@ -56,7 +56,6 @@ type Conn struct {
 	shard   *Shard
 	slot    *slot
 	backend *Backend
-	id      uint64
 	state   State
 	flags   connFlags
 	peer    Peer // the session while leased
@@ -77,9 +76,6 @@ type Conn struct {
 	enrolled atomic.Bool // OnOpen ran (read by Enroll off-loop)
 }
 
-// ID is unique within its shard.
-func (c *Conn) ID() uint64 { return c.id }
-
 // Backend is the backend this connection goes to.
 func (c *Conn) Backend() *Backend { return c.backend }
 
@@ -90,13 +86,6 @@ func (c *Conn) settings() *Settings { return c.backend.Settings() }
 
 // Bind attaches the session that leased c.
 func (c *Conn) Bind(p Peer) { c.peer = p }
-
-// Clean reports whether the backend-to-client direction is on a message
-// boundary (nothing half-relayed).
-func (c *Conn) Clean() bool { return !c.msg.Open() && c.flags&flagBroken == 0 }
-
-// OutboundBuffered is how many bytes wait to be written to the backend.
-func (c *Conn) OutboundBuffered() int { return c.gc.OutboundBuffered() }
 
 // OverBudget reports whether bytes queued toward the backend passed the
 // write budget (the backend reads slower than the client sends).
@@ -165,8 +154,6 @@ func stateCounter(cs *Counters, st State) *atomic.Int64 {
 func (c *Conn) Opened(gc gnet.Conn) {
 	sh := c.shard
 	c.gc = gc
-	sh.nextID++
-	c.id = sh.nextID
 	now := sh.now()
 	c.lastRead = now
 	c.expires = now + sh.clockJitter(c.settings().MaxLifetime, 0.1)

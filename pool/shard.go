@@ -41,7 +41,6 @@ type Shard struct {
 
 	signal atomic.Pointer[func()] // wakes this shard's reconcile worker
 	rng    *rand.Rand             // masks for frames the proxy writes itself
-	nextID uint64                 // connection ids
 
 	hdr     [codec.MaxHeaderSize]byte
 	iov     [2][]byte
@@ -367,7 +366,7 @@ func (sh *Shard) writeOwn(gc gnet.Conn, op ws.OpCode, payload []byte) error {
 type SweepResult struct {
 	Backend   *Backend
 	FreshIdle int // idle connections not past their lifetime
-	Closed    int // idle connections this sweep closed
+	Closed    int // connections this sweep closed
 	Waiting   int // sessions in this shard waiting for the backend's group
 }
 
@@ -435,9 +434,8 @@ func (sh *Shard) Sweep() []SweepResult {
 				return false
 			})
 		}
-		r.FreshIdle = 0
 		s.eachIdle(func(c *Conn) {
-			if now < c.expires && c.flags&flagClosing == 0 {
+			if now < c.expires {
 				r.FreshIdle++
 			}
 		})
@@ -451,21 +449,18 @@ func (sh *Shard) Sweep() []SweepResult {
 			sh.grantWaiters(group)
 		}
 	}
-	for i := range out {
-		out[i].Waiting = sh.liveWaiters(out[i].Backend.Group())
-	}
-	return out
-}
-
-// liveWaiters counts the sessions of group still waiting. Loop-only.
-func (sh *Shard) liveWaiters(group string) int {
-	n := 0
-	for _, w := range sh.waiters[group] {
-		if w.StillWaiting() {
-			n++
+	waiting := make(map[string]int, len(sh.waiters))
+	for group, q := range sh.waiters {
+		for _, w := range q {
+			if w.StillWaiting() {
+				waiting[group]++
+			}
 		}
 	}
-	return n
+	for i := range out {
+		out[i].Waiting = waiting[out[i].Backend.Group()]
+	}
+	return out
 }
 
 // ShardCount is a recount of one backend's connections in one shard,

@@ -56,11 +56,11 @@ func (s *slot) eachIdle(fn func(*Conn)) {
 }
 
 // closeIdle closes the idle connections pick selects, least recently used
-// first, and returns how many.
+// first, and returns how many. (A closing connection has left the ring.)
 func (s *slot) closeIdle(pick func(*Conn) bool) int {
 	n := 0
 	s.eachIdle(func(c *Conn) {
-		if c.flags&flagClosing == 0 && pick(c) {
+		if pick(c) {
 			c.close()
 			n++
 		}

@@ -70,9 +70,6 @@ func (a *Applier) noteFailure(err error) {
 	a.lastError.Store(&msg)
 }
 
-// Current is the snapshot in force (nil before the first).
-func (a *Applier) Current() *Snapshot { return a.current.Load() }
-
 // Apply validates c and, if it is good, makes it the version in force.
 func (a *Applier) Apply(c *GatewayConfig, source string) (*Snapshot, error) {
 	a.mu.Lock()

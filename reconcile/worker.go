@@ -22,7 +22,7 @@ type Config struct {
 	Logger          *zap.Logger
 }
 
-// Reconciler runs one worker per shard. Start, SignalAll and Stop are
+// Reconciler runs one worker per shard. Start and Stop are
 // safe for concurrent use.
 type Reconciler struct {
 	cfg     Config
@@ -32,12 +32,11 @@ type Reconciler struct {
 }
 
 // worker keeps one shard's pools at target. Its fields are owned by its
-// goroutine, except signal (anyone sends) and runs (anyone reads).
+// goroutine, except signal (anyone sends).
 type worker struct {
 	cfg    *Config
 	shard  *pool.Shard
 	signal chan struct{} // size 1: sends never block, bursts coalesce
-	runs   atomic.Int64  // ensure-capacity runs done
 }
 
 // Start launches a worker for every shard of cfg.Pool. The shards must be
@@ -65,22 +64,6 @@ func Start(cfg Config) *Reconciler {
 		go w.run(ctx, &r.wg)
 	}
 	return r
-}
-
-// SignalAll wakes every worker (a config change, say).
-func (r *Reconciler) SignalAll() {
-	for _, w := range r.workers {
-		w.wake()
-	}
-}
-
-// Runs is how many ensure-capacity runs all workers have done.
-func (r *Reconciler) Runs() int64 {
-	var n int64
-	for _, w := range r.workers {
-		n += w.runs.Load()
-	}
-	return n
 }
 
 // Stop ends every worker and waits for them, dials in flight included.
@@ -119,7 +102,6 @@ func (w *worker) run(ctx context.Context, wg *sync.WaitGroup) {
 		case <-tick.C:
 		}
 		w.safeEnsureCapacity(ctx, log)
-		w.runs.Add(1)
 		tick.Reset(jitter(w.cfg.Interval, 0.1))
 		select { // let a burst of signals gather
 		case <-ctx.Done():

@@ -145,7 +145,9 @@ func (s *Session) startClose(code ws.StatusCode, reason string, why CloseReason)
 func (s *Session) writeClose(code ws.StatusCode, reason string) {
 	sh := s.shard
 	sh.scratch = codec.AppendCloseFrame(sh.scratch[:0], code, reason)
-	_, _ = s.conn.Write(sh.scratch)
+	if _, err := s.conn.Write(sh.scratch); err != nil {
+		return // gnet closed the connection; onClose has run
+	}
 	s.closeSent = code
 	s.countOut(len(sh.scratch) - 2) // close payloads are under 126 bytes: 2-byte header
 }
