@@ -20,24 +20,6 @@ import (
 // limit, shutdown, counters). Every wait is a read with a deadline or a
 // poll with a deadline (confCheckFor); nothing sleeps and hopes.
 
-// startConfServer starts a server with cfg (listening on a free loopback
-// port unless cfg.Addr says otherwise) and stops it when t ends.
-func startConfServer(t *testing.T, cfg Config) *Server {
-	t.Helper()
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:0"
-	}
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(srv.Stop)
-	return srv
-}
-
 // confTarget describes srv to the conformance suite.
 func confTarget(srv *Server) conformance.Target {
 	cfg := srv.Config()
@@ -119,7 +101,7 @@ func TestConformance(t *testing.T) {
 	for _, c := range configs {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			srv := startConfServer(t, c.cfg)
+			srv := startTestServer(t, c.cfg)
 			conformance.Run(t, confTarget(srv))
 			// Every connection the suite opened has ended, each for a
 			// reason of its own: the server closed TCP first everywhere,
@@ -282,7 +264,7 @@ func TestEndpointTimers(t *testing.T) {
 		pongWait  = 300 * time.Millisecond
 		slack     = 700 * time.Millisecond // scheduling under -race
 	)
-	srv := startConfServer(t, Config{HandshakeTimeout: handshake, TickInterval: tick, PingInterval: pingEvery, PongTimeout: pongWait})
+	srv := startTestServer(t, Config{HandshakeTimeout: handshake, TickInterval: tick, PingInterval: pingEvery, PongTimeout: pongWait})
 	addr := srv.Addr()
 	open := func(t *testing.T) *conformance.Client {
 		c := conformance.Dial(t, addr, 5*time.Second)
@@ -429,7 +411,7 @@ func TestEndpointShutdown(t *testing.T) {
 		tick         = 20 * time.Millisecond
 		closeTimeout = 800 * time.Millisecond
 	)
-	srv := startConfServer(t, Config{CloseTimeout: closeTimeout, TickInterval: tick})
+	srv := startTestServer(t, Config{CloseTimeout: closeTimeout, TickInterval: tick})
 	addr := srv.Addr()
 	st := srv.Stats()
 	answering := conformance.Dial(t, addr, 5*time.Second)
@@ -494,7 +476,7 @@ func TestEndpointShutdown(t *testing.T) {
 // slot is usable again.
 func TestEndpointMaxConns(t *testing.T) {
 	t.Parallel()
-	srv := startConfServer(t, Config{MaxConns: 2})
+	srv := startTestServer(t, Config{MaxConns: 2})
 	addr := srv.Addr()
 	st := srv.Stats()
 	open := func() *conformance.Client {
@@ -552,7 +534,7 @@ func (k *confTally) got(f conformance.Frame) conformance.Frame {
 // bytes written to clients", as BytesIn counts ping and close payloads).
 func TestEndpointStats(t *testing.T) {
 	t.Parallel()
-	srv := startConfServer(t, Config{MaxHeaderBytes: 1024})
+	srv := startTestServer(t, Config{MaxHeaderBytes: 1024})
 	addr := srv.Addr()
 	st := srv.Stats()
 	var k confTally

@@ -33,30 +33,8 @@ type interopServer struct {
 // startInteropServer starts a server for t and stops it when t ends.
 func startInteropServer(t *testing.T, cfg Config) *interopServer {
 	t.Helper()
-	if cfg.Addr == "" {
-		cfg.Addr = "127.0.0.1:0"
-	}
-	srv, err := New(cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatalf("Start: %v", err)
-	}
-	t.Cleanup(srv.Stop)
+	srv := startTestServer(t, cfg)
 	return &interopServer{Server: srv, url: "ws://" + srv.Addr() + "/"}
-}
-
-// waitFor polls cond until it holds or timeout passes (then t fails).
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 // waitNoSessions waits until the server has no upgraded session open.

@@ -195,11 +195,11 @@ churn:
 
 	// Quiet: every session ends, leases drop to zero, the pools return to
 	// target, and the counters still match a recount.
-	eventually(t, "sessions ended", 10*time.Second, func() bool { return g.srv.Stats().Open.Load() == 0 })
+	waitFor(t, 10*time.Second, "sessions ended", func() bool { return g.srv.Stats().Open.Load() == 0 })
 	for _, b := range g.pool.Backends() {
 		b := b
-		eventually(t, "leases returned", 10*time.Second, func() bool { return b.Leased.Load() == 0 && b.Releasing.Load() == 0 })
-		eventually(t, "pool back at target", 10*time.Second, func() bool { return b.Idle.Load() >= int64(st.Target) })
+		waitFor(t, 10*time.Second, "leases returned", func() bool { return b.Leased.Load() == 0 && b.Releasing.Load() == 0 })
+		waitFor(t, 10*time.Second, "pool back at target", func() bool { return b.Idle.Load() >= int64(st.Target) })
 	}
 	if err := recount(g.pool); err != nil {
 		t.Fatal(err)
@@ -227,5 +227,5 @@ churn:
 		}
 	}
 	goleak.VerifyNone(t, ignoreGnetWorkers(ignore)...)
-	eventually(t, "descriptors closed", 5*time.Second, func() bool { return openFDs(t) == fdsBefore })
+	waitFor(t, 5*time.Second, "descriptors closed", func() bool { return openFDs(t) == fdsBefore })
 }

@@ -29,7 +29,7 @@ func TestConformanceThroughProxy(t *testing.T) {
 	g := (&gateway{}).start(t, []pool.Settings{st}, cfg)
 	defer g.stop()
 	b := g.backend(0)
-	eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() >= 8 })
+	waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() >= 8 })
 
 	conformance.Run(t, conformance.Target{
 		Addr:            g.srv.Addr(),
@@ -47,7 +47,7 @@ func TestConformanceThroughProxy(t *testing.T) {
 	// The proxy, not the backend, judged every bad frame: the backend
 	// never saw a protocol error (it would have dropped the connection),
 	// and connections went back to the pool.
-	eventually(t, "sessions ended", 10*time.Second, func() bool { return g.srv.Stats().Open.Load() == 0 })
+	waitFor(t, 10*time.Second, "sessions ended", func() bool { return g.srv.Stats().Open.Load() == 0 })
 	if b.Leases.Load() == 0 || b.Releases.Load() == 0 {
 		t.Errorf("no lease or release through the proxy: leases %d releases %d", b.Leases.Load(), b.Releases.Load())
 	}

@@ -45,17 +45,7 @@ func (g *gateway) backend(i int) *pool.Backend { return g.pool.Backends()[i] }
 
 func startBackend(t *testing.T, h Handler, addr string) *Server {
 	t.Helper()
-	if addr == "" {
-		addr = "127.0.0.1:0"
-	}
-	b, err := New(Config{Addr: addr, Loops: 1, Handler: h, WriteBufferLimit: 64 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(); err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return startTestServer(t, Config{Addr: addr, Loops: 1, Handler: h, WriteBufferLimit: 64 << 20})
 }
 
 // startGateway starts a proxy with one backend per handler (nil: echo),
@@ -114,18 +104,6 @@ func (g *gateway) start(t *testing.T, list []pool.Settings, cfg Config) *gateway
 	g.srv = srv
 	g.rec = reconcile.Start(reconcile.Config{Pool: g.pool, Logger: cfg.Logger, Interval: 200 * time.Millisecond})
 	return g
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 func dial(t *testing.T, url string, h http.Header) *websocket.Conn {
@@ -205,7 +183,7 @@ func TestProxyReusesConnections(t *testing.T) {
 	g := startGateway(t, []Handler{nil}, pool.Settings{Target: 1}, Config{Loops: 1})
 	defer g.stop()
 	b := g.backend(0)
-	eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 1 })
+	waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() == 1 })
 	const sessions = 10
 	for i := 0; i < sessions; i++ {
 		c := dial(t, g.url("/"), nil)
@@ -213,7 +191,7 @@ func TestProxyReusesConnections(t *testing.T) {
 		_ = c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
 		expectClose(t, c, 1000)
 		c.Close()
-		eventually(t, "release", 5*time.Second, func() bool { return b.Releases.Load() == int64(i+1) })
+		waitFor(t, 5*time.Second, "release", func() bool { return b.Releases.Load() == int64(i+1) })
 	}
 	if got := b.Leases.Load(); got != sessions {
 		t.Errorf("leases = %d, want %d", got, sessions)
@@ -295,15 +273,15 @@ func TestProxyReleasePolicies(t *testing.T) {
 		g := startGateway(t, []Handler{nil}, pool.Settings{Target: 1, Policy: pool.PolicyClose}, Config{Loops: 1})
 		defer g.stop()
 		b := g.backend(0)
-		eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 1 })
+		waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() == 1 })
 		for i := 0; i < 3; i++ {
 			oneSession(t, g)
 		}
-		eventually(t, "connections closed", 5*time.Second, func() bool { return b.Closed.Load() == 3 })
+		waitFor(t, 5*time.Second, "connections closed", func() bool { return b.Closed.Load() == 3 })
 		if got := b.Releases.Load(); got != 0 {
 			t.Errorf("policy close: %d releases to idle", got)
 		}
-		eventually(t, "replacements", 5*time.Second, func() bool { return b.Idle.Load() == 1 })
+		waitFor(t, 5*time.Second, "replacements", func() bool { return b.Idle.Load() == 1 })
 	})
 	t.Run("reset with ack", func(t *testing.T) {
 		sb := &scriptBackend{ack: "ACK"}
@@ -311,9 +289,9 @@ func TestProxyReleasePolicies(t *testing.T) {
 			ResetMessage: "RESET", ResetAck: "ACK"}, Config{Loops: 1})
 		defer g.stop()
 		b := g.backend(0)
-		eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 1 })
+		waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() == 1 })
 		oneSession(t, g)
-		eventually(t, "reset done", 5*time.Second, func() bool { return b.Releases.Load() == 1 })
+		waitFor(t, 5*time.Second, "reset done", func() bool { return b.Releases.Load() == 1 })
 		if sb.count("RESET") != 1 || b.Closed.Load() != 0 {
 			t.Errorf("reset: backend got %v, closed %d", sb.received(), b.Closed.Load())
 		}
@@ -324,9 +302,9 @@ func TestProxyReleasePolicies(t *testing.T) {
 			ResetMessage: "RESET", ResetQuiet: 50 * time.Millisecond}, Config{Loops: 1})
 		defer g.stop()
 		b := g.backend(0)
-		eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 1 })
+		waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() == 1 })
 		oneSession(t, g)
-		eventually(t, "reset done", 5*time.Second, func() bool { return b.Releases.Load() == 1 })
+		waitFor(t, 5*time.Second, "reset done", func() bool { return b.Releases.Load() == 1 })
 	})
 	t.Run("reset timeout closes", func(t *testing.T) {
 		sb := &scriptBackend{} // never acks
@@ -334,9 +312,9 @@ func TestProxyReleasePolicies(t *testing.T) {
 			ResetMessage: "RESET", ResetAck: "ACK", ResetTimeout: 100 * time.Millisecond}, Config{Loops: 1})
 		defer g.stop()
 		b := g.backend(0)
-		eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 1 })
+		waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() == 1 })
 		oneSession(t, g)
-		eventually(t, "closed after reset timeout", 5*time.Second, func() bool { return b.Closed.Load() == 1 })
+		waitFor(t, 5*time.Second, "closed after reset timeout", func() bool { return b.Closed.Load() == 1 })
 		if b.Releases.Load() != 0 {
 			t.Errorf("a connection whose reset timed out went back to idle")
 		}
@@ -380,9 +358,9 @@ func TestProxyBackendLostGives1011(t *testing.T) {
 	_ = c.WriteMessage(websocket.TextMessage, []byte("die"))
 	expectClose(t, c, 1011)
 	b := g.backend(0)
-	eventually(t, "failure counted", 5*time.Second, func() bool { return b.Failures.Load() == 1 })
+	waitFor(t, 5*time.Second, "failure counted", func() bool { return b.Failures.Load() == 1 })
 	if got := g.srv.Stats().Closed(ReasonBackendLost); got != 1 {
-		eventually(t, "session end counted", 5*time.Second, func() bool { return g.srv.Stats().Closed(ReasonBackendLost) == 1 })
+		waitFor(t, 5*time.Second, "session end counted", func() bool { return g.srv.Stats().Closed(ReasonBackendLost) == 1 })
 	}
 }
 
@@ -391,7 +369,7 @@ func TestProxyAcquireTimeoutGives1013(t *testing.T) {
 		Config{Loops: 1, Handler: &Proxy{AcquireTimeout: 200 * time.Millisecond}})
 	defer g.stop()
 	b := g.backend(0)
-	eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 1 })
+	waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() == 1 })
 	holder := dial(t, g.url("/"), nil)
 	defer holder.Close()
 	roundTrip(t, holder, websocket.TextMessage, []byte("mine"))
@@ -399,7 +377,7 @@ func TestProxyAcquireTimeoutGives1013(t *testing.T) {
 	defer c.Close()
 	expectClose(t, c, 1013)
 	if got := g.srv.Stats().Closed(ReasonAcquireTimeout); got != 1 {
-		eventually(t, "acquire timeout counted", 5*time.Second, func() bool { return g.srv.Stats().Closed(ReasonAcquireTimeout) == 1 })
+		waitFor(t, 5*time.Second, "acquire timeout counted", func() bool { return g.srv.Stats().Closed(ReasonAcquireTimeout) == 1 })
 	}
 	if total := b.Total.Load(); total > 1 {
 		t.Errorf("total %d over max 1", total)
@@ -412,7 +390,7 @@ func TestProxyWaitingSessionGetsReleasedConnection(t *testing.T) {
 	g := startGateway(t, []Handler{nil}, pool.Settings{Target: 1, Max: 1}, Config{Loops: 1})
 	defer g.stop()
 	b := g.backend(0)
-	eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 1 })
+	waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() == 1 })
 	holder := dial(t, g.url("/"), nil)
 	roundTrip(t, holder, websocket.TextMessage, []byte("mine"))
 	waiter := dial(t, g.url("/"), nil)
@@ -420,7 +398,7 @@ func TestProxyWaitingSessionGetsReleasedConnection(t *testing.T) {
 	if err := waiter.WriteMessage(websocket.TextMessage, []byte("queued early")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "waiter queued", 5*time.Second, func() bool { return g.pool.Shard(0).Waiting.Load() == 1 })
+	waitFor(t, 5*time.Second, "waiter queued", func() bool { return g.pool.Shard(0).Waiting.Load() == 1 })
 	_ = holder.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(1000, ""))
 	expectClose(t, holder, 1000)
 	holder.Close()
@@ -440,7 +418,7 @@ func TestProxyAllBackendsDownGives503(t *testing.T) {
 	g := (&gateway{}).start(t, []pool.Settings{backendSettings(t, pool.Settings{Target: 1, DialTimeout: time.Second}, "ws://"+dead+"/")}, Config{Loops: 1})
 	defer g.stop()
 	b := g.backend(0)
-	eventually(t, "backend marked down", 5*time.Second, func() bool { return !b.Healthy() && b.DialFailures.Load() > 0 })
+	waitFor(t, 5*time.Second, "backend marked down", func() bool { return !b.Healthy() && b.DialFailures.Load() > 0 })
 	_, resp, err := websocket.DefaultDialer.Dial(g.url("/"), nil)
 	if err == nil || resp == nil || resp.StatusCode != 503 {
 		t.Fatalf("want HTTP 503, got %v, %v", resp, err)
@@ -460,7 +438,7 @@ func TestProxySlowClientIsBounded(t *testing.T) {
 	if err := c.WriteMessage(websocket.TextMessage, []byte("flood")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "slow consumer detected", 10*time.Second, func() bool { return g.srv.Stats().Closed(ReasonSlowConsumer) == 1 })
+	waitFor(t, 10*time.Second, "slow consumer detected", func() bool { return g.srv.Stats().Closed(ReasonSlowConsumer) == 1 })
 	// The client reads what was sent before the cut: at most the budget
 	// plus what the socket buffers held, then a close 1008 or the TCP end.
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
@@ -487,16 +465,16 @@ func TestProxyRecoversWhenBackendReturns(t *testing.T) {
 	g := (&gateway{}).start(t, []pool.Settings{backendSettings(t, pool.Settings{Target: 2, DialTimeout: time.Second}, "ws://"+addr+"/")}, Config{Loops: 1})
 	defer g.stop()
 	b := g.backend(0)
-	eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 2 })
+	waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() == 2 })
 	c := dial(t, g.url("/"), nil)
 	roundTrip(t, c, websocket.TextMessage, []byte("before"))
 	first.Stop() // the backend dies: the leased session gets 1011, idle ones go
 	expectClose(t, c, 1011)
 	c.Close()
-	eventually(t, "backend marked down", 10*time.Second, func() bool { return !b.Healthy() && b.Idle.Load() == 0 })
+	waitFor(t, 10*time.Second, "backend marked down", func() bool { return !b.Healthy() && b.Idle.Load() == 0 })
 	second := startBackend(t, Echo{}, addr)
 	defer second.Stop()
-	eventually(t, "pool refilled", 15*time.Second, func() bool { return b.Healthy() && b.Idle.Load() == 2 })
+	waitFor(t, 15*time.Second, "pool refilled", func() bool { return b.Healthy() && b.Idle.Load() == 2 })
 	c2 := dial(t, g.url("/"), nil)
 	defer c2.Close()
 	roundTrip(t, c2, websocket.TextMessage, []byte("after"))
@@ -539,14 +517,14 @@ func TestProxyPingsIdleBackendConnections(t *testing.T) {
 	g := (&gateway{}).start(t, []pool.Settings{backendSettings(t, st, "ws://"+rb.Addr()+"/")}, Config{Loops: 1})
 	defer g.stop()
 	b := g.backend(0)
-	eventually(t, "unanswered pings close connections", 5*time.Second, func() bool { return b.Failures.Load() >= 4 })
+	waitFor(t, 5*time.Second, "unanswered pings close connections", func() bool { return b.Failures.Load() >= 4 })
 	if rb.Pings.Load() == 0 {
 		t.Fatal("no ping reached the backend")
 	}
 	rb.IgnorePings.Store(false)
-	eventually(t, "pool refilled", 5*time.Second, func() bool { return b.Idle.Load() == 2 })
+	waitFor(t, 5*time.Second, "pool refilled", func() bool { return b.Idle.Load() == 2 })
 	failures, pings := b.Failures.Load(), rb.Pings.Load()
-	eventually(t, "healthy connections pinged", 5*time.Second, func() bool { return rb.Pings.Load() >= pings+4 })
+	waitFor(t, 5*time.Second, "healthy connections pinged", func() bool { return rb.Pings.Load() >= pings+4 })
 	if got := b.Failures.Load(); got > failures+2 { // at most the two pinged while the switch happened
 		t.Errorf("answered pings still closed connections: failures %d -> %d", failures, got)
 	}
@@ -559,7 +537,7 @@ func TestProxyRetiresConnectionsAfterLifetime(t *testing.T) {
 	g := startGateway(t, []Handler{nil}, pool.Settings{Target: 2, MaxLifetime: 150 * time.Millisecond}, Config{Loops: 1})
 	defer g.stop()
 	b := g.backend(0)
-	eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 2 })
+	waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() == 2 })
 	deadline := time.Now().Add(1500 * time.Millisecond)
 	for time.Now().Before(deadline) {
 		if idle := b.Idle.Load(); idle < 2 {
@@ -603,7 +581,7 @@ func TestProxyRoutesByPath(t *testing.T) {
 	g := (&gateway{backends: []*Server{a, b}}).start(t, []pool.Settings{stA, stB}, Config{Loops: 1})
 	defer g.stop()
 	g.pool.SetRouting(pool.NewRouting(1, []pool.Route{{Path: "/stt/", Group: "stt"}, {Path: "/tts/", Group: "tts"}}, ""))
-	eventually(t, "pools filled", 5*time.Second, func() bool { return g.backend(0).Idle.Load() == 1 && g.backend(1).Idle.Load() == 1 })
+	waitFor(t, 5*time.Second, "pools filled", func() bool { return g.backend(0).Idle.Load() == 1 && g.backend(1).Idle.Load() == 1 })
 	c := dial(t, g.url("/tts/en"), nil)
 	defer c.Close()
 	roundTrip(t, c, websocket.TextMessage, []byte("to tts"))

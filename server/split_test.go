@@ -102,7 +102,7 @@ func randomCuts(r *rand.Rand, n, cuts int) func() int {
 
 func TestSplitInput(t *testing.T) {
 	t.Parallel()
-	srv := startConfServer(t, Config{})
+	srv := startTestServer(t, Config{})
 	addr := srv.Addr()
 	t.Logf("random cuts from seed %#x", splitSeed)
 	one := func() int { return 1 }
