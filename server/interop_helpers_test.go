@@ -1,7 +1,6 @@
 package server
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -198,27 +197,6 @@ func randPayload(r *rand.Rand, text bool, n int) []byte {
 		return randText(r, n)
 	}
 	return randBinary(r, n)
-}
-
-// payloadDiff describes how got differs from want, or "" if it does not.
-// It never dumps megabytes into the log.
-func payloadDiff(got, want []byte) string {
-	if bytes.Equal(got, want) {
-		return ""
-	}
-	i := 0
-	for i < len(got) && i < len(want) && got[i] == want[i] {
-		i++
-	}
-	excerpt := func(p []byte) []byte {
-		end := min(i+16, len(p))
-		if i >= end {
-			return nil
-		}
-		return p[i:end]
-	}
-	return fmt.Sprintf("got %d bytes, want %d; first difference at offset %d (got % x, want % x)",
-		len(got), len(want), i, excerpt(got), excerpt(want))
 }
 
 // sizeName is a readable subtest name for a payload size.

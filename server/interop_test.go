@@ -9,6 +9,8 @@ import (
 
 	coderws "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/conformance"
 )
 
 // Interop tests: the echo endpoint driven by two independent client
@@ -103,7 +105,7 @@ func TestInteropGorilla(t *testing.T) {
 						if op != wantOp {
 							t.Errorf("echo %d: message type %d, want %d", i, op, wantOp)
 						}
-						if d := payloadDiff(got, want); d != "" {
+						if d := conformance.Diff(got, want); d != "" {
 							t.Errorf("echo %d: %s", i, d)
 						}
 					}
@@ -150,7 +152,7 @@ func TestInteropGorilla(t *testing.T) {
 				if op != gorillaOp(fc.text) {
 					t.Errorf("message type %d, want %d", op, gorillaOp(fc.text))
 				}
-				if d := payloadDiff(got, msg); d != "" {
+				if d := conformance.Diff(got, msg); d != "" {
 					t.Errorf("echo: %s", d)
 				}
 			})
@@ -183,7 +185,7 @@ func TestInteropGorilla(t *testing.T) {
 				}
 				select {
 				case got := <-pongs:
-					if d := payloadDiff([]byte(got), ping); d != "" {
+					if d := conformance.Diff([]byte(got), ping); d != "" {
 						t.Errorf("pong payload: %s", d)
 					}
 				default:
@@ -310,7 +312,7 @@ func TestInteropCoder(t *testing.T) {
 						if op != wantOp {
 							t.Errorf("echo %d: message type %v, want %v", i, op, wantOp)
 						}
-						if d := payloadDiff(got, want); d != "" {
+						if d := conformance.Diff(got, want); d != "" {
 							t.Errorf("echo %d: %s", i, d)
 						}
 					}
@@ -360,7 +362,7 @@ func TestInteropCoder(t *testing.T) {
 				if op != coderOp(fc.text) {
 					t.Errorf("message type %v, want %v", op, coderOp(fc.text))
 				}
-				if d := payloadDiff(got, msg); d != "" {
+				if d := conformance.Diff(got, msg); d != "" {
 					t.Errorf("echo: %s", d)
 				}
 			})
@@ -609,7 +611,7 @@ func TestInteropConcurrentClients(t *testing.T) {
 				if got.text != want.text {
 					t.Errorf("%s: echo %d: text=%v, want text=%v", name, j, got.text, want.text)
 				}
-				if d := payloadDiff(got.data, want.data); d != "" {
+				if d := conformance.Diff(got.data, want.data); d != "" {
 					t.Errorf("%s: echo %d: %s", name, j, d)
 					abort()
 					break
