@@ -127,6 +127,10 @@ func runGateway(args []string) int {
 		return code
 	}
 	defer flush()
+	if err := f.ops.check(); err != nil { // before anything listens
+		log.Error("bad flags", zap.Error(err))
+		return 2
+	}
 	var err error
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })

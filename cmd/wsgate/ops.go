@@ -65,7 +65,9 @@ func (o *opsFlags) accessLog(log *zap.Logger) func(*server.SessionRecord) {
 	return admin.Hook(o.recorder, o.access)
 }
 
-// check refuses flag combinations that cannot work, before anything starts.
+// check refuses flag combinations that cannot work. The gateway calls it
+// right after parsing, before anything listens; start checks again for
+// callers that go straight to it.
 func (o *opsFlags) check() error {
 	if o.accessSample < 1 {
 		return fmt.Errorf("-access-log-sample must be at least 1 (got %d)", o.accessSample)
