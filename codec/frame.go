@@ -2,6 +2,7 @@ package codec
 
 import (
 	"encoding/binary"
+	"math"
 
 	"github.com/gobwas/ws"
 )
@@ -194,10 +195,14 @@ func (m *MessageState) Next(h ws.Header, maxMessage int64) error {
 }
 
 // SplitFrame finds the first whole frame at the start of p: its header,
-// the header's size and the frame's total size. If p holds less than a
-// whole frame it returns ErrNeedMore with total set to how many bytes
-// (from the start of p) must be buffered before a call can succeed. Other
-// errors are ParseHeader's. It does not allocate.
+// the header's size and the frame's total size (header plus payload). If
+// p holds less than a whole frame it returns ErrNeedMore with total set to
+// how many bytes (from the start of p) must be buffered before a call can
+// succeed: the caller buffers at most that, and the header's length was
+// checked against maxPayload before anything is buffered. A declared
+// length that cannot be buffered at all (header plus payload above the
+// largest int) is a 1009 even without a limit. Other errors are
+// ParseHeader's. It does not allocate.
 func SplitFrame(p []byte, role Role, maxPayload int64) (h ws.Header, hn, total int, err error) {
 	h, hn, err = ParseHeader(p, role, maxPayload)
 	if err != nil {
@@ -205,6 +210,9 @@ func SplitFrame(p []byte, role Role, maxPayload int64) (h ws.Header, hn, total i
 			return h, 0, len(p) + 1, err
 		}
 		return h, 0, 0, err
+	}
+	if h.Length > int64(math.MaxInt-hn) {
+		return h, 0, 0, protocolErr(CloseMessageTooBig, "frame too big")
 	}
 	total = hn + int(h.Length)
 	if len(p) < total {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand"
 	"testing"
 
@@ -649,5 +650,35 @@ func TestSplitFrame(t *testing.T) {
 	h, hn, total, err := SplitFrame(append(frame, 0x81), RoleServer, 0)
 	if err != nil || hn != 6 || total != len(frame) || h.Length != 5 {
 		t.Fatalf("whole frame: %+v %d %d %v", h, hn, total, err)
+	}
+}
+
+// Regression (hardening issue, defect 1): a backend frame declaring a
+// payload of 2^63-1 bytes overflowed header+length and panicked the event
+// loop when no limit was set. Every role and limit now refuses it with 1009.
+func TestSplitFrameHugeLength(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		frame []byte
+		role  Role
+	}{
+		{"server frame to client role", []byte{0x82, 0x7f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, RoleClient},
+		{"client frame to server role", []byte{0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4}, RoleServer},
+		{"length just past MaxInt minus header", []byte{0x82, 0x7f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf7}, RoleClient},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, limit := range []int64{0, -1, 1 << 20, math.MaxInt64} {
+				_, _, total, err := SplitFrame(tc.frame, tc.role, limit)
+				var pe *ProtocolError
+				if !errors.As(err, &pe) || pe.Code != CloseMessageTooBig || total != 0 {
+					t.Fatalf("limit %d: total %d, err %v; want 1009", limit, total, err)
+				}
+			}
+		})
+	}
+	// The largest length that can be buffered still parses.
+	frame := []byte{0x82, 0x7f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xf5}
+	if _, hn, total, err := SplitFrame(frame, RoleClient, 0); err != ErrNeedMore || total != math.MaxInt || hn != 10 {
+		t.Fatalf("MaxInt-10: total %d hn %d err %v", total, hn, err)
 	}
 }

@@ -388,3 +388,51 @@ func FuzzClosePayload(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSplitFrame splits frames in both directions: client frames as the
+// server reads them, and backend frames as the gateway (a client) reads
+// them, with and without limits. Whatever the bytes, it never panics, a
+// whole frame lies within the input, and a need for more names a size
+// past the input that, once buffered, settles it.
+func FuzzSplitFrame(f *testing.F) {
+	for _, frame := range rfcFrames {
+		f.Add(frame, frame[1]&0x80 == 0, int64(0))
+		f.Add(frame, frame[1]&0x80 == 0, int64(3))
+	}
+	f.Add([]byte{0x82, 0x7f, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, true, int64(0))
+	f.Add([]byte{0x82, 0x7f, 0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00, 0x00}, true, int64(1<<20))
+	f.Add([]byte{0x82, 0xff, 0x7f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4}, false, int64(-1))
+
+	f.Fuzz(func(t *testing.T, data []byte, client bool, maxPayload int64) {
+		role := RoleServer
+		if client {
+			role = RoleClient
+		}
+		h, hn, total, err := SplitFrame(data, role, maxPayload)
+		switch {
+		case err == nil:
+			if hn < 2 || hn > MaxHeaderSize || total != hn+int(h.Length) || total > len(data) {
+				t.Fatalf("%x: hn %d total %d for %+v", data, hn, total, h)
+			}
+		case errors.Is(err, ErrNeedMore):
+			if total <= len(data) {
+				t.Fatalf("%x: need %d, have %d", data, total, len(data))
+			}
+			if total-len(data) > 1<<16 {
+				return // a big frame on its way; its length passed the limit
+			}
+			padded := append(bytes.Clone(data), make([]byte, total-len(data))...)
+			if _, _, total2, err := SplitFrame(padded, role, maxPayload); err != nil && (!errors.Is(err, ErrNeedMore) || total2 <= total) {
+				var pe *ProtocolError
+				if !errors.As(err, &pe) {
+					t.Fatalf("%x padded to %d: %v", data, total, err)
+				}
+			}
+		default:
+			var pe *ProtocolError
+			if !errors.As(err, &pe) || total != 0 || (pe.Code != CloseProtocolError && pe.Code != CloseMessageTooBig) {
+				t.Fatalf("%x: total %d, err %v", data, total, err)
+			}
+		}
+	})
+}

@@ -156,6 +156,8 @@ func ParseUpgrade(block []byte) (*UpgradeRequest, error) {
 	switch {
 	case !haveHost || req.Host == "":
 		return nil, handshakeErr(400, "missing Host")
+	case !validHost(req.Host):
+		return nil, handshakeErr(400, "malformed Host")
 	case !haveUpgrade:
 		return nil, handshakeErr(400, "missing Upgrade: websocket")
 	case !haveConnUpgrade:
@@ -336,6 +338,57 @@ func appendTokens(dst []string, value string) []string {
 		}
 	}
 	return dst
+}
+
+// validHost reports whether a Host header value is uri-host [":" port]
+// (RFC 9110 section 7.2, RFC 3986 section 3.2.2): an IP literal in
+// brackets, or a reg-name or IPv4 address of unreserved, sub-delim and
+// percent-encoded characters, then an optional decimal port.
+func validHost(h string) bool {
+	host, port := h, ""
+	if strings.HasPrefix(h, "[") {
+		end := strings.IndexByte(h, ']')
+		if end < 2 {
+			return false
+		}
+		for _, c := range []byte(h[1:end]) {
+			if !isHexDigit(c) && c != ':' && c != '.' {
+				return false
+			}
+		}
+		host, port = "", h[end+1:]
+		if port != "" && port[0] != ':' {
+			return false
+		}
+	} else if i := strings.LastIndexByte(h, ':'); i >= 0 {
+		host, port = h[:i], h[i:]
+	}
+	if port != "" {
+		if len(port) == 1 || len(port) > 6 {
+			return false
+		}
+		for _, c := range []byte(port[1:]) {
+			if c < '0' || c > '9' {
+				return false
+			}
+		}
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-._~!$&'()*+,;=", c) >= 0:
+		case c == '%' && i+2 < len(host) && isHexDigit(host[i+1]) && isHexDigit(host[i+2]):
+			i += 2
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func isHexDigit(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
 }
 
 func validKey(key string) bool {

@@ -338,6 +338,15 @@ func TestParseUpgrade(t *testing.T) {
 			block:  getRequest(plus("Host: evil.example.com")...),
 			status: 400,
 		},
+		// Regression (hardening issue, defect 12): "Host: a b" was accepted.
+		{name: "Host with a space", block: getRequest(with("Host: a b")...), status: 400},
+		{name: "Host with a path", block: getRequest(with("Host: example.com/x")...), status: 400},
+		{name: "Host with userinfo", block: getRequest(with("Host: user@example.com")...), status: 400},
+		{name: "Host port not a number", block: getRequest(with("Host: example.com:8o")...), status: 400},
+		{name: "Host empty port", block: getRequest(with("Host: example.com:")...), status: 400},
+		{name: "Host unclosed IPv6", block: getRequest(with("Host: [::1")...), status: 400},
+		{name: "Host IPv6 junk after bracket", block: getRequest(with("Host: [::1]x")...), status: 400},
+		{name: "Host bad percent", block: getRequest(with("Host: a%zz")...), status: 400},
 		{
 			name:   "missing Upgrade",
 			block:  getRequest(without("Upgrade")...),
@@ -1013,5 +1022,20 @@ func TestHeaderScannerLimit(t *testing.T) {
 			"431 answer = %q",
 			out,
 		)
+	}
+}
+
+func TestValidHost(t *testing.T) {
+	for host, want := range map[string]bool{
+		"example.com": true, "example.com:8080": true, "127.0.0.1": true, "127.0.0.1:80": true,
+		"[::1]": true, "[::1]:8080": true, "[2001:db8::7]": true, "xn--bcher-kva.example": true,
+		"a%20b": true, "localhost:65535": true,
+		"a b": false, "": true /* emptiness is refused earlier as missing Host */, "a/b": false, "a@b": false,
+		"a:": false, ":80": true, "[]": false, "[::1": false, "[::1]x": false, "[g::1]": false,
+		"a:1234567": false, "a\tb": false, "é.example": false,
+	} {
+		if got := validHost(host); got != want {
+			t.Errorf("validHost(%q) = %v, want %v", host, got, want)
+		}
 	}
 }
