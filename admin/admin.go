@@ -211,8 +211,17 @@ func (a *Admin) configStatus() ConfigStatus {
 	return a.o.ConfigStatus()
 }
 
+// healthz is liveness: 200 while the server can serve, 503 once it has
+// failed (its event engine stopped by itself, its acceptor died), so a
+// supervisor restarts a process that would otherwise linger without its
+// loops.
 func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if srv := a.o.Server; srv != nil && srv.Err() != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = fmt.Fprintln(w, "failed:", srv.Err())
+		return
+	}
 	_, _ = fmt.Fprintln(w, "ok")
 }
 

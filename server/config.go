@@ -21,8 +21,10 @@ type Config struct {
 	// Loops is the number of event loops, one shard each (default GOMAXPROCS).
 	Loops int
 
-	// MaxConns caps open client TCP connections; past it the upgrade is
-	// answered 503 (default: the open-file limit minus headroom).
+	// MaxConns caps open client TCP connections; a connection past it is
+	// answered 503 and closed as soon as it is accepted. Default: what fits
+	// under the open-file limit after a reserve (descriptorReserve), at one
+	// descriptor per session for an endpoint and two for the gateway.
 	MaxConns int
 	// MaxHeaderBytes caps the upgrade request header block (431 past it).
 	MaxHeaderBytes int
@@ -90,7 +92,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.Loops = runtime.GOMAXPROCS(0)
 	}
 	if c.MaxConns == 0 {
-		c.MaxConns = defaultMaxConns()
+		perSession := 1
+		if c.Pool != nil {
+			perSession = 2 // the client's and its backend connection
+		}
+		c.MaxConns = defaultMaxConns(perSession)
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = codec.DefaultMaxHeaderBytes
@@ -130,13 +136,20 @@ func setDuration(d *time.Duration, def time.Duration) {
 	}
 }
 
-// defaultMaxConns leaves room under the open-file limit for listeners,
-// backend connections and logs: a quarter, at least 64.
-func defaultMaxConns() int {
+// defaultMaxConns is how many client connections fit under the open-file
+// limit with descriptorReserve left over, each session taking perSession
+// descriptors. (Go raises the soft limit to the hard one at start.)
+func defaultMaxConns(perSession int) int {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur == 0 {
 		return 1000
 	}
-	n := int(lim.Cur)
-	return n - max(64, n/4)
+	n := int(min(lim.Cur, 1<<30))
+	return max(1, (n-descriptorReserve(n))/perSession)
 }
+
+// descriptorReserve is what the default MaxConns leaves of an open-file
+// limit of n for everything but sessions: listeners, the loops' pollers,
+// idle backend connections and dials, the admin endpoint, logs and the
+// configuration database. 128 plus 1/64 of the limit (440 at 20,000).
+func descriptorReserve(n int) int { return 128 + n/64 }

@@ -10,7 +10,6 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -20,8 +19,8 @@ import (
 )
 
 // Server is one gnet engine serving WebSocket sessions on every event loop.
-// Start, Addr, Stats, Shutdown and Stop are safe for concurrent use; the
-// gnet callbacks run on the loops.
+// Start, Addr, Stats, Shutdown, Stop, Done and Err are safe for concurrent
+// use; the gnet callbacks run on the loops.
 type Server struct {
 	gnet.BuiltinEventEngine
 
@@ -32,22 +31,31 @@ type Server struct {
 
 	eng      gnet.Engine   // set in OnBoot, read after booted is closed
 	booted   chan struct{} // closed by OnBoot
-	runErr   chan error    // gnet.Rotate's result
 	shards   sync.Map      // gnet.EventLoop -> *shard, each created on its loop
+	loops    []*shard      // every shard by index; set by Start before the acceptor runs
 	shardSeq atomic.Int32  // shards created so far (names their index)
 	draining atomic.Bool   // refuse new sessions with 503
 	nextID   atomic.Uint64 // session ids
 
-	anchorDir   string     // temp dir of the private unix listener used to find the loops
-	anchorAddr  string     // its socket path
+	ln           *net.TCPListener // client listener, owned by the acceptor (closed by Shutdown or Stop)
+	acceptorDone sync.WaitGroup
+
+	anchorAddr  string     // path of the private unix listener used to find the loops (removed once they are)
 	anchorSeen  chan bool  // OnOpen of an anchor: true if it anchored a new loop
 	anchorConns []net.Conn // our ends of the anchors; owned by Start, closed by Stop
+
+	stopping atomic.Bool   // Stop was called: the engine ending is expected
+	dead     chan struct{} // closed when the engine has ended, for whatever reason
+	deadErr  atomic.Pointer[error]
 
 	tickCtx   context.Context // cancelled by Stop; ends the shard tickers
 	stopTicks context.CancelFunc
 	tickers   sync.WaitGroup
 	stopOnce  sync.Once
 	logLimits [numCloseReasons]logLimiter
+	acceptLog logLimiter // accept and enroll failures
+	refuseLog logLimiter // connections refused at accept
+	panicLog  logLimiter // callbacks that panicked
 }
 
 // New checks cfg and returns a server that is not yet listening.
@@ -61,7 +69,7 @@ func New(cfg Config) (*Server, error) {
 		log:    cfg.Logger,
 		epoch:  time.Now(),
 		booted: make(chan struct{}),
-		runErr: make(chan error, 1),
+		dead:   make(chan struct{}),
 	}
 	s.anchorSeen = make(chan bool, 8*cfg.Loops+8)
 	s.tickCtx, s.stopTicks = context.WithCancel(context.Background())
@@ -75,36 +83,97 @@ func (s *Server) Stats() *Stats { return &s.stats }
 func (s *Server) Config() Config { return s.cfg }
 
 // Start listens and runs the event loops in the background; it returns once
-// every loop has a shard, or with the reason the engine could not start.
+// every loop has a shard and the acceptor runs, or with the reason the
+// server could not start.
 func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln.(*net.TCPListener)
 	dir, err := os.MkdirTemp("", "wsgate-anchor-")
 	if err != nil {
+		_ = s.ln.Close()
 		return fmt.Errorf("server: anchor dir: %w", err)
 	}
-	s.anchorDir = dir
 	s.anchorAddr = filepath.Join(dir, "loops.sock")
+	// Once every loop is anchored the socket's name goes: nothing is left
+	// on disk, and no other process can connect to the private listener.
+	defer func() { _ = os.RemoveAll(dir) }()
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithLoadBalancing(gnet.LeastConnections),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithReuseAddr(true),
 		gnet.WithLogger(s.log.Named("gnet").Sugar()),
 	}
-	addrs := []string{"tcp://" + s.cfg.Addr, "unix://" + s.anchorAddr}
-	go func() { s.runErr <- gnet.Rotate(s, addrs, opts...) }()
+	go s.runEngine(opts)
 	select {
 	case <-s.booted:
-	case err := <-s.runErr:
-		_ = os.RemoveAll(dir)
-		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
+	case <-s.dead:
+		_ = s.ln.Close()
+		return fmt.Errorf("server: event loops: %w", s.Err())
 	}
 	if err := s.anchorLoops(); err != nil {
 		s.Stop()
 		return err
 	}
+	s.loops = make([]*shard, s.cfg.Loops)
+	s.shards.Range(func(_, v any) bool {
+		sh := v.(*shard)
+		s.loops[sh.index] = sh
+		return true
+	})
+	s.acceptorDone.Add(1)
+	go s.runAcceptor()
 	s.log.Info("listening", zap.String("addr", s.Addr()), zap.Int("loops", s.cfg.Loops),
 		zap.Int("max_conns", s.cfg.MaxConns))
+	return nil
+}
+
+// runEngine runs gnet until it stops. If it stops without Stop asking,
+// the server is dead: Done is closed and Err says why, so the process can
+// exit and be restarted rather than linger without its loops.
+func (s *Server) runEngine(opts []gnet.Option) {
+	err := gnet.Rotate(s, []string{"unix://" + s.anchorAddr}, opts...)
+	if err == nil && !s.stopping.Load() {
+		err = errors.New("server: the event engine stopped by itself")
+	}
+	if err != nil && !s.stopping.Load() {
+		s.fail(err)
+	}
+	s.markDead(err)
+}
+
+// fail records why the server cannot go on (the first reason wins), logs
+// it, and stops accepting.
+func (s *Server) fail(err error) {
+	if s.deadErr.CompareAndSwap(nil, &err) {
+		s.log.Error("server failed", zap.Error(err))
+	}
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+}
+
+func (s *Server) markDead(err error) {
+	if err != nil {
+		s.deadErr.CompareAndSwap(nil, &err)
+	}
+	close(s.dead)
+}
+
+// Done is closed once the event engine has ended, after Stop or by itself.
+// Safe for concurrent use.
+func (s *Server) Done() <-chan struct{} { return s.dead }
+
+// Err is why the server failed (its engine stopped without Stop asking,
+// the acceptor died), nil while it is healthy and after a clean Stop.
+// Safe for concurrent use.
+func (s *Server) Err() error {
+	if p := s.deadErr.Load(); p != nil {
+		return *p
+	}
 	return nil
 }
 
@@ -143,24 +212,7 @@ func (s *Server) anchorLoops() error {
 }
 
 // Addr is the bound TCP listen address (useful with port 0).
-func (s *Server) Addr() string {
-	fd, err := s.eng.DupListener("tcp", s.cfg.Addr)
-	if err != nil {
-		return s.cfg.Addr
-	}
-	defer syscall.Close(fd)
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		return s.cfg.Addr
-	}
-	switch a := sa.(type) {
-	case *syscall.SockaddrInet4:
-		return (&net.TCPAddr{IP: a.Addr[:], Port: a.Port}).String()
-	case *syscall.SockaddrInet6:
-		return (&net.TCPAddr{IP: a.Addr[:], Port: a.Port}).String()
-	}
-	return s.cfg.Addr
-}
+func (s *Server) Addr() string { return s.ln.Addr().String() }
 
 // Shutdown refuses new sessions (503), lets open ones end by themselves
 // for the configured grace period, sends close 1001 to those left, waits
@@ -168,6 +220,8 @@ func (s *Server) Addr() string {
 // close 1001, and stops the engine.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	_ = s.ln.Close() // no new connection may keep waitSessions waiting
+	s.acceptorDone.Wait()
 	var err error
 	if s.cfg.ShutdownGrace > 0 {
 		err = s.waitSessions(ctx, s.cfg.ShutdownGrace)
@@ -208,22 +262,24 @@ func (s *Server) waitSessions(ctx context.Context, grace time.Duration) error {
 	return nil
 }
 
-// Stop closes every connection at once and waits for the engine, the loops
-// and the shard tickers to end.
+// Stop closes every connection at once and waits for the engine, the loops,
+// the acceptor and the shard tickers to end.
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
+		s.stopping.Store(true)
+		_ = s.ln.Close()
+		s.acceptorDone.Wait()
 		s.stopTicks()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := s.eng.Stop(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			s.log.Debug("engine stop", zap.Error(err))
 		}
-		<-s.runErr
+		<-s.dead
 		s.tickers.Wait()
 		for _, c := range s.anchorConns {
 			_ = c.Close()
 		}
-		_ = os.RemoveAll(s.anchorDir)
 	})
 }
 
@@ -275,31 +331,35 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 type anchor struct{}
 
 // OnOpen starts a session for a client, or records a loop anchor. Loop-only.
-func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+func (s *Server) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
+	defer s.recoverCallback(c, "OnOpen", &action)
 	sh := s.shardOf(c)
-	if bc, ok := c.Context().(*pool.Conn); ok {
-		bc.Opened(c) // a backend connection enrolled by reconcile
+	switch ctx := c.Context().(type) {
+	case *pool.Conn:
+		ctx.Opened(c) // a backend connection enrolled by reconcile
+		return nil, gnet.None
+	case *acceptedConn:
+		ctx.opened.Store(true)
+		sh.openSession(c)
 		return nil, gnet.None
 	}
-	if c.LocalAddr() != nil && c.LocalAddr().Network() == "unix" {
-		accepted := sh.anchor == nil
-		select {
-		case s.anchorSeen <- accepted: // never blocks: sized for every attempt
-		default:
-		}
-		if !accepted {
-			return nil, gnet.Close // this loop is anchored already
-		}
-		sh.anchor = c
-		c.SetContext(anchor{})
-		return nil, gnet.None
+	// Only anchors come through gnet's own (private) listener.
+	accepted := sh.anchor == nil && s.loops == nil
+	select {
+	case s.anchorSeen <- accepted: // never blocks: sized for every attempt
+	default:
 	}
-	sh.openSession(c)
+	if !accepted {
+		return nil, gnet.Close // this loop is anchored already, or a stranger
+	}
+	sh.anchor = c
+	c.SetContext(anchor{})
 	return nil, gnet.None
 }
 
 // OnTraffic reads whatever arrived for c. Loop-only.
-func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
+func (s *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
+	defer s.recoverCallback(c, "OnTraffic", &action)
 	switch ctx := c.Context().(type) {
 	case *Session:
 		return ctx.onTraffic()
@@ -312,7 +372,8 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 }
 
 // OnClose ends c's session. Loop-only.
-func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
+func (s *Server) OnClose(c gnet.Conn, err error) (action gnet.Action) {
+	defer s.recoverCallback(nil, "OnClose", &action)
 	switch ctx := c.Context().(type) {
 	case *Session:
 		ctx.onClose(err)
@@ -322,6 +383,27 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 		// Only at engine stop.
 	}
 	return gnet.None
+}
+
+// recoverCallback keeps a bug in one connection's callback from taking
+// the process and every other session with it: the panic is logged
+// (rate-limited, with its stack) and counted, and c is closed.
+func (s *Server) recoverCallback(c gnet.Conn, callback string, action *gnet.Action) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	s.stats.Panics.Add(1)
+	if c != nil {
+		if sess, ok := c.Context().(*Session); ok {
+			sess.setReason(ReasonInternalError)
+		}
+	}
+	s.limitedLog(zap.ErrorLevel, &s.panicLog, "event loop callback panicked; closing its connection",
+		zap.String("callback", callback), zap.Any("panic", r), zap.StackSkip("stack", 1))
+	if c != nil {
+		*action = gnet.Close
+	}
 }
 
 // logLimiter lets one log line through per second and counts the rest.

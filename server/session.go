@@ -456,6 +456,7 @@ func (s *Session) onClose(err error) {
 	s.setReason(ReasonConnectionLost)
 	s.state = stateClosed
 	srv.stats.Open.Add(-1)
+	sh.clients.Add(-1)
 	if s.flags&flagUpgraded != 0 {
 		srv.stats.Sessions.Add(-1)
 		sh.Sessions.Add(-1)

@@ -34,6 +34,10 @@ type shard struct {
 	// Sessions is the number of upgraded sessions open on this shard
 	// (written on the loop, read by anyone).
 	Sessions atomic.Int64
+	// clients is the number of client connections handed to this loop
+	// and not yet closed (the acceptor adds, the loop subtracts); the
+	// acceptor gives new connections to the loop with the fewest.
+	clients atomic.Int64
 
 	// Scratch space for encoding on the loop; reused by every write.
 	hdr     [codec.MaxHeaderSize]byte
@@ -94,8 +98,7 @@ func (sh *shard) openSession(c gnet.Conn) {
 	s.timer.Owner = s
 	c.SetContext(s)
 	sh.sessions[s] = struct{}{}
-	srv.stats.Accepted.Add(1)
-	if open := srv.stats.Open.Add(1); open > int64(srv.cfg.MaxConns) || srv.draining.Load() {
+	if srv.draining.Load() { // accepted just before Shutdown began
 		s.flags |= flagRefuseBusy
 	}
 	s.lastRead = sh.now()

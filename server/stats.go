@@ -23,6 +23,8 @@ const (
 	ReasonBackendLost                  // the backend connection failed under the session (1011)
 	ReasonAcquireTimeout               // no backend connection within the acquire timeout (1013)
 	ReasonSlowBackend                  // bytes toward the backend passed the budget (1013)
+	ReasonOverCapacity                 // refused at accept: past MaxConns or draining (503, no loop saw it)
+	ReasonInternalError                // a bug: a callback panicked and the connection was cut
 	numCloseReasons
 )
 
@@ -30,7 +32,7 @@ var closeReasonNames = [numCloseReasons]string{
 	"none", "client_close", "server_close", "connection_lost", "handshake_refused",
 	"handshake_timeout", "protocol_error", "invalid_payload", "message_too_big",
 	"ping_timeout", "slow_consumer", "shutdown",
-	"backend_lost", "acquire_timeout", "slow_backend",
+	"backend_lost", "acquire_timeout", "slow_backend", "over_capacity", "internal_error",
 }
 
 func (r CloseReason) String() string {
@@ -57,8 +59,16 @@ type Stats struct {
 	// CloseTimeouts counts sessions cut because the client never answered
 	// our close frame (their reason stays what started the close).
 	CloseTimeouts atomic.Int64
-	refused       [len(refusalStatuses) + 1]atomic.Int64
-	closed        [numCloseReasons]atomic.Int64
+	// AcceptEMFILE counts accepts that found the process out of
+	// descriptors (a waiting connection was refused to make room).
+	AcceptEMFILE atomic.Int64
+	// EnrollFailures counts accepted connections no event loop took.
+	EnrollFailures atomic.Int64
+	// Panics counts event-loop callbacks that panicked (each a bug; the
+	// connection involved was closed and the loop went on).
+	Panics  atomic.Int64
+	refused [len(refusalStatuses) + 1]atomic.Int64
+	closed  [numCloseReasons]atomic.Int64
 }
 
 func (s *Stats) countRefusal(status int) {

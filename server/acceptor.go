@@ -1,0 +1,187 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"os"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+)
+
+// The acceptor takes client TCP connections off the listener itself and
+// hands each to an event loop with EventLoop.Enroll. gnet's own accept
+// treats EMFILE as fatal (the engine stops and closes its listeners while
+// the process lives on), and it cannot refuse a connection before a loop
+// has taken it. Here:
+//
+//   - a connection past MaxConns (or arriving while the server drains) is
+//     answered 503 and closed at once, before any loop sees it;
+//   - out of descriptors (EMFILE, ENFILE), one spare descriptor is given
+//     up to accept the waiting connection and close it, so the queue does
+//     not fill with clients that wait in vain; accepting pauses briefly
+//     and resumes by itself when descriptors come back;
+//   - the rest go to the loop with the fewest client connections.
+//
+// Owned by the acceptor goroutine (runAcceptor); the counters it shares
+// with the loops are atomics.
+
+// acceptedConn travels with a client connection from the acceptor to
+// OnOpen on its loop (as the gnet context of the enroll).
+type acceptedConn struct {
+	shard  *shard
+	opened atomic.Bool // OnOpen ran: the loop owns the connection
+}
+
+// overCapacityResponse is written to connections refused before any loop
+// sees them: past MaxConns or while draining.
+var overCapacityResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
+	"Connection: close\r\nRetry-After: 1\r\nContent-Length: 19\r\n\r\nserver at capacity\n")
+
+// runAcceptor is the acceptor goroutine: it accepts until the listener is
+// closed (Shutdown or Stop).
+func (s *Server) runAcceptor() {
+	defer s.acceptorDone.Done()
+	defer func() {
+		if r := recover(); r != nil {
+			s.log.Error("acceptor panicked; new connections are no longer accepted", zap.Any("panic", r))
+			s.fail(errors.New("server: acceptor panicked"))
+		}
+	}()
+	spare := openSpare()
+	defer func() {
+		if spare != nil {
+			_ = spare.Close()
+		}
+	}()
+	pause := time.Duration(0)
+	for {
+		c, err := s.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+				spare = s.shedOne(spare)
+				pause = min(max(2*pause, time.Millisecond), 50*time.Millisecond)
+				s.limitedWarn(&s.acceptLog, "out of descriptors: refusing new connections",
+					zap.Error(err), zap.Int64("open", s.stats.Open.Load()))
+				time.Sleep(pause)
+				continue
+			}
+			s.limitedWarn(&s.acceptLog, "accept failed", zap.Error(err))
+			time.Sleep(time.Millisecond)
+			continue
+		}
+		pause = 0
+		s.stats.Accepted.Add(1)
+		if s.draining.Load() || s.stats.Open.Load() >= int64(s.cfg.MaxConns) {
+			s.refuseAtAccept(c)
+			continue
+		}
+		s.handOff(c)
+	}
+}
+
+// handOff gives c to the loop with the fewest client connections.
+func (s *Server) handOff(c *net.TCPConn) {
+	sh := s.loops[0]
+	for _, o := range s.loops[1:] {
+		if o.clients.Load() < sh.clients.Load() {
+			sh = o
+		}
+	}
+	s.stats.Open.Add(1)
+	sh.clients.Add(1)
+	ac := &acceptedConn{shard: sh}
+	res, err := sh.loop.Enroll(gnet.NewContext(context.Background(), ac), c)
+	if err != nil {
+		_ = c.Close()
+		s.enrollFailed(sh, err)
+		return
+	}
+	go s.awaitEnroll(res, ac)
+}
+
+// awaitEnroll undoes the count of a connection no loop took. gnet sends
+// the result after OnOpen ran, and reports a failed registration as a
+// success without OnOpen, hence the opened flag.
+func (s *Server) awaitEnroll(res <-chan gnet.RegisteredResult, ac *acceptedConn) {
+	r := <-res
+	if r.Err != nil || !ac.opened.Load() {
+		err := r.Err
+		if err == nil {
+			err = errors.New("the event loop did not register it")
+		}
+		s.enrollFailed(ac.shard, err)
+	}
+}
+
+func (s *Server) enrollFailed(sh *shard, err error) {
+	s.stats.Open.Add(-1)
+	sh.clients.Add(-1)
+	s.stats.EnrollFailures.Add(1)
+	s.limitedWarn(&s.acceptLog, "could not hand a connection to an event loop", zap.Error(err))
+}
+
+// refuseAtAccept answers 503 and closes, never waiting for the client: the
+// write goes into an empty socket buffer, or is dropped.
+func (s *Server) refuseAtAccept(c *net.TCPConn) {
+	s.stats.countRefusal(503)
+	s.stats.closed[ReasonOverCapacity].Add(1)
+	_ = c.SetWriteDeadline(time.Now())
+	_, _ = c.Write(overCapacityResponse)
+	_ = c.Close()
+	s.limitedInfo(&s.refuseLog, "connection refused at accept",
+		zap.Bool("draining", s.draining.Load()), zap.Int64("open", s.stats.Open.Load()), zap.Int("max_conns", s.cfg.MaxConns))
+}
+
+// shedOne is the last resort when the process is out of descriptors: give
+// up the spare, accept the oldest waiting connection, refuse it, and take
+// the spare back.
+func (s *Server) shedOne(spare *os.File) *os.File {
+	s.stats.AcceptEMFILE.Add(1)
+	if spare == nil {
+		return openSpare()
+	}
+	_ = spare.Close()
+	if c, err := s.ln.AcceptTCP(); err == nil {
+		s.stats.Accepted.Add(1)
+		s.refuseAtAccept(c)
+	}
+	return openSpare()
+}
+
+// openSpare holds one descriptor in reserve for shedOne.
+func openSpare() *os.File {
+	f, err := os.Open(os.DevNull)
+	if err != nil {
+		return nil
+	}
+	return f
+}
+
+// limitedWarn and limitedInfo log at most one line a second per limiter,
+// with the number of lines suppressed since the last one.
+func (s *Server) limitedWarn(l *logLimiter, msg string, fields ...zap.Field) {
+	s.limitedLog(zap.WarnLevel, l, msg, fields...)
+}
+
+func (s *Server) limitedInfo(l *logLimiter, msg string, fields ...zap.Field) {
+	s.limitedLog(zap.InfoLevel, l, msg, fields...)
+}
+
+func (s *Server) limitedLog(lvl zapcore.Level, l *logLimiter, msg string, fields ...zap.Field) {
+	ok, dropped := l.allow(s.now())
+	if !ok {
+		return
+	}
+	if ce := s.log.Check(lvl, msg); ce != nil {
+		ce.Write(append(fields, zap.Int64("suppressed", dropped))...)
+	}
+}
