@@ -118,8 +118,9 @@ func (s *Sink) Dropped() int64 { return s.dropped.Load() }
 // Sync waits until every line queued before the call has been written to
 // the output, at most FlushTimeout (then ErrFlushTimeout). It does not
 // call the output's own Sync: the Sink's job ends when Write returns, and
-// on a pipe or terminal, stderr's Sync only fails. After Close it returns
-// at once. Safe for concurrent use; it waits, so not on an event loop.
+// on a pipe or terminal, stderr's Sync only fails. Once Close has
+// returned nil, Sync returns nil at once. Safe for concurrent use; it
+// waits, so not on an event loop.
 func (s *Sink) Sync() error {
 	done := make(chan struct{})
 	timeout := time.NewTimer(s.flushTimeout)
@@ -238,7 +239,7 @@ func (s *Sink) writeOut(p []byte) (ok bool) {
 func appendDropReport(b []byte, now time.Time, n int64) []byte {
 	b = append(b, `{"level":"warn","ts":"`...)
 	b = now.AppendFormat(b, "2006-01-02T15:04:05.000Z0700") // zapcore.ISO8601TimeEncoder's layout
-	b = append(b, `","logger":"logsink","msg":"log lines dropped: the output was not keeping up","dropped":`...)
+	b = append(b, `","logger":"logsink","msg":"log lines dropped","dropped":`...)
 	b = strconv.AppendInt(b, n, 10)
 	return append(b, "}\n"...)
 }
