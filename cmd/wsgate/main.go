@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/internal/logsink"
 	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
 )
@@ -57,6 +58,10 @@ type endpointFlags struct {
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
+
+	// logSink is the process logger's sink, set by parseFlags. Its
+	// Dropped counts the log lines stderr did not take in time.
+	logSink *logsink.Sink
 }
 
 func (f *endpointFlags) register(fs *flag.FlagSet) {
@@ -98,7 +103,8 @@ func runEcho(args []string) int {
 }
 
 // parseFlags parses a mode's flags (refusing stray arguments) and builds
-// the logger they describe. A non-zero code is the exit status.
+// the logger they describe, leaving its sink in f.logSink. A non-zero code
+// is the exit status.
 func parseFlags(fs *flag.FlagSet, args []string, f *endpointFlags) (*zap.Logger, func(), int) {
 	if err := fs.Parse(args); err != nil {
 		return nil, nil, 2
@@ -107,11 +113,12 @@ func parseFlags(fs *flag.FlagSet, args []string, f *endpointFlags) (*zap.Logger,
 		fmt.Fprintf(os.Stderr, "wsgate: unexpected argument %q (modes: wsgate [flags], wsgate echo [flags], wsgate migrate [flags])\n", fs.Arg(0))
 		return nil, nil, 2
 	}
-	log, flush, err := newLogger(f.logFormat, f.logLevel)
+	log, sink, flush, err := newLogger(f.logFormat, f.logLevel)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsgate:", err)
 		return nil, nil, 2
 	}
+	f.logSink = sink
 	return log, flush, 0
 }
 
