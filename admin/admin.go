@@ -61,6 +61,9 @@ type Options struct {
 	// source took the request but has not reported yet. nil answers 501:
 	// there is nothing to reload.
 	Reload func(context.Context) error
+	// LogDropped, if set, counts the process's log lines dropped because
+	// its output did not take them in time (wsgate_log_lines_dropped_total).
+	LogDropped func() int64
 	// MutexProfileFraction and BlockProfileRate, when positive, turn on
 	// the runtime's mutex and block profiling (runtime.SetMutexProfileFraction,
 	// runtime.SetBlockProfileRate) when the endpoint starts; they are

@@ -27,30 +27,38 @@ type serverCollector struct {
 	frames, bytes, refused, closed, timeouts    *prometheus.Desc
 	shardSessions, shardWaiting                 *prometheus.Desc
 	draining, accessLines                       *prometheus.Desc
+	acceptEMFILE, enrollFailures, panics        *prometheus.Desc
+	logDropped, failed                          *prometheus.Desc
 }
 
 func newServerCollector(a *Admin) *serverCollector {
 	return &serverCollector{
-		a:             a,
-		accepted:      desc("wsgate_connections_accepted_total", "Client TCP connections accepted."),
-		connsOpen:     desc("wsgate_connections_open", "Client TCP connections open (handshaking or upgraded)."),
-		sessionsOpen:  desc("wsgate_sessions_open", "Upgraded WebSocket sessions open."),
-		upgraded:      desc("wsgate_sessions_total", "Sessions that completed the WebSocket handshake."),
-		frames:        desc("wsgate_frames_total", "Frames from clients (in) and to clients (out), data and control.", "direction"),
-		bytes:         desc("wsgate_payload_bytes_total", "Payload bytes from clients (in) and to clients (out), every frame.", "direction"),
-		refused:       desc("wsgate_handshake_failures_total", "Upgrade requests answered with an HTTP error, by status (other: any status not counted one by one).", "status"),
-		closed:        desc("wsgate_connections_closed_total", "Client connections that ended, by their first close reason (handshake refusals included).", "reason"),
-		timeouts:      desc("wsgate_close_timeouts_total", "Sessions cut because the client never answered our close frame."),
-		shardSessions: desc("wsgate_shard_sessions", "Upgraded sessions open, per shard (event loop).", "shard"),
-		shardWaiting:  desc("wsgate_shard_waiting", "Sessions waiting for a backend connection, per shard.", "shard"),
-		draining:      desc("wsgate_shutting_down", "1 once the gateway refuses new sessions because it is stopping."),
-		accessLines:   desc("wsgate_access_log_lines_total", "Access log lines written, and normal session ends left out by -access-log-sample (skipped).", "result"),
+		a:              a,
+		accepted:       desc("wsgate_connections_accepted_total", "Client TCP connections accepted."),
+		connsOpen:      desc("wsgate_connections_open", "Client TCP connections open (handshaking or upgraded)."),
+		sessionsOpen:   desc("wsgate_sessions_open", "Upgraded WebSocket sessions open."),
+		upgraded:       desc("wsgate_sessions_total", "Sessions that completed the WebSocket handshake."),
+		frames:         desc("wsgate_frames_total", "Frames from clients (in) and to clients (out), data and control.", "direction"),
+		bytes:          desc("wsgate_payload_bytes_total", "Payload bytes from clients (in) and to clients (out), every frame.", "direction"),
+		refused:        desc("wsgate_handshake_failures_total", "Upgrade requests answered with an HTTP error, by status (other: any status not counted one by one).", "status"),
+		closed:         desc("wsgate_connections_closed_total", "Client connections that ended, by their first close reason (handshake refusals included).", "reason"),
+		timeouts:       desc("wsgate_close_timeouts_total", "Sessions cut because the client never answered our close frame."),
+		shardSessions:  desc("wsgate_shard_sessions", "Upgraded sessions open, per shard (event loop).", "shard"),
+		shardWaiting:   desc("wsgate_shard_waiting", "Sessions waiting for a backend connection, per shard.", "shard"),
+		draining:       desc("wsgate_shutting_down", "1 once the gateway refuses new sessions because it is stopping."),
+		accessLines:    desc("wsgate_access_log_lines_total", "Access log lines written, and normal session ends left out by -access-log-sample (skipped).", "result"),
+		acceptEMFILE:   desc("wsgate_accept_out_of_descriptors_total", "Accepts that found the process out of descriptors (a waiting connection was refused to make room)."),
+		enrollFailures: desc("wsgate_accept_handoff_failures_total", "Accepted client connections no event loop took."),
+		panics:         desc("wsgate_callback_panics_total", "Event-loop callbacks that panicked (each a bug; its connection was closed)."),
+		logDropped:     desc("wsgate_log_lines_dropped_total", "Log lines dropped because the log output did not take them in time."),
+		failed:         desc("wsgate_server_failed", "1 once the server failed (its event engine stopped by itself): the process exits."),
 	}
 }
 
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.accepted, c.connsOpen, c.sessionsOpen, c.upgraded, c.frames, c.bytes,
-		c.refused, c.closed, c.timeouts, c.shardSessions, c.shardWaiting, c.draining, c.accessLines} {
+		c.refused, c.closed, c.timeouts, c.shardSessions, c.shardWaiting, c.draining, c.accessLines,
+		c.acceptEMFILE, c.enrollFailures, c.panics, c.logDropped, c.failed} {
 		ch <- d
 	}
 }
@@ -83,6 +91,10 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.closed, st.Closed(server.CloseReason(i)), name)
 		}
 		counter(c.timeouts, st.CloseTimeouts.Load())
+		counter(c.acceptEMFILE, st.AcceptEMFILE.Load())
+		counter(c.enrollFailures, st.EnrollFailures.Load())
+		counter(c.panics, st.Panics.Load())
+		gauge(c.failed, b2i(srv.Err() != nil))
 		gauge(c.draining, b2i(srv.Draining()))
 		for _, si := range srv.Shards() {
 			gauge(c.shardSessions, si.Sessions, strconv.Itoa(si.Index))
@@ -92,6 +104,9 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, sh := range p.Shards() {
 			gauge(c.shardWaiting, sh.Waiting.Load(), strconv.Itoa(sh.Index))
 		}
+	}
+	if fn := c.a.o.LogDropped; fn != nil {
+		counter(c.logDropped, fn())
 	}
 	if l := c.a.o.AccessLog; l != nil {
 		counter(c.accessLines, l.Written.Load(), "written")

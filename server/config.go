@@ -74,6 +74,13 @@ const (
 // ErrConfig wraps every configuration refusal.
 var ErrConfig = errors.New("server: bad config")
 
+// WithDefaults is c with every zero field set to its default, or the
+// reason c is refused.
+func (c Config) WithDefaults() (Config, error) { return c.withDefaults() }
+
+// DefaultLoops is the default number of event loops: one per usable CPU.
+func DefaultLoops() int { return runtime.GOMAXPROCS(0) }
+
 func (c Config) withDefaults() (Config, error) {
 	if c.Addr == "" {
 		return c, fmt.Errorf("%w: empty listen address", ErrConfig)
@@ -89,7 +96,7 @@ func (c Config) withDefaults() (Config, error) {
 		}
 	}
 	if c.Loops == 0 {
-		c.Loops = runtime.GOMAXPROCS(0)
+		c.Loops = DefaultLoops()
 	}
 	if c.MaxConns == 0 {
 		perSession := 1

@@ -6,3 +6,6 @@ package server
 // Draining reports whether the server refuses new sessions because it is
 // shutting down (Shutdown was called). Safe for concurrent use.
 func (s *Server) Draining() bool { return s.draining.Load() }
+
+// SetSessionEnd installs Config.OnSessionEnd. Call it before Start.
+func (s *Server) SetSessionEnd(fn func(*SessionRecord)) { s.cfg.OnSessionEnd = fn }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -62,6 +61,3 @@ func newLoggerTo(out io.Writer, format, level string) (*zap.Logger, *logsink.Sin
 	}
 	return log, sink, flush, nil
 }
-
-// defaultLoops is one event loop per usable CPU.
-func defaultLoops() int { return runtime.GOMAXPROCS(0) }

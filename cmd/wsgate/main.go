@@ -18,6 +18,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/logsink"
 	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
@@ -51,75 +52,43 @@ func run(args []string) int {
 	return runGateway(args)
 }
 
-// endpointFlags are the flags every mode shares: listener, limits, timers, logs.
-type endpointFlags struct {
-	cfg             server.Config
-	subprotocols    stringList
-	logFormat       string
-	logLevel        string
-	shutdownTimeout time.Duration
-
-	// logSink is the process logger's sink, set by parseFlags. Its
-	// Dropped counts the log lines stderr did not take in time.
-	logSink *logsink.Sink
-}
-
-func (f *endpointFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.cfg.Addr, "listen", "127.0.0.1:8080", "listen address host:port")
-	fs.IntVar(&f.cfg.Loops, "loops", 0, "event loops (shards); 0 = GOMAXPROCS")
-	fs.IntVar(&f.cfg.MaxConns, "max-conns", 0, "max client connections before 503; 0 = from the open-file limit")
-	fs.IntVar(&f.cfg.MaxHeaderBytes, "max-header-bytes", 0, "max upgrade request header bytes before 431 (default 8 KiB)")
-	fs.Int64Var(&f.cfg.MaxFrameBytes, "max-frame-bytes", 0, "max frame payload before 1009 (default max-message-bytes)")
-	fs.Int64Var(&f.cfg.MaxMessageBytes, "max-message-bytes", 0, "max message size before 1009 (default 1 MiB)")
-	fs.IntVar(&f.cfg.WriteBufferLimit, "write-buffer-limit", 0, "bytes queued to a slow client before close 1008 (default 4 MiB)")
-	fs.DurationVar(&f.cfg.HandshakeTimeout, "handshake-timeout", 0, "time to receive the upgrade request (default 10s)")
-	fs.DurationVar(&f.cfg.PingInterval, "ping-interval", 0, "ping a client silent this long (default 30s)")
-	fs.DurationVar(&f.cfg.PongTimeout, "pong-timeout", 0, "close a pinged client silent this long (default 10s)")
-	fs.DurationVar(&f.cfg.CloseTimeout, "close-timeout", 0, "wait this long for a close reply (default 5s)")
-	fs.Var(&f.subprotocols, "subprotocol", "subprotocol to accept, in preference order (repeatable)")
-	fs.StringVar(&f.logFormat, "log-format", "console", "log format: console or json")
-	fs.StringVar(&f.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, time for sessions to close before exit")
-}
-
 func runEcho(args []string) int {
 	fs := flag.NewFlagSet("wsgate echo", flag.ContinueOnError)
-	var f endpointFlags
-	f.register(fs)
-	log, flush, code := parseFlags(fs, args, &f)
+	var f gateway.EndpointFlags
+	f.Register(fs)
+	log, _, flush, code := parseFlags(fs, args, &f)
 	if code != 0 {
 		return code
 	}
 	defer flush()
-	f.cfg.Subprotocols = f.subprotocols
-	f.cfg.Logger = log
-	f.cfg.Handler = server.Echo{}
-	srv, code := startServer(f.cfg, log)
+	cfg := f.ServerConfig()
+	cfg.Logger = log
+	cfg.Handler = server.Echo{}
+	srv, code := startServer(cfg, log)
 	if code != 0 {
 		return code
 	}
 	log.Info("echo backend ready", zap.String("addr", srv.Addr()))
-	return waitForSignal(log, func(ctx context.Context) error { return srv.Shutdown(ctx) }, f.shutdownTimeout)
+	return waitForSignal(log, srv.Done(), srv.Err, func(ctx context.Context) error { return srv.Shutdown(ctx) }, f.ShutdownTimeout)
 }
 
 // parseFlags parses a mode's flags (refusing stray arguments) and builds
-// the logger they describe, leaving its sink in f.logSink. A non-zero code
-// is the exit status.
-func parseFlags(fs *flag.FlagSet, args []string, f *endpointFlags) (*zap.Logger, func(), int) {
+// the logger they describe, with its sink (whose Dropped counts the lines
+// stderr did not take in time). A non-zero code is the exit status.
+func parseFlags(fs *flag.FlagSet, args []string, f *gateway.EndpointFlags) (*zap.Logger, *logsink.Sink, func(), int) {
 	if err := fs.Parse(args); err != nil {
-		return nil, nil, 2
+		return nil, nil, nil, 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(os.Stderr, "wsgate: unexpected argument %q (modes: wsgate [flags], wsgate echo [flags], wsgate migrate [flags])\n", fs.Arg(0))
-		return nil, nil, 2
+		return nil, nil, nil, 2
 	}
-	log, sink, flush, err := newLogger(f.logFormat, f.logLevel)
+	log, sink, flush, err := newLogger(f.LogFormat, f.LogLevel)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsgate:", err)
-		return nil, nil, 2
+		return nil, nil, nil, 2
 	}
-	f.logSink = sink
-	return log, flush, 0
+	return log, sink, flush, 0
 }
 
 // startServer creates and starts the endpoint; a non-zero code is the
@@ -138,18 +107,27 @@ func startServer(cfg server.Config, log *zap.Logger) (*server.Server, int) {
 }
 
 // waitForSignal blocks until SIGTERM or SIGINT, then runs shutdown with a
-// deadline. A second signal exits at once.
-func waitForSignal(log *zap.Logger, shutdown func(context.Context) error, timeout time.Duration) int {
+// deadline; a second signal exits at once. If the server fails by itself
+// first (done closes with err() set), it exits 1 at once: a supervisor
+// restarts a process that lost its event loops.
+func waitForSignal(log *zap.Logger, done <-chan struct{}, err func() error, shutdown func(context.Context) error, timeout time.Duration) int {
 	sig := make(chan os.Signal, 2)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	got := <-sig
+	defer signal.Stop(sig)
+	var got os.Signal
+	select {
+	case got = <-sig:
+	case <-done:
+		log.Error("the server stopped by itself; exiting", zap.Error(err()))
+		return 1
+	}
 	log.Info("shutting down", zap.Stringer("signal", got), zap.Duration("timeout", timeout))
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	done := make(chan error, 1)
-	go func() { done <- shutdown(ctx) }()
+	result := make(chan error, 1)
+	go func() { result <- shutdown(ctx) }()
 	select {
-	case err := <-done:
+	case err := <-result:
 		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
 			log.Warn("shutdown", zap.Error(err))
 			return 1
@@ -160,12 +138,6 @@ func waitForSignal(log *zap.Logger, shutdown func(context.Context) error, timeou
 		return 1
 	}
 }
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string     { return fmt.Sprint([]string(*l)) }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // runMigrate creates or updates the configuration schema in PostgreSQL.
 func runMigrate(args []string) int {

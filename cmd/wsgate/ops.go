@@ -49,6 +49,9 @@ type opsDeps struct {
 	// reload, if set, asks the configuration source (file or database) to
 	// reload now; nil when the configuration came from flags.
 	reload func()
+	// logDropped, if set, counts log lines dropped because stderr did not
+	// take them in time.
+	logDropped func() int64
 }
 
 // accessLog returns the session-end hook, or nil when neither the access
@@ -90,7 +93,7 @@ func (o *opsFlags) start(d opsDeps) (stop func(), err error) {
 		Server: d.server, Pool: d.pool, Recorder: o.recorder, AccessLog: o.access,
 		Logger: d.log.Named("admin"), Token: o.adminToken,
 		MutexProfileFraction: o.mutexFraction, BlockProfileRate: o.blockRate,
-		ConfigStatus: configStatus(d), Reload: reloadNow(d),
+		ConfigStatus: configStatus(d), Reload: reloadNow(d), LogDropped: d.logDropped,
 	})
 	if err != nil {
 		return nil, err

@@ -1,0 +1,237 @@
+package gateway
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/reconcile"
+	"github.com/wsgate/wsgate/server"
+)
+
+// EndpointFlags are the flags every mode of the binary shares: listener,
+// limits, client timers, logs. Zero values mean the server's defaults.
+type EndpointFlags struct {
+	Server          server.Config
+	Subprotocols    StringList
+	LogFormat       string
+	LogLevel        string
+	ShutdownTimeout time.Duration
+}
+
+// Register defines the endpoint flags on fs.
+func (f *EndpointFlags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.Server.Addr, "listen", "127.0.0.1:8080", "listen address host:port")
+	fs.IntVar(&f.Server.Loops, "loops", 0, "event loops (shards); 0 = GOMAXPROCS")
+	fs.IntVar(&f.Server.MaxConns, "max-conns", 0, "max client connections; past it a connection is answered 503 and closed at once "+
+		"(default: what fits under the open-file limit after a reserve, two descriptors per gateway session)")
+	fs.IntVar(&f.Server.MaxHeaderBytes, "max-header-bytes", 0, "max upgrade request header bytes before 431 (default 8 KiB)")
+	fs.Int64Var(&f.Server.MaxFrameBytes, "max-frame-bytes", 0, "max frame payload, from clients and from backends, before 1009 (default max-message-bytes)")
+	fs.Int64Var(&f.Server.MaxMessageBytes, "max-message-bytes", 0, "max message size, from clients and from backends, before 1009 (default 1 MiB)")
+	fs.IntVar(&f.Server.WriteBufferLimit, "write-buffer-limit", 0, "bytes queued toward a peer that does not read before its session is closed (default 4 MiB)")
+	fs.DurationVar(&f.Server.HandshakeTimeout, "handshake-timeout", 0, "time to receive the upgrade request (default 10s)")
+	fs.DurationVar(&f.Server.PingInterval, "ping-interval", 0, "ping a client silent this long (default 30s)")
+	fs.DurationVar(&f.Server.PongTimeout, "pong-timeout", 0, "close a pinged client silent this long (default 10s)")
+	fs.DurationVar(&f.Server.CloseTimeout, "close-timeout", 0, "wait this long for a close reply (default 5s)")
+	fs.Var(&f.Subprotocols, "subprotocol", "subprotocol to accept, in preference order (repeatable)")
+	fs.StringVar(&f.LogFormat, "log-format", "console", "log format: console or json")
+	fs.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, time for sessions to close before exit")
+}
+
+// ServerConfig is the endpoint's server configuration (the subprotocol
+// list included); the caller adds the logger and handler.
+func (f *EndpointFlags) ServerConfig() server.Config {
+	cfg := f.Server
+	cfg.Subprotocols = f.Subprotocols
+	return cfg
+}
+
+// Flags are the gateway mode's flags: the endpoint's, the backends and
+// their pool settings, and the configuration sources.
+type Flags struct {
+	EndpointFlags
+	Backends       StringList
+	PoolSize       int
+	PoolMax        int
+	Policy         string
+	ResetMessage   string
+	ResetAck       string
+	ResetQuiet     time.Duration
+	ResetTimeout   time.Duration
+	SessionStart   bool
+	SessionHeaders StringList
+	AcquireTimeout time.Duration
+	MaxLifetime    time.Duration
+	IdleTimeout    time.Duration
+	BackendPing    time.Duration
+	BackendPong    time.Duration
+	DialTimeout    time.Duration
+	ShutdownGrace  time.Duration
+	ConfigFile     string
+	ConfigDB       string
+}
+
+// backendFlags are the flags that describe backends; with -config or
+// -config-db the backends come from there, so these are ignored (with a
+// warning).
+var backendFlags = []string{"pool-size", "pool-max", "release-policy", "reset-message", "reset-ack", "reset-quiet",
+	"reset-timeout", "session-start", "session-header", "max-lifetime", "idle-timeout", "backend-ping-interval",
+	"backend-pong-timeout", "dial-timeout"}
+
+// Register defines every gateway flag on fs.
+func (f *Flags) Register(fs *flag.FlagSet) {
+	f.EndpointFlags.Register(fs)
+	fs.Var(&f.Backends, "backend", "backend WebSocket URL ws://host:port/path (repeatable)")
+	fs.IntVar(&f.PoolSize, "pool-size", 10, "idle connections to keep ready per backend (pool target, min idle)")
+	fs.IntVar(&f.PoolMax, "pool-max", 0, "max connections per backend, all states (default max(4 x pool-size, 1024))")
+	fs.StringVar(&f.Policy, "release-policy", "", "what a backend connection does when its session ends: close (default: never reused, "+
+		"so nothing a backend sends late reaches another session), reset (reset message and ack, or a quiet drain) or reuse "+
+		"(only for backends that never send unprompted)")
+	fs.StringVar(&f.ResetMessage, "reset-message", "", "policy reset: text message sent to the backend on release (empty: just drain)")
+	fs.StringVar(&f.ResetAck, "reset-ack", "", "policy reset: the backend's text answer that ends the reset (empty: wait for -reset-quiet)")
+	fs.DurationVar(&f.ResetQuiet, "reset-quiet", 0, "policy reset without ack: idle after this long without backend frames (default 100ms)")
+	fs.DurationVar(&f.ResetTimeout, "reset-timeout", 0, "policy reset: close the connection if not done by then (default 5s)")
+	fs.BoolVar(&f.SessionStart, "session-start", false, "send the backend a session_start JSON message before the client's first frame")
+	fs.Var(&f.SessionHeaders, "session-header", "client request header copied into session_start (repeatable)")
+	fs.DurationVar(&f.AcquireTimeout, "acquire-timeout", server.DefaultAcquireTimeout, "wait this long for an idle backend connection before close 1013")
+	fs.DurationVar(&f.MaxLifetime, "max-lifetime", 0, "retire backend connections after this, +-10% (default 1h)")
+	fs.DurationVar(&f.IdleTimeout, "idle-timeout", 0, "close idle backend connections above pool-size unused this long (default 1m)")
+	fs.DurationVar(&f.BackendPing, "backend-ping-interval", 0, "ping quiet backend connections this often (default 10s)")
+	fs.DurationVar(&f.BackendPong, "backend-pong-timeout", 0, "close a backend connection whose ping is unanswered this long (default 5s)")
+	fs.DurationVar(&f.DialTimeout, "dial-timeout", 0, "backend connect plus handshake timeout (default 5s)")
+	fs.DurationVar(&f.ShutdownGrace, "shutdown-grace", 0, "on SIGTERM/SIGINT, let sessions end by themselves this long before close 1001")
+	fs.StringVar(&f.ConfigFile, "config", "", "YAML configuration file (groups, backends, routes, limits); reloaded when it changes and on SIGHUP")
+	fs.StringVar(&f.ConfigDB, "config-db", "", "PostgreSQL URL holding groups, backends and routes (see `wsgate migrate`); changes apply live")
+}
+
+// ErrFlags wraps every refusal of a flag combination.
+var ErrFlags = errors.New("gateway: bad flags")
+
+// Options reads the parsed flags of fs (Register'ed on f) into Options.
+// Warnings name flags the chosen source makes meaningless.
+func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	o := Options{Server: f.ServerConfig(), AcquireTimeout: f.AcquireTimeout, ConfigFile: f.ConfigFile, ConfigDB: f.ConfigDB}
+	o.Server.ShutdownGrace = f.ShutdownGrace
+	sources := 0
+	for _, on := range []bool{len(f.Backends) > 0, f.ConfigFile != "", f.ConfigDB != ""} {
+		if on {
+			sources++
+		}
+	}
+	if sources != 1 {
+		return o, nil, fmt.Errorf("%w: give exactly one configuration source: -backend ws://host:port/path (repeatable), -config FILE or -config-db URL", ErrFlags)
+	}
+	var warnings []string
+	if f.ConfigFile != "" || f.ConfigDB != "" {
+		source := "-config"
+		if f.ConfigDB != "" {
+			source = "-config-db"
+		}
+		for _, name := range backendFlags {
+			if set[name] {
+				warnings = append(warnings, fmt.Sprintf("-%s ignored: with %s, backends are configured there", name, source))
+			}
+		}
+	}
+	switch {
+	case f.ConfigFile != "":
+		data, err := os.ReadFile(f.ConfigFile)
+		if err != nil {
+			return o, warnings, fmt.Errorf("%w: configuration file: %v", ErrFlags, err)
+		}
+		c, err := reconcile.ParseYAML(data)
+		if err != nil {
+			return o, warnings, fmt.Errorf("%w: configuration file %s: %v", ErrFlags, f.ConfigFile, err)
+		}
+		o.Initial = c
+		f.applyFileBase(&o, c, set)
+	case len(f.Backends) > 0:
+		o.Initial = f.flagConfig()
+	}
+	if o.Initial != nil {
+		if _, err := reconcile.Compile(o.Initial, "start"); err != nil {
+			return o, warnings, err
+		}
+	}
+	return o, warnings, nil
+}
+
+// flagConfig is the configuration the flags describe: one group, the
+// default route, the -backend list.
+func (f *Flags) flagConfig() *reconcile.GatewayConfig {
+	g := reconcile.Group{Name: pool.DefaultGroup}
+	for _, u := range f.Backends {
+		g.Backends = append(g.Backends, reconcile.BackendConfig{
+			URL: u, PoolTarget: f.PoolSize, MaxConns: f.PoolMax, ReleasePolicy: f.Policy,
+			ResetMessage: f.ResetMessage, ResetAck: f.ResetAck,
+			ResetQuiet: reconcile.Duration(f.ResetQuiet), ResetTimeout: reconcile.Duration(f.ResetTimeout),
+			SessionStart: f.SessionStart, SessionHeaders: f.SessionHeaders,
+			MaxLifetime: reconcile.Duration(f.MaxLifetime), IdleTimeout: reconcile.Duration(f.IdleTimeout),
+			PingInterval: reconcile.Duration(f.BackendPing), PongTimeout: reconcile.Duration(f.BackendPong),
+			DialTimeout: reconcile.Duration(f.DialTimeout),
+		})
+	}
+	return &reconcile.GatewayConfig{Listen: f.Server.Addr, Groups: []reconcile.Group{g}, DefaultGroup: pool.DefaultGroup}
+}
+
+// applyFileBase lets a configuration file set the listener, limits and
+// timeouts (flags given explicitly still win).
+func (f *Flags) applyFileBase(o *Options, c *reconcile.GatewayConfig, set map[string]bool) {
+	cfg := &o.Server
+	if c.Listen != "" && !set["listen"] {
+		cfg.Addr = c.Listen
+	}
+	setInt := func(name string, dst *int, v int) {
+		if v != 0 && !set[name] {
+			*dst = v
+		}
+	}
+	setInt("max-conns", &cfg.MaxConns, c.Limits.MaxConns)
+	setInt("max-header-bytes", &cfg.MaxHeaderBytes, c.Limits.MaxHeaderBytes)
+	setInt("write-buffer-limit", &cfg.WriteBufferLimit, c.Limits.WriteBufferLimit)
+	if c.Limits.MaxFrameBytes != 0 && !set["max-frame-bytes"] {
+		cfg.MaxFrameBytes = c.Limits.MaxFrameBytes
+	}
+	if c.Limits.MaxMessageBytes != 0 && !set["max-message-bytes"] {
+		cfg.MaxMessageBytes = c.Limits.MaxMessageBytes
+	}
+	setDur := func(name string, dst *time.Duration, v reconcile.Duration) {
+		if v != 0 && !set[name] {
+			*dst = time.Duration(v)
+		}
+	}
+	setDur("handshake-timeout", &cfg.HandshakeTimeout, c.Timeouts.Handshake)
+	setDur("ping-interval", &cfg.PingInterval, c.Timeouts.PingInterval)
+	setDur("pong-timeout", &cfg.PongTimeout, c.Timeouts.PongTimeout)
+	setDur("close-timeout", &cfg.CloseTimeout, c.Timeouts.Close)
+	setDur("acquire-timeout", &o.AcquireTimeout, c.Timeouts.Acquire)
+	setDur("shutdown-grace", &cfg.ShutdownGrace, c.Timeouts.ShutdownGrace)
+}
+
+// StringList is a repeatable string flag.
+type StringList []string
+
+func (l *StringList) String() string     { return strings.Join(*l, ",") }
+func (l *StringList) Set(v string) error { *l = append(*l, v); return nil }
+
+// ParseArgs parses args exactly as the binary's gateway mode does (same
+// flags, same defaults) into Options: what tests use to build a gateway.
+func ParseArgs(args []string) (Options, []string, error) {
+	fs := flag.NewFlagSet("wsgate", flag.ContinueOnError)
+	var f Flags
+	f.Register(fs)
+	if err := fs.Parse(args); err != nil {
+		return Options{}, nil, err
+	}
+	if fs.NArg() > 0 {
+		return Options{}, nil, fmt.Errorf("%w: unexpected argument %q", ErrFlags, fs.Arg(0))
+	}
+	return f.Options(fs)
+}

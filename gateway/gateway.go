@@ -1,0 +1,183 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/reconcile"
+	"github.com/wsgate/wsgate/server"
+)
+
+// Options is what a gateway is built from; Flags.Options reads it from the
+// command line. Zero values take the defaults of the parts (server,
+// pool, reconcile).
+type Options struct {
+	// Server is the client side: listener, loops, limits (which apply to
+	// backend frames too), timers. Its Pool and Handler are set by New.
+	Server server.Config
+	// AcquireTimeout bounds a new session's wait for a backend connection.
+	AcquireTimeout time.Duration
+	// Initial is the configuration to start with (from flags or the file);
+	// nil with ConfigDB, whose first load brings it.
+	Initial *reconcile.GatewayConfig
+	// ConfigFile or ConfigDB, if set, is the live configuration source.
+	ConfigFile, ConfigDB string
+	// ReconcileInterval is the reconcile workers' safety-net tick (default 5 s).
+	ReconcileInterval time.Duration
+	// Logger receives everything (default: none).
+	Logger *zap.Logger
+}
+
+// Gateway is the assembled gateway. Safe for concurrent use once built.
+type Gateway struct {
+	Server  *server.Server
+	Pool    *pool.Pool
+	Applier *reconcile.Applier
+
+	opts    Options
+	log     *zap.Logger
+	rec     *reconcile.Reconciler
+	reload  func() // asks the configuration source to reload; nil with flags
+	sources struct {
+		cancel context.CancelFunc
+		wg     sync.WaitGroup
+	}
+	stopOnce sync.Once
+}
+
+// New builds a gateway from o, not yet listening: the pool (its frame and
+// message limits are the server's effective ones, so backends get the
+// same limits as clients whatever the flags said), the applier with the
+// initial configuration applied, and the server.
+func New(o Options) (*Gateway, error) {
+	if o.Logger == nil {
+		o.Logger = zap.NewNop()
+	}
+	cfg := o.Server
+	cfg.Logger = o.Logger
+	if cfg.Loops == 0 {
+		cfg.Loops = server.DefaultLoops()
+	}
+	limits, err := cfg.WithDefaults()
+	if err != nil {
+		return nil, err
+	}
+	p := pool.New(pool.Config{
+		Shards: cfg.Loops, MaxFrameBytes: limits.MaxFrameBytes, MaxMessageBytes: limits.MaxMessageBytes,
+		WriteBufferLimit: limits.WriteBufferLimit, Logger: o.Logger.Named("pool"),
+	})
+	g := &Gateway{Pool: p, opts: o, log: o.Logger}
+	g.Applier = reconcile.NewApplier(p, o.Logger.Named("config"))
+	if o.Initial != nil {
+		source := "flags"
+		if o.ConfigFile != "" {
+			source = "file:" + o.ConfigFile
+		}
+		if _, err := g.Applier.Apply(o.Initial, source); err != nil {
+			return nil, err
+		}
+	}
+	cfg.Pool = p
+	cfg.Handler = &server.Proxy{AcquireTimeout: o.AcquireTimeout}
+	if g.Server, err = server.New(cfg); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// SetSessionEnd installs the hook that gets a record of every session that
+// ended (the access log, the admin recorder). Call it before Start.
+func (g *Gateway) SetSessionEnd(fn func(*server.SessionRecord)) { g.Server.SetSessionEnd(fn) }
+
+// Start listens, starts the reconcile workers and the configuration
+// source. On error nothing is left running.
+func (g *Gateway) Start() error {
+	if err := g.Server.Start(); err != nil {
+		return err
+	}
+	g.rec = reconcile.Start(reconcile.Config{Pool: g.Pool, Logger: g.log.Named("reconcile"), Interval: g.opts.ReconcileInterval})
+	ctx, cancel := context.WithCancel(context.Background())
+	g.sources.cancel = cancel
+	switch {
+	case g.opts.ConfigFile != "":
+		src := reconcile.NewFileSource(g.opts.ConfigFile, g.Applier, g.log.Named("config"))
+		g.reload = src.Reload
+		g.runSource(ctx, src.Run)
+	case g.opts.ConfigDB != "":
+		base := reconcile.GatewayConfig{Listen: g.Server.Addr()} // the rest comes from the database
+		src := reconcile.NewDBSource(g.opts.ConfigDB, base, g.Applier, g.log.Named("config"))
+		g.reload = src.Reload
+		g.runSource(ctx, src.Run)
+	}
+	return nil
+}
+
+func (g *Gateway) runSource(ctx context.Context, run func(context.Context)) {
+	g.sources.wg.Add(1)
+	go func() {
+		defer g.sources.wg.Done()
+		run(ctx)
+	}()
+}
+
+// Reload asks the configuration source to read its configuration now (a
+// SIGHUP, the admin's reload action). It reports false when there is no
+// source to reload (the configuration came from flags).
+func (g *Gateway) Reload() bool {
+	if g.reload == nil {
+		return false
+	}
+	g.reload()
+	return true
+}
+
+// CanReload reports whether Reload has a source to ask.
+func (g *Gateway) CanReload() bool { return g.reload != nil }
+
+// Done is closed when the server has ended (after Stop, or by itself: see
+// Err).
+func (g *Gateway) Done() <-chan struct{} { return g.Server.Done() }
+
+// Err is why the gateway failed, nil while it is healthy.
+func (g *Gateway) Err() error { return g.Server.Err() }
+
+// Shutdown stops the configuration source first (no version may land
+// mid-shutdown), then reconcile (once the pool starts closing, no new dial
+// may race the engine's stop), then the server, gracefully: see
+// server.Server.Shutdown.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.stopParts()
+	return g.Server.Shutdown(ctx)
+}
+
+// Stop ends everything at once.
+func (g *Gateway) Stop() {
+	g.stopParts()
+	g.Server.Stop()
+}
+
+func (g *Gateway) stopParts() {
+	g.stopOnce.Do(func() {
+		if g.sources.cancel != nil {
+			g.sources.cancel()
+		}
+		g.sources.wg.Wait()
+		if g.rec != nil {
+			g.rec.Stop()
+		}
+	})
+}
+
+// ErrNotStarted is returned by calls that need a started gateway.
+var ErrNotStarted = errors.New("gateway: not started")
+
+// String names the gateway for logs: its address and configuration version.
+func (g *Gateway) String() string {
+	return fmt.Sprintf("gateway %s (config version %d)", g.Server.Addr(), g.Applier.Status().Version)
+}
