@@ -125,6 +125,14 @@ func (s *Session) Close(code ws.StatusCode, reason string) {
 	s.startClose(code, reason, ReasonServerClose)
 }
 
+// Abort ends the connection at once, without a close frame (the peer sees
+// the TCP connection end): for a handler that must drop a client. Loop-only.
+func (s *Session) Abort() {
+	s.setReason(ReasonServerClose)
+	s.state = stateClosed
+	_ = s.conn.Close()
+}
+
 // ClosePolicySlowConsumer is the close code sent to a client whose unread
 // bytes passed the write budget: 1008 (policy violation).
 const ClosePolicySlowConsumer = codec.ClosePolicyViolation
