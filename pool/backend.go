@@ -11,26 +11,35 @@ import (
 )
 
 // Policy is what happens to a backend connection when its session ends.
+// The zero value is the default, PolicyClose: isolation first.
 type Policy uint8
 
 const (
-	// PolicyReuse puts the connection back to idle at once. It suits
-	// backends that send nothing for a session after it ends: frames that
-	// arrive while idle are dropped (Counters.Stray), but one still in
-	// flight when the connection is leased again would reach the next
-	// session. Use PolicyReset for backends that may still be sending.
-	PolicyReuse Policy = iota
+	// PolicyClose never reuses: the connection is closed and reconcile
+	// dials a replacement, so sessions still start without a dial. Nothing
+	// a backend sends after a session ended (a late final transcript) can
+	// reach another session. The default.
+	PolicyClose Policy = iota
 	// PolicyReset sends Settings.ResetMessage (if any) and waits for
 	// ResetAck, or for a quiet period without backend frames, before idle;
 	// on timeout the connection is closed. With no message it is a drain:
-	// whatever the backend still sends for the old session is dropped.
+	// whatever the backend still sends for the old session is dropped. A
+	// connection that is mid-message, or holds part of a frame, when the
+	// reset ends is closed, never idled. With an ack it is safe for
+	// backends that answer the reset message only once they are done with
+	// the old session; a quiet drain is safe only for backends whose late
+	// frames come within ResetQuiet.
 	PolicyReset
-	// PolicyClose never reuses: the connection is closed and reconcile
-	// dials a replacement, so sessions still start without a dial.
-	PolicyClose
+	// PolicyReuse puts the connection back to idle at once, if no message
+	// was left half-relayed either way and no backend byte is waiting. It
+	// is only for backends that never send unprompted: a frame that
+	// arrives while idle closes the connection (Counters.Stray), but one
+	// still in flight when the connection is leased again reaches the next
+	// session.
+	PolicyReuse
 )
 
-var policyNames = [...]string{"reuse", "reset", "close"}
+var policyNames = [...]string{"close", "reset", "reuse"}
 
 func (p Policy) String() string {
 	if int(p) < len(policyNames) {
@@ -46,7 +55,7 @@ func ParsePolicy(s string) (Policy, error) {
 			return Policy(i), nil
 		}
 	}
-	return 0, fmt.Errorf("pool: unknown release policy %q (want reuse, reset or close)", s)
+	return 0, fmt.Errorf("pool: unknown release policy %q (want close, reset or reuse)", s)
 }
 
 // Settings are one backend's configured values. Immutable: a change is a
@@ -114,7 +123,7 @@ func (s Settings) Normalize() (Settings, error) {
 	if s.Weight == 0 {
 		s.Weight = 1
 	}
-	if s.Policy > PolicyClose {
+	if s.Policy > PolicyReuse {
 		return s, fmt.Errorf("%w: %s: unknown policy %d", ErrSettings, s.URL, s.Policy)
 	}
 	if s.Policy == PolicyReset && s.ResetMessage == "" && s.ResetAck != "" {
@@ -171,7 +180,7 @@ type Counters struct {
 // Backend is one backend server's shared runtime state. Its counters survive
 // settings changes (the URL is its identity). Safe for concurrent use.
 type Backend struct {
-	ID   int    // dense index, stable for the pool's life
+	ID   int    // unique for the pool's life (the order of addition), never reused
 	Addr string // host:port to dial
 	Host string // Host header
 	URI  string // request target (path and query)
@@ -260,6 +269,12 @@ func (b *Backend) Reserve(i int) bool {
 		if b.Total.CompareAndSwap(cur, cur+1) {
 			break
 		}
+	}
+	if b.removed.Load() {
+		// Removed meanwhile: Prune may drop a backend whose Total it saw
+		// at zero, so a reservation must not outlive the removal.
+		b.Total.Add(-1)
+		return false
 	}
 	sc := &b.slots[i].Counters
 	sc.Total.Add(1)

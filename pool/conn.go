@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
@@ -21,7 +22,7 @@ const (
 	StateLeased                 // bound to one session
 	StateReleasing              // resetting after a session (PolicyReset)
 	StateClosing                // close requested; gnet's OnClose pending
-	StateClosed                 // gone
+	StateClosed                 // gone, or moved to another shard (a new Conn there)
 )
 
 var stateNames = [...]string{"dialing", "idle", "leased", "releasing", "closing", "closed"}
@@ -37,6 +38,8 @@ const (
 	flagInTraffic                             // OnTraffic's frame loop is running
 	flagReleasePending                        // released during OnTraffic; finish after the loop
 	flagPendingClean                          // the pending release was clean
+	flagResetAcked                            // releasing: the reset ack arrived; finish after the frame loop
+	flagMoving                                // handed to another shard: this loop's copy is closing quietly
 )
 
 // Peer is the session a leased connection relays to. Loop-only.
@@ -68,7 +71,10 @@ type Conn struct {
 	lastRead     int64 // shard clock: last inbound bytes
 	pingAt       int64 // shard clock: outstanding ping sent
 	releaseStart int64 // shard clock: reset began
+	lastFrameAt  int64 // precise clock (Shard.preciseNow): last inbound bytes, for the reset's quiet period
 	need         int   // inbound bytes needed before parsing is worth trying
+
+	transferGroup string // set on a connection moved from another shard, for the group that asked for it
 
 	msg  codec.MessageState  // backend-to-client data messages
 	text codec.UTF8Validator // UTF-8 state of the backend's text message
@@ -150,19 +156,27 @@ func stateCounter(cs *Counters, st State) *atomic.Int64 {
 }
 
 // Opened is gnet's OnOpen for an enrolled connection: it becomes idle.
-// Loop-only (called by the server's event handler).
+// A connection moved from another shard keeps its lifetime and is not a
+// new enrollment. Loop-only (called by the server's event handler).
 func (c *Conn) Opened(gc gnet.Conn) {
 	sh := c.shard
 	c.gc = gc
 	now := sh.now()
-	c.lastRead = now
-	c.expires = now + sh.clockJitter(c.settings().MaxLifetime, 0.1)
 	c.slot.conns[c] = struct{}{}
 	c.enrolled.Store(true)
-	c.backend.Enrolled.Add(1)
-	c.slot.Enrolled.Add(1)
-	c.backend.DialSucceeded()
-	sh.makeIdle(c, now)
+	moved := c.transferGroup
+	c.transferGroup = ""
+	if moved == "" {
+		c.lastRead = now
+		c.expires = now + sh.clockJitter(c.settings().MaxLifetime, 0.1)
+		c.backend.Enrolled.Add(1)
+		c.slot.Enrolled.Add(1)
+		c.backend.DialSucceeded()
+	}
+	sh.makeIdle(c, now) // grants it to a waiting session, if any
+	if moved != "" {
+		sh.transferSettled(moved, true)
+	}
 	sh.Signal()
 }
 
@@ -220,6 +234,15 @@ func (c *Conn) OnClosed(err error) {
 	if c.state == StateClosed {
 		return
 	}
+	if c.flags&flagMoving != 0 {
+		// Handed to another shard: the socket lives on there (a duplicate
+		// descriptor); the counters moved with it (see Shard.giveAway).
+		c.slot.unlink(c)
+		c.shard.wheel.Stop(&c.timer)
+		delete(c.slot.conns, c)
+		c.state = StateClosed
+		return
+	}
 	if c.flags&flagClosing == 0 {
 		// Not our doing: the backend or the network ended it.
 		c.fail(codec.CloseInternalError, "backend connection lost")
@@ -233,8 +256,9 @@ func (c *Conn) OnClosed(err error) {
 }
 
 // OnTraffic reads the backend's frames: control frames are answered here,
-// data frames go to the session while leased, count as stray while idle,
-// and are checked for the reset ack while releasing. Loop-only.
+// data frames go to the session while leased, close the connection while
+// idle (a backend that sends unprompted cannot be trusted with the next
+// session), and are dropped while releasing, until the reset ack. Loop-only.
 //
 // Anything a frame triggers may re-enter the pool: relaying to the client
 // can fail and close the session, which releases this connection; a write
@@ -245,7 +269,8 @@ func (c *Conn) OnClosed(err error) {
 func (c *Conn) OnTraffic() gnet.Action {
 	gc := c.gc
 	c.lastRead = c.shard.now()
-	if c.flags&flagClosing != 0 {
+	c.lastFrameAt = c.shard.preciseNow()
+	if c.flags&(flagClosing|flagMoving) != 0 {
 		_, _ = gc.Discard(-1)
 		return gnet.None
 	}
@@ -273,7 +298,7 @@ func (c *Conn) OnTraffic() gnet.Action {
 		if action = c.onFrame(h, frame, frame[hn:]); action != gnet.None {
 			break
 		}
-		if c.flags&(flagClosing|flagReleasePending) != 0 {
+		if c.flags&(flagClosing|flagReleasePending|flagResetAcked) != 0 {
 			break
 		}
 	}
@@ -287,8 +312,12 @@ func (c *Conn) OnTraffic() gnet.Action {
 	if off > 0 { // Discard(0) would drop everything (gnet: n <= 0 means all)
 		_, _ = gc.Discard(off)
 	}
-	if c.flags&flagReleasePending != 0 {
+	switch {
+	case c.flags&flagReleasePending != 0:
 		c.finishPendingRelease()
+	case c.flags&flagResetAcked != 0:
+		c.flags &^= flagResetAcked
+		c.finishReset()
 	}
 	return gnet.None
 }
@@ -297,6 +326,11 @@ func (c *Conn) onFrame(h ws.Header, frame, payload []byte) gnet.Action {
 	c.flags &^= flagPingOutstanding
 	switch h.OpCode {
 	case ws.OpPing:
+		// A backend that pings and never reads must not grow our queue
+		// toward it without bound.
+		if c.gc.OutboundBuffered() > c.shard.pool.cfg.WriteBufferLimit {
+			return c.failWith(codec.ClosePolicyViolation, "backend does not read: pongs pile up")
+		}
 		_ = c.shard.writeOwn(c.gc, ws.OpPong, payload)
 		return gnet.None
 	case ws.OpPong:
@@ -341,8 +375,11 @@ func (c *Conn) onFrame(h ws.Header, frame, payload []byte) gnet.Action {
 	case StateReleasing:
 		c.checkResetAck(h, payload)
 	default:
+		// Idle: the backend sends with no session to send for. Whatever it
+		// sends next could reach the next session: the connection goes.
 		c.backend.Stray.Add(1)
 		c.slot.Stray.Add(1)
+		return c.failWith(codec.ClosePolicyViolation, "backend sent data on an idle connection")
 	}
 	return gnet.None
 }
@@ -354,8 +391,14 @@ func (c *Conn) protocolFailure(err error) gnet.Action {
 	if errors.As(err, &perr) {
 		code = perr.Code
 	}
+	return c.failWith(code, "backend protocol error")
+}
+
+// failWith ends a connection from its own OnTraffic: the backend gets a
+// close frame with code, the session (if any) a 1011, reconcile a signal.
+func (c *Conn) failWith(code ws.StatusCode, reason string) gnet.Action {
 	c.writeClose(code)
-	c.fail(codec.CloseInternalError, "backend protocol error")
+	c.fail(codec.CloseInternalError, reason)
 	c.flags |= flagClosing
 	return gnet.Close
 }
@@ -367,6 +410,7 @@ func (c *Conn) startReset(now int64) {
 	c.setState(StateReleasing)
 	c.releaseStart = now
 	c.lastRead = now
+	c.lastFrameAt = c.shard.preciseNow()
 	if st.ResetMessage != "" {
 		if err := c.SendText([]byte(st.ResetMessage)); err != nil || c.state != StateReleasing {
 			return // closed by the write failure
@@ -379,15 +423,20 @@ func (c *Conn) startReset(now int64) {
 	c.shard.wheel.Schedule(&c.timer, deadline)
 }
 
+// checkResetAck notes the ack; the reset finishes after the frame loop,
+// once what followed the ack in the same read is known.
 func (c *Conn) checkResetAck(h ws.Header, payload []byte) {
 	st := c.settings()
 	if st.ResetAck != "" && h.Fin && h.OpCode == ws.OpText && string(payload) == st.ResetAck {
-		c.finishReset()
+		c.flags |= flagResetAcked
 	}
 }
 
+// finishReset ends a reset: the connection goes back to idle only if it is
+// clean: no message half-received, no byte of a frame waiting. Otherwise
+// part of the old session could reach the next one: it closes.
 func (c *Conn) finishReset() {
-	if !c.backend.KeepsConnections() { // removed or draining meanwhile
+	if !c.backend.KeepsConnections() || c.msg.Open() || c.gc.InboundBuffered() > 0 {
 		c.close()
 		c.shard.Signal()
 		return
@@ -403,9 +452,12 @@ func (c *Conn) OnTimer(now int64) {
 	st := c.settings()
 	switch c.state {
 	case StateReleasing:
-		quietFor := now - c.lastRead
+		// The quiet period is measured on the precise clock: the shard
+		// clock moves a tick at a time and would let a drain end after
+		// almost no silence.
+		quietFor := time.Duration(c.shard.preciseNow() - c.lastFrameAt)
 		switch {
-		case st.ResetAck == "" && quietFor >= int64(st.ResetQuiet):
+		case st.ResetAck == "" && quietFor >= st.ResetQuiet:
 			c.finishReset()
 		case now-c.releaseStart >= int64(st.ResetTimeout):
 			c.backend.Failures.Add(1)
@@ -414,7 +466,7 @@ func (c *Conn) OnTimer(now int64) {
 		default:
 			next := c.releaseStart + int64(st.ResetTimeout)
 			if st.ResetAck == "" {
-				next = min(next, c.lastRead+int64(st.ResetQuiet))
+				next = min(next, now+int64(st.ResetQuiet-quietFor))
 			}
 			c.shard.wheel.Schedule(&c.timer, next)
 		}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -13,8 +14,8 @@ import (
 // Config sizes a Pool.
 type Config struct {
 	Shards          int   // one per server event loop
-	MaxFrameBytes   int64 // a backend frame above this is a protocol error
-	MaxMessageBytes int64 // a backend message above this is a protocol error
+	MaxFrameBytes   int64 // a backend frame above this is a protocol error (default MaxMessageBytes)
+	MaxMessageBytes int64 // a backend message above this is a protocol error (default 1 MiB)
 	// WriteBufferLimit caps bytes queued toward a backend connection; past
 	// it the session is closed (1013) and the connection is not reused.
 	WriteBufferLimit int
@@ -26,9 +27,14 @@ type Pool struct {
 	cfg      Config
 	log      *zap.Logger
 	shards   []*Shard
-	backends atomic.Pointer[[]*Backend] // every backend ever added, by ID
-	byURL    map[string]*Backend        // owned by the SetBackends caller
-	routing  atomic.Pointer[Routing]
+	backends atomic.Pointer[[]*Backend] // configured backends, and removed ones until their connections are gone
+	// mu serialises the writers of the backend list (SetBackends, Prune:
+	// the configuration applier and the reconcile workers), never readers.
+	mu      sync.Mutex
+	byURL   map[string]*Backend // the backends in the list, by URL; guarded by mu
+	nextID  int                 // guarded by mu
+	routing atomic.Pointer[Routing]
+	epoch   time.Time // the shards' precise clocks count from here
 }
 
 // New returns a pool with cfg.Shards shards, none attached to a loop yet.
@@ -39,7 +45,14 @@ func New(cfg Config) *Pool {
 	if cfg.WriteBufferLimit <= 0 {
 		cfg.WriteBufferLimit = 4 << 20
 	}
-	p := &Pool{cfg: cfg, log: cfg.Logger, byURL: make(map[string]*Backend)}
+	// A backend is a peer like any client: its frames always have a limit.
+	if cfg.MaxMessageBytes <= 0 {
+		cfg.MaxMessageBytes = DefaultMaxMessageBytes
+	}
+	if cfg.MaxFrameBytes <= 0 || cfg.MaxFrameBytes > cfg.MaxMessageBytes {
+		cfg.MaxFrameBytes = cfg.MaxMessageBytes
+	}
+	p := &Pool{cfg: cfg, log: cfg.Logger, byURL: make(map[string]*Backend), epoch: time.Now()}
 	for i := 0; i < cfg.Shards; i++ {
 		p.shards = append(p.shards, newShard(p, i))
 	}
@@ -55,8 +68,12 @@ func (p *Pool) Shards() []*Shard { return p.shards }
 // Shard returns shard i. Safe for concurrent use.
 func (p *Pool) Shard(i int) *Shard { return p.shards[i] }
 
-// Backends returns every backend ever added (removed ones included, see
-// Backend.Removed), by ID. Safe for concurrent use; do not modify.
+// DefaultMaxMessageBytes is the backend message limit when Config gives none.
+const DefaultMaxMessageBytes = 1 << 20
+
+// Backends returns the configured backends, and removed ones (see
+// Backend.Removed) until their last connection is gone, in the order they
+// were added. Safe for concurrent use; do not modify.
 func (p *Pool) Backends() []*Backend { return *p.backends.Load() }
 
 // SetBackends makes list the configured backends: new URLs are added,
@@ -76,6 +93,8 @@ func (p *Pool) SetBackends(list []Settings) error {
 			return fmt.Errorf("%w: url %q: %v", ErrSettings, s.URL, err)
 		}
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	all := append([]*Backend(nil), p.Backends()...)
 	for i := range list {
 		s := list[i]
@@ -85,7 +104,8 @@ func (p *Pool) SetBackends(list []Settings) error {
 			continue
 		}
 		addr, host, uri, _ := parseBackendURL(s.URL)
-		b := &Backend{ID: len(all), Addr: addr, Host: host, URI: uri}
+		b := &Backend{ID: p.nextID, Addr: addr, Host: host, URI: uri}
+		p.nextID++
 		b.SetSettings(&s)
 		b.healthy.Store(true) // optimistic until a dial says otherwise
 		for j := range p.shards {
@@ -108,10 +128,38 @@ func (p *Pool) SetBackends(list []Settings) error {
 		}
 	}
 	p.backends.Store(&all)
+	p.pruneLocked()
 	for _, sh := range p.shards {
 		sh.Signal()
 	}
 	return nil
+}
+
+// Prune drops removed backends whose last connection is gone: from the
+// list every upgrade and sweep reads, the metrics and the views. Safe for
+// concurrent use; not on a loop (it may wait for the configuration
+// applier).
+func (p *Pool) Prune() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.pruneLocked()
+}
+
+func (p *Pool) pruneLocked() {
+	cur := p.Backends()
+	kept := make([]*Backend, 0, len(cur))
+	for _, b := range cur {
+		// Total counts every connection in any state, dials included; a
+		// removed backend is never dialed again, so zero stays zero.
+		if b.removed.Load() && b.Total.Load() == 0 {
+			delete(p.byURL, b.Settings().URL)
+			continue
+		}
+		kept = append(kept, b)
+	}
+	if len(kept) != len(cur) {
+		p.backends.Store(&kept)
+	}
 }
 
 // Route maps request paths to backend groups: exact paths first, then the

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
@@ -15,10 +16,11 @@ import (
 // (later, through the loop: here when the test calls flushCloses).
 type fakeConn struct {
 	gnet.Conn
-	c      *Conn
-	in     []byte
-	out    [][]byte
-	closed bool
+	c       *Conn
+	in      []byte
+	out     [][]byte
+	pending int // what OutboundBuffered reports: bytes the peer has not read
+	closed  bool
 }
 
 func (f *fakeConn) Peek(int) ([]byte, error) { return f.in, nil }
@@ -30,7 +32,7 @@ func (f *fakeConn) Discard(n int) (int, error) {
 	return n, nil
 }
 func (f *fakeConn) InboundBuffered() int  { return len(f.in) }
-func (f *fakeConn) OutboundBuffered() int { return 0 }
+func (f *fakeConn) OutboundBuffered() int { return f.pending }
 func (f *fakeConn) Writev(bs [][]byte) (int, error) {
 	var b []byte
 	for _, x := range bs {
@@ -200,7 +202,7 @@ func TestLeaseReleasePolicies(t *testing.T) {
 // still running, and another session is waiting. The second frame belongs
 // to the old session: it must not reach the new one.
 func TestReleaseDuringTrafficKeepsFramesFromNextSession(t *testing.T) {
-	f := newFixture(t, Settings{URL: "ws://a:1/", Max: 1})
+	f := newFixture(t, Settings{URL: "ws://a:1/", Max: 1, Policy: PolicyReuse})
 	b := f.pool.Backends()[0]
 	fc := f.enroll(b)
 	a := &session{}
@@ -304,7 +306,7 @@ func TestSettingsValidation(t *testing.T) {
 }
 
 func TestPauseAndDrain(t *testing.T) {
-	f := newFixture(t, Settings{URL: "ws://a:1/"})
+	f := newFixture(t, Settings{URL: "ws://a:1/", Policy: PolicyReuse})
 	b := f.pool.Backends()[0]
 	f.enroll(b)
 	f.enroll(b)
@@ -429,5 +431,41 @@ func TestRemovedBackendSessionsEndAfterTheTimeout(t *testing.T) {
 	f.flushCloses()
 	if a.Total.Load() != 0 || s.gone == 0 {
 		t.Fatalf("after the drain timeout: total %d, session told %d", a.Total.Load(), s.gone)
+	}
+}
+
+// TestRemovedBackendsArePruned is the regression test for the hardening
+// issue's defect 10: every URL ever configured stayed in the pool, its
+// slots and metric series, and every upgrade scanned them.
+func TestRemovedBackendsArePruned(t *testing.T) {
+	f := newFixture(t, Settings{URL: "ws://keep:1/"})
+	keep, _ := Settings{URL: "ws://keep:1/"}.Normalize()
+	for i := 0; i < 2000; i++ {
+		st, _ := Settings{URL: fmt.Sprintf("ws://gone-%d:1/", i)}.Normalize()
+		if err := f.pool.SetBackends([]Settings{keep, st}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(f.pool.Backends()); n != 2 {
+		t.Fatalf("%d backends after 2000 changes with 2 live", n)
+	}
+	// A removed backend with a connection stays until it is gone.
+	b := f.pool.Backends()[1]
+	fc := f.enroll(b)
+	if err := f.pool.SetBackends([]Settings{keep}); err != nil {
+		t.Fatal(err)
+	}
+	if len(f.pool.Backends()) != 2 {
+		t.Fatal("a removed backend with a connection was dropped")
+	}
+	if b.Reserve(0) {
+		t.Fatal("a removed backend took a reservation")
+	}
+	f.shard.Sweep() // closes its idle connection
+	f.flushCloses()
+	_ = fc
+	f.pool.Prune()
+	if got := f.pool.Backends(); len(got) != 1 || got[0].Settings().URL != keep.URL {
+		t.Fatalf("after its connection closed: %d backends", len(got))
 	}
 }

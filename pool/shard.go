@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	crand "crypto/rand"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -36,11 +37,18 @@ type Shard struct {
 	wheel    *wheel.Wheel   // the server shard's timer wheel
 	attached chan struct{}  // closed by Attach
 
-	waiters map[string][]Waiter // per backend group, FIFO; entries that stopped waiting are skipped
-	Waiting atomic.Int64        // sessions waiting, all groups (read by reconcile)
+	waiters   map[string][]Waiter // per backend group, FIFO; entries that stopped waiting are skipped
+	waitingIn map[string]int      // live waiters per group (the queues also hold stale entries)
+	Waiting   atomic.Int64        // sessions waiting, all groups (read by reconcile)
 
 	signal atomic.Pointer[func()] // wakes this shard's reconcile worker
-	rng    *rand.Rand             // masks for frames the proxy writes itself
+	rng    *rand.Rand             // balancer choices and lifetime jitter
+	masks  *rand.ChaCha8          // masking keys: a fresh, unpredictable one per frame (RFC 6455 5.3)
+	maskB  [4]byte                // scratch for masks
+	// transfersAsked counts, per group, idle connections asked of other
+	// shards for this shard's waiting sessions and not yet arrived or
+	// refused, so a burst of waiters asks for no more than it needs.
+	transfersAsked map[string]int
 
 	hdr     [codec.MaxHeaderSize]byte
 	iov     [2][]byte
@@ -49,12 +57,15 @@ type Shard struct {
 
 func newShard(p *Pool, i int) *Shard {
 	return &Shard{
-		pool:     p,
-		Index:    i,
-		attached: make(chan struct{}),
-		waiters:  make(map[string][]Waiter),
-		rng:      rand.New(rand.NewPCG(rand.Uint64(), uint64(i))),
-		scratch:  make([]byte, 0, 256),
+		pool:           p,
+		Index:          i,
+		attached:       make(chan struct{}),
+		waiters:        make(map[string][]Waiter),
+		waitingIn:      make(map[string]int),
+		rng:            rand.New(rand.NewPCG(rand.Uint64(), uint64(i))),
+		masks:          newMaskSource(),
+		scratch:        make([]byte, 0, 256),
+		transfersAsked: make(map[string]int),
 	}
 }
 
@@ -92,6 +103,11 @@ var ErrNotEnrolled = errors.New("pool: connection not enrolled")
 // given back. Safe for concurrent use.
 func (sh *Shard) Enroll(ctx context.Context, b *Backend, nc net.Conn) error {
 	c := &Conn{shard: sh, slot: b.slots[sh.Index], backend: b, state: StateDialing}
+	return sh.enroll(ctx, c, nc)
+}
+
+func (sh *Shard) enroll(ctx context.Context, c *Conn, nc net.Conn) error {
+	b := c.backend
 	c.timer.Owner = c
 	res, err := sh.loop.Enroll(gnet.NewContext(ctx, c), nc)
 	if err != nil {
@@ -124,15 +140,18 @@ func (sh *Shard) Enroll(ctx context.Context, b *Backend, nc net.Conn) error {
 }
 
 // Acquire leases an idle connection from the best backend of group in
-// this shard (see pick). With none idle it queues w, which is handed a
-// connection by Granted as soon as one of the group is idle, signals
-// reconcile and returns nil.
+// this shard (see pick). With none idle here it queues w, which is handed
+// a connection by Granted as soon as one of the group is idle here; it
+// asks other shards for an idle connection of theirs (see askTransfers)
+// and signals reconcile. It returns nil then.
 func (sh *Shard) Acquire(w Waiter, group string) *Conn {
 	if c := sh.leaseBest(group); c != nil {
 		return c
 	}
 	sh.waiters[group] = append(sh.waiters[group], w)
+	sh.waitingIn[group]++
 	sh.Waiting.Add(1)
+	sh.askTransfers(group)
 	sh.Signal()
 	return nil
 }
@@ -142,9 +161,11 @@ func (sh *Shard) Acquire(w Waiter, group string) *Conn {
 // outnumber live ones the queue is compacted, so it stays bounded by the
 // live waiters.
 func (sh *Shard) StopWaiting(group string) {
-	live := sh.Waiting.Add(-1)
+	sh.Waiting.Add(-1)
+	sh.waitingIn[group]--
+	live := sh.waitingIn[group]
 	q := sh.waiters[group]
-	if len(q) > 2*int(live)+16 {
+	if len(q) > 2*live+16 {
 		kept := q[:0]
 		for _, w := range q {
 			if w.StillWaiting() {
@@ -156,13 +177,14 @@ func (sh *Shard) StopWaiting(group string) {
 	}
 }
 
-// Available reports whether a new session of group could be served here
-// now or soon: some backend of the group that takes leases has an idle
-// connection in this shard, or is healthy (dials succeed). With none, the
-// server answers 503 before the upgrade.
+// Available reports whether a new session of group could be served now or
+// soon: some backend of the group that takes leases has an idle
+// connection in any shard (a session may take one from another shard), or
+// is healthy (dials succeed). With none, the server answers 503 before
+// the upgrade.
 func (sh *Shard) Available(group string) bool {
 	for _, b := range sh.pool.Backends() {
-		if b.Group() == group && leasable(b) && (b.Healthy() || b.slots[sh.Index].idleN > 0) {
+		if b.Group() == group && leasable(b) && (b.Healthy() || b.Idle.Load() > 0) {
 			return true
 		}
 	}
@@ -310,7 +332,8 @@ func (sh *Shard) release(c *Conn, clean bool) {
 	st := c.settings()
 	now := sh.wheel.Now()
 	switch {
-	case !clean || !c.reusable(now) || st.Policy == PolicyClose || !c.backend.KeepsConnections():
+	case !clean || !c.reusable(now) || st.Policy == PolicyClose || !c.backend.KeepsConnections(),
+		st.Policy == PolicyReuse && c.gc.InboundBuffered() > 0: // part of a frame, or frames, of the old session
 		c.close()
 	case st.Policy == PolicyReset:
 		c.startReset(now)
@@ -335,17 +358,28 @@ func (c *Conn) finishPendingRelease() {
 	c.shard.release(c, clean)
 }
 
-// maskKey returns a fresh masking key for a frame the proxy writes itself.
-func (sh *Shard) maskKey() (m [4]byte) {
-	v := sh.rng.Uint32()
-	m[0], m[1], m[2], m[3] = byte(v), byte(v>>8), byte(v>>16), byte(v>>24)
-	return m
+// newMaskSource seeds a ChaCha8 stream from the operating system's
+// entropy: masks a backend (or anything between us and it) sees tell it
+// nothing about the next ones.
+func newMaskSource() *rand.ChaCha8 {
+	var seed [32]byte
+	_, _ = crand.Read(seed[:]) // never fails on Linux
+	return rand.NewChaCha8(seed)
 }
 
-// writeMasked writes a masked frame to a backend connection as header and
-// payload in one writev. payload is masked in place and left masked.
+// maskKey returns a fresh masking key: the gateway is the client on the
+// backend link and picks its own key for every frame, never the client's.
+func (sh *Shard) maskKey() (m [4]byte) {
+	_, _ = sh.masks.Read(sh.maskB[:])
+	return sh.maskB
+}
+
+// writeMasked writes a frame to a backend connection as header and
+// payload in one writev, masked with a fresh key. payload is masked in
+// place and left masked; h's own mask (a client's) is never used.
 func (sh *Shard) writeMasked(gc gnet.Conn, h ws.Header, payload []byte) error {
 	h.Masked = true
+	h.Mask = sh.maskKey()
 	h.Length = int64(len(payload))
 	codec.Mask(payload, h.Mask, 0)
 	n := codec.PutHeader(sh.hdr[:], h)
@@ -359,8 +393,12 @@ func (sh *Shard) writeMasked(gc gnet.Conn, h ws.Header, payload []byte) error {
 // reset, close): the payload is copied before masking.
 func (sh *Shard) writeOwn(gc gnet.Conn, op ws.OpCode, payload []byte) error {
 	sh.scratch = append(sh.scratch[:0], payload...)
-	return sh.writeMasked(gc, ws.Header{Fin: true, OpCode: op, Mask: sh.maskKey()}, sh.scratch)
+	return sh.writeMasked(gc, ws.Header{Fin: true, OpCode: op}, sh.scratch)
 }
+
+// preciseNow is a fine monotonic clock in ns (the shard clock, now(), is
+// the time of the last tick): for the reset's quiet period.
+func (sh *Shard) preciseNow() int64 { return int64(time.Since(sh.pool.epoch)) }
 
 // SweepResult is what a sweep saw of one backend in one shard.
 type SweepResult struct {
@@ -447,6 +485,13 @@ func (sh *Shard) Sweep() []SweepResult {
 	for group, q := range sh.waiters {
 		if len(q) > 0 {
 			sh.grantWaiters(group)
+		}
+	}
+	// Sessions still waiting may be served by another shard's idle
+	// connections (a request refused earlier is asked again here).
+	for group, n := range sh.waitingIn {
+		if n > 0 {
+			sh.askTransfers(group)
 		}
 	}
 	waiting := make(map[string]int, len(sh.waiters))

@@ -210,10 +210,10 @@ func (b BackendConfig) settings(group, field string) (pool.Settings, error) {
 	if b.Weight < 0 {
 		return fail("weight", b.Weight, "must not be negative")
 	}
-	policy := pool.PolicyReuse
+	var policy pool.Policy // "" is the default, close
 	if b.ReleasePolicy != "" {
 		if policy, err = pool.ParsePolicy(b.ReleasePolicy); err != nil {
-			return fail("release_policy", fmt.Sprintf("%q", b.ReleasePolicy), "want reuse, reset or close")
+			return fail("release_policy", fmt.Sprintf("%q", b.ReleasePolicy), "want close, reset or reuse")
 		}
 	}
 	for name, d := range map[string]Duration{"reset_quiet": b.ResetQuiet, "reset_timeout": b.ResetTimeout, "drain_timeout": b.DrainTimeout,

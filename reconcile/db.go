@@ -67,6 +67,11 @@ CREATE TRIGGER wsgate_routes_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCAT
 	FOR EACH STATEMENT EXECUTE FUNCTION wsgate_notify_config();
 CREATE TRIGGER wsgate_settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON wsgate_settings
 	FOR EACH STATEMENT EXECUTE FUNCTION wsgate_notify_config();
+`,
+	// 2: a backend row without a release policy takes the gateway's
+	// default (close: nothing a backend sends late reaches another
+	// session). Rows written before kept the 'reuse' they were given.
+	`ALTER TABLE wsgate_backends ALTER COLUMN release_policy SET DEFAULT '';
 `}
 
 // Migrate brings the database at url to the latest schema (`wsgate migrate`).

@@ -43,7 +43,7 @@ func testDB(t *testing.T) (string, *pgx.Conn) {
 	if _, err := reconcile.Migrate(ctx, dbURL); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := reconcile.Migrate(ctx, dbURL); err != nil || v != 1 {
+	if v, err := reconcile.Migrate(ctx, dbURL); err != nil || v != 2 {
 		t.Fatalf("second migrate: %d %v", v, err)
 	}
 	return dbURL, conn

@@ -22,6 +22,12 @@ type Handler interface {
 	Closed(s *Session, reason CloseReason)
 }
 
+// HoldExpirer is a Handler that learns when a session's hold ran out (the
+// session is about to be closed 1013), before the close completes.
+type HoldExpirer interface {
+	HoldExpired(s *Session)
+}
+
 // Echo sends every message back whole: single frames at once, fragmented
 // messages once their last fragment arrived (reassembled in a pooled
 // buffer bounded by the message limit).
@@ -43,8 +49,11 @@ func (Echo) Frame(s *Session, h ws.Header, payload []byte) {
 	}
 	_, _ = buf.Write(payload)
 	if h.Fin {
-		s.WriteMessage(s.MessageOpCode(), true, buf.B)
+		// Detach the buffer before the write: a failed write closes the
+		// connection inside it, and Closed must not return the buffer to
+		// the pool too (two later sessions would share it).
 		s.Data = nil
+		s.WriteMessage(s.MessageOpCode(), true, buf.B)
 		bytebufferpool.Put(buf)
 	}
 }

@@ -85,6 +85,15 @@ func (p *Proxy) Opened(s *Session) {
 	s.hold(timeout)
 }
 
+// HoldExpired stops waiting as soon as the acquire timeout fires, so
+// reconcile no longer dials for a session that is closing.
+func (p *Proxy) HoldExpired(s *Session) {
+	if r, ok := s.Data.(*relay); ok && r.waiting {
+		r.waiting = false
+		s.shard.pool.StopWaiting(r.group)
+	}
+}
+
 // StillWaiting tells the pool whether this session still wants a connection.
 func (r *relay) StillWaiting() bool { return r.waiting }
 

@@ -324,9 +324,13 @@ func (s *Session) onFrame(h ws.Header, payload []byte) gnet.Action {
 	switch h.OpCode {
 	case ws.OpPing:
 		if s.state == stateOpen {
-			if err := s.shard.writeFrame(s.conn, ws.OpPong, true, payload); err == nil {
-				s.countOut(len(payload))
+			if err := s.shard.writeFrame(s.conn, ws.OpPong, true, payload); err != nil {
+				return gnet.None // gnet closed the connection; onClose has run
 			}
+			s.countOut(len(payload))
+			// A client that pings and never reads fills its queue with
+			// pongs like any other frame: the same budget applies.
+			s.checkWriteBudget()
 		}
 		return gnet.None
 	case ws.OpPong:
@@ -393,7 +397,7 @@ func (s *Session) failProtocol(err error) gnet.Action {
 // fail writes a close frame and marks the session closed; the caller
 // closes TCP (by returning gnet.Close or calling conn.Close).
 func (s *Session) fail(code ws.StatusCode, reason string, why CloseReason) {
-	if s.state == stateOpen || s.state == stateClosing {
+	if s.state == stateOpen { // closing: our close frame went out already
 		s.writeClose(code, reason)
 	}
 	s.state = stateClosed
@@ -418,6 +422,9 @@ func (s *Session) OnTimer(now int64) {
 	case stateOpen:
 		if s.flags&flagHold != 0 {
 			if now >= s.holdEnd {
+				if h, ok := cfg.Handler.(HoldExpirer); ok {
+					h.HoldExpired(s) // stops waiting now, not when the close completes
+				}
 				s.startClose(codec.CloseTryAgainLater, "no backend connection available", ReasonAcquireTimeout)
 			} else {
 				s.shard.wheel.Schedule(&s.timer, s.holdEnd)

@@ -1,0 +1,181 @@
+package pool
+
+import (
+	"context"
+	"net"
+	"os"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Moving an idle connection between shards.
+//
+// An idle connection belongs to the loop it was enrolled on, and a session
+// leases from its own loop, where the relay is a plain write. A backend
+// with fewer connections than loops (a single-slot inference server, say)
+// would leave sessions on the other loops waiting while a connection sits
+// idle: so a shard whose session waits asks a shard with an idle
+// connection of the group to hand one over.
+//
+// The hand-over keeps the socket, never its bytes in flight: on the donor
+// loop the connection must be idle and clean (nothing buffered), its
+// descriptor is duplicated, and the donor's copy is closed synchronously
+// (EventLoop.Close: its epoll registration and descriptor go, the socket
+// stays open through the duplicate, no FIN is sent). From then on no loop
+// reads the socket until the receiving loop enrolls the duplicate, so
+// whatever the backend sends meanwhile waits in the kernel for the new
+// owner. The connection is counted as dialing in the receiving shard
+// until it is enrolled there, like a fresh dial (per backend its Total
+// never changes, so the Max bound holds throughout).
+
+// askTransfers asks other shards for idle connections of group, one per
+// session waiting here that no earlier request covers. Loop-only.
+func (sh *Shard) askTransfers(group string) {
+	for sh.transfersAsked[group] < sh.waitingIn[group] {
+		donor := sh.pool.donorFor(group, sh.Index)
+		if donor == nil {
+			return
+		}
+		sh.transfersAsked[group]++
+		to := sh
+		err := donor.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+			donor.giveAway(group, to)
+			return nil
+		}))
+		if err != nil { // the engine is stopping
+			sh.transfersAsked[group]--
+			return
+		}
+	}
+}
+
+// donorFor finds the shard (other than except) with the most idle
+// connections of group that take leases. It reads atomics only: the
+// answer may be stale by the time the donor acts, which then refuses.
+// Safe for concurrent use.
+func (p *Pool) donorFor(group string, except int) *Shard {
+	var best *Shard
+	var most int64
+	for _, b := range p.Backends() {
+		if b.Group() != group || !leasable(b) {
+			continue
+		}
+		for i, s := range b.slots {
+			if i == except {
+				continue
+			}
+			if n := s.Idle.Load(); n > most {
+				best, most = p.shards[i], n
+			}
+		}
+	}
+	return best
+}
+
+// giveAway hands one idle connection of group to shard to, or tells to
+// that there is none. It keeps its connections for its own waiting
+// sessions. Loop-only (the donor's loop).
+func (sh *Shard) giveAway(group string, to *Shard) {
+	c := sh.takeForTransfer(group)
+	if c == nil {
+		to.settleTransfer(group, false)
+		return
+	}
+	fd, err := unix.Dup(c.gc.Fd())
+	if err != nil {
+		// Out of descriptors: keep it here, where it is still good.
+		c.slot.pushIdle(c)
+		sh.wheel.Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))
+		to.settleTransfer(group, false)
+		return
+	}
+	unix.CloseOnExec(fd)
+	moved := &Conn{shard: to, slot: c.backend.slots[to.Index], backend: c.backend, state: StateDialing,
+		expires: c.expires, lastRead: c.lastRead, transferGroup: group}
+	c.moveTo(to)
+	c.flags |= flagMoving
+	_ = sh.loop.Close(c.gc) // synchronous: this loop lets go of the socket now
+	go to.receive(moved, fd)
+}
+
+// takeForTransfer unlinks the best idle connection of group for another
+// shard, or returns nil: none here, or this shard's own sessions wait for
+// the group. A connection that is not clean is closed instead.
+func (sh *Shard) takeForTransfer(group string) *Conn {
+	if sh.waitingIn[group] > 0 {
+		return nil
+	}
+	for {
+		s := sh.pick(group)
+		if s == nil {
+			return nil
+		}
+		c := s.popIdle()
+		sh.wheel.Stop(&c.timer)
+		if c.gc.InboundBuffered() == 0 && c.reusable(sh.now()) {
+			return c
+		}
+		c.close()
+		sh.Signal()
+	}
+}
+
+// moveTo moves c's place in the counters from its shard (idle) to shard
+// to (dialing): the backend-wide Total does not change. Loop-only.
+func (c *Conn) moveTo(to *Shard) {
+	from, dst := &c.slot.Counters, &c.backend.slots[to.Index].Counters
+	from.Idle.Add(-1)
+	from.Total.Add(-1)
+	dst.Total.Add(1)
+	dst.Dialing.Add(1)
+	c.backend.Dialing.Add(1)
+	c.backend.Idle.Add(-1)
+}
+
+// receive enrolls a moved connection's descriptor on this shard's loop,
+// where it becomes idle and goes to a waiting session. Runs on its own
+// goroutine (enrolling waits for the loop).
+func (sh *Shard) receive(c *Conn, fd int) {
+	f := os.NewFile(uintptr(fd), "backend")
+	nc, err := net.FileConn(f) // a descriptor of its own; f's is closed below
+	_ = f.Close()
+	if err != nil {
+		c.backend.DialAborted(sh.Index)
+		sh.transferFailed(c.transferGroup)
+		return
+	}
+	if err := sh.enroll(context.Background(), c, nc); err != nil {
+		sh.transferFailed(c.transferGroup)
+	}
+}
+
+// transferFailed tells the shard that an asked connection will not come:
+// it was lost on the way, so reconcile has one to dial.
+func (sh *Shard) transferFailed(group string) {
+	sh.Signal()
+	sh.settleTransfer(group, false)
+}
+
+// settleTransfer settles one request on this shard's loop (through
+// Execute: the caller is another loop or goroutine). Safe for concurrent
+// use.
+func (sh *Shard) settleTransfer(group string, arrived bool) {
+	_ = sh.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		sh.transferSettled(group, arrived)
+		return nil
+	}))
+}
+
+// transferSettled counts one request as answered. When a connection
+// arrived and sessions still wait, it asks again; after a refusal it
+// leaves the next request to the next reconcile sweep, so two shards
+// never ask each other in a loop. Loop-only.
+func (sh *Shard) transferSettled(group string, arrived bool) {
+	if sh.transfersAsked[group] > 0 {
+		sh.transfersAsked[group]--
+	}
+	if arrived {
+		sh.askTransfers(group)
+	}
+}

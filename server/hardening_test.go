@@ -1,0 +1,113 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/bytebufferpool"
+
+	"github.com/wsgate/wsgate/internal/conformance"
+)
+
+// Regression tests for the hardening issue (defects 3, 5 and 12).
+
+// A protocol error that arrives after our close frame went out is answered
+// by closing TCP, never by a second close frame.
+func TestProtocolErrorWhileClosingSendsNoSecondClose(t *testing.T) {
+	t.Parallel()
+	srv := startTestServer(t, Config{CloseTimeout: 5 * time.Second})
+	addr := srv.Addr()
+	c := conformance.Dial(t, addr, 5*time.Second)
+	c.Handshake(conformance.NewRequest(addr, "/"))
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx) // sends 1001 and waits for the reply
+	}()
+	c.ExpectClose(conformance.CloseGoingAway)
+	c.WriteFrame(conformance.Opcode(3), true, 0, true, []byte("reserved opcode")) // a protocol error
+	c.ExpectTCPClosed(3 * time.Second)
+}
+
+// failingConn is a gnet connection whose writes fail the way gnet's do: the
+// connection is closed, OnClose runs, inside the write.
+type failingConn struct {
+	gnet.Conn
+	s *Session
+}
+
+func (f *failingConn) Writev([][]byte) (int, error) {
+	f.s.onClose(errors.New("broken pipe"))
+	return 0, errors.New("broken pipe")
+}
+func (f *failingConn) RemoteAddr() net.Addr  { return &net.TCPAddr{} }
+func (f *failingConn) OutboundBuffered() int { return 0 }
+
+// Echo mode: when the write of a fragmented message's echo fails, the
+// reassembly buffer goes back to the pool once, not twice (two later
+// sessions shared one buffer: "AAAABBBBaaaa").
+func TestEchoFailedWriteReturnsTheBufferOnce(t *testing.T) {
+	srv, err := New(Config{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh := newShard(srv, nil, 0)
+	s := &Session{shard: sh, state: stateOpen}
+	s.timer.Owner = s
+	fc := &failingConn{s: s}
+	s.conn = fc
+	sh.sessions[s] = struct{}{}
+	srv.stats.Open.Add(1)
+	sh.clients.Add(1)
+	first := ws.Header{OpCode: ws.OpText, Length: 4}
+	last := ws.Header{OpCode: ws.OpContinuation, Fin: true, Length: 4}
+	if err := s.msg.Next(first, 0); err != nil {
+		t.Fatal(err)
+	}
+	Echo{}.Frame(s, first, []byte("AAAA"))
+	if err := s.msg.Next(last, 0); err != nil {
+		t.Fatal(err)
+	}
+	Echo{}.Frame(s, last, []byte("BBBB"))
+	a, b := bytebufferpool.Get(), bytebufferpool.Get()
+	if a == b {
+		t.Fatal("the pool handed out one buffer twice: it was put back twice")
+	}
+}
+
+// A client that pings and never reads gets its pongs bounded by the write
+// budget like any other frame, and is closed as a slow consumer.
+func TestPingFloodWithoutReadingIsBounded(t *testing.T) {
+	t.Parallel()
+	srv := startTestServer(t, Config{WriteBufferLimit: 64 << 10})
+	addr := srv.Addr()
+	c := conformance.Dial(t, addr, 5*time.Second)
+	c.Handshake(conformance.NewRequest(addr, "/"))
+	ping := make([]byte, 0, 64<<10)
+	for len(ping)+131 <= cap(ping) {
+		ping = append(ping, 0x89, 0x80|125, 1, 2, 3, 4)
+		ping = append(ping, make([]byte, 125)...)
+	}
+	st := srv.Stats()
+	deadline := time.Now().Add(20 * time.Second)
+	for st.Closed(ReasonSlowConsumer) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a client sending pings and reading nothing was never closed (out %d bytes)", st.BytesOut.Load())
+		}
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+		if _, err := c.Conn.Write(ping); err != nil && !errors.Is(err, context.DeadlineExceeded) && !isTimeout(err) {
+			break // the server closed it
+		}
+	}
+	waitFor(t, 10*time.Second, "slow consumer counted", func() bool { return st.Closed(ReasonSlowConsumer) == 1 })
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
