@@ -188,6 +188,7 @@ func (w *worker) dialOne(ctx context.Context, b *pool.Backend, timeout time.Dura
 		b.DialAborted(w.shard.Index)
 		return
 	}
+	started := time.Now()
 	nc, err := Dial(ctx, b, timeout)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -195,7 +196,7 @@ func (w *worker) dialOne(ctx context.Context, b *pool.Backend, timeout time.Dura
 			return
 		}
 		wasHealthy := b.Healthy()
-		b.DialFailed(w.shard.Index, err, time.Now())
+		b.DialFailed(w.shard.Index, err, started, time.Now())
 		if !failed.Swap(true) && wasHealthy {
 			log.Warn("backend dial failed; backing off", zap.String("backend", b.Settings().URL), zap.Error(err))
 		}
