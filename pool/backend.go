@@ -3,7 +3,6 @@ package pool
 import (
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -190,10 +189,8 @@ type Backend struct {
 
 	slots []*slot // one per shard, fixed at creation
 
-	healthy      atomic.Bool
-	backoffUntil atomic.Int64 // unix ns before which no dial is tried
-	backoffStep  atomic.Int32 // consecutive dial failures
-	lastError    atomic.Pointer[string]
+	health // dial health, backoff and the probe claim (health.go)
+
 	removed      atomic.Bool  // no longer in the configuration
 	leavingSince atomic.Int64 // unix ns when it was removed or set draining, 0 while it serves
 	paused       atomic.Bool  // operator: no new leases; sessions and connections stay
@@ -239,17 +236,6 @@ func (b *Backend) Settings() *Settings { return b.settings.Load() }
 // SetSettings swaps in new settings (same URL). Safe for concurrent use.
 func (b *Backend) SetSettings(s *Settings) { b.settings.Store(s) }
 
-// Healthy reports whether the last dial succeeded.
-func (b *Backend) Healthy() bool { return b.healthy.Load() }
-
-// LastError is the last dial error, "" if none.
-func (b *Backend) LastError() string {
-	if p := b.lastError.Load(); p != nil {
-		return *p
-	}
-	return ""
-}
-
 // Slot returns the per-shard counters of shard i.
 func (b *Backend) Slot(i int) *Counters { return &b.slots[i].Counters }
 
@@ -281,36 +267,6 @@ func (b *Backend) Reserve(i int) bool {
 	sc.Dialing.Add(1)
 	b.Dialing.Add(1)
 	return true
-}
-
-// DialFailed gives back a reservation whose dial or handshake failed,
-// marks the backend unhealthy and backs it off exponentially with jitter:
-// 100 ms doubling per consecutive failure, capped at 30 s, +-20%.
-// Safe for concurrent use.
-func (b *Backend) DialFailed(i int, err error, now time.Time) {
-	b.unreserve(i)
-	b.DialFailures.Add(1)
-	b.healthy.Store(false)
-	msg := err.Error()
-	b.lastError.Store(&msg)
-	step := b.backoffStep.Add(1)
-	d := 100 * time.Millisecond << min(step-1, 9)
-	d = min(d, 30*time.Second)
-	d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-	b.backoffUntil.Store(now.Add(d).UnixNano())
-}
-
-// DialSucceeded marks the backend healthy and ends its backoff.
-func (b *Backend) DialSucceeded() {
-	b.backoffStep.Store(0)
-	b.backoffUntil.Store(0)
-	b.healthy.Store(true)
-}
-
-// BackedOff reports whether dials must wait, and until when.
-func (b *Backend) BackedOff(now time.Time) (bool, time.Time) {
-	until := b.backoffUntil.Load()
-	return now.UnixNano() < until, time.Unix(0, until)
 }
 
 // unreserve returns a dialing reservation (the dial failed or was not enrolled).

@@ -186,6 +186,12 @@ func (f *FileSource) Reload() {
 // one poll, so a file rewritten in place is not read half-written (an
 // atomic rename is still the safe way to replace it).
 func (f *FileSource) Run(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			f.Log.Error("configuration file watcher panicked; file changes are no longer applied",
+				zap.String("path", f.Path), zap.Any("panic", r))
+		}
+	}()
 	interval := f.PollInterval
 	if interval <= 0 {
 		interval = time.Second

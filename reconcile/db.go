@@ -245,6 +245,11 @@ func (d *DBSource) Reload() {
 
 // Run is the database source's goroutine, until ctx ends.
 func (d *DBSource) Run(ctx context.Context) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.Log.Error("configuration database watcher panicked; database changes are no longer applied", zap.Any("panic", r))
+		}
+	}()
 	backoff := 100 * time.Millisecond
 	for ctx.Err() == nil {
 		connected, err := d.session(ctx)
@@ -296,13 +301,7 @@ func (d *DBSource) session(ctx context.Context) (connected bool, err error) {
 			interval = 10 * time.Second
 		}
 		wctx, cancel := context.WithTimeout(ctx, jitter(interval, 0.1))
-		go func() { // a reload request ends the wait early
-			select {
-			case <-d.reload:
-				cancel()
-			case <-wctx.Done():
-			}
-		}()
+		go d.endWaitOnReload(wctx, cancel)
 		_, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil && ctx.Err() == nil
 		cancel()
@@ -322,6 +321,22 @@ func (d *DBSource) session(ctx context.Context) (connected bool, err error) {
 				break
 			}
 		}
+	}
+}
+
+// endWaitOnReload is a goroutine of session, one per wait for a
+// notification, which it outlives by nothing: it cancels the wait (ctx)
+// when a reload is requested, and ends with the wait.
+func (d *DBSource) endWaitOnReload(ctx context.Context, cancel context.CancelFunc) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.Log.Error("reload watcher panicked", zap.Any("panic", r))
+		}
+	}()
+	select {
+	case <-d.reload:
+		cancel()
+	case <-ctx.Done():
 	}
 }
 

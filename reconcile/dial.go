@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"syscall"
 	"time"
 
@@ -19,7 +20,9 @@ const maxResponseHeader = 8 << 10
 // Dial connects to b and runs the client handshake, within timeout. It
 // reads exactly the response header block and nothing after it, so frames
 // the backend sends right behind its 101 stay in the socket for the event
-// loop that takes the connection over.
+// loop that takes the connection over. Both the connect and the handshake
+// give up as soon as ctx ends (the reconciler stops): a backend that
+// accepts and never answers holds nothing past that.
 func Dial(ctx context.Context, b *pool.Backend, timeout time.Duration) (*net.TCPConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -29,29 +32,48 @@ func Dial(ctx context.Context, b *pool.Backend, timeout time.Duration) (*net.TCP
 		return nil, fmt.Errorf("reconcile: dial %s: %w", b.Addr, err)
 	}
 	tc := nc.(*net.TCPConn)
-	deadline, _ := ctx.Deadline()
-	if err := handshake(tc, b, deadline); err != nil {
+	if err := handshake(ctx, tc, b); err != nil {
 		_ = tc.Close()
-		return nil, err
+		return nil, fmt.Errorf("reconcile: handshake with %s: %w", b.Addr, err)
 	}
 	return tc, nil
 }
 
-func handshake(tc *net.TCPConn, b *pool.Backend, deadline time.Time) error {
+// longAgo is a deadline in the past: setting it wakes every blocked read
+// and write of the conn at once.
+var longAgo = time.Unix(1, 0)
+
+// handshake sends the upgrade request and reads the response, until ctx's
+// deadline or until ctx is cancelled. On error the caller closes tc.
+func handshake(ctx context.Context, tc *net.TCPConn, b *pool.Backend) error {
+	deadline, _ := ctx.Deadline()
 	_ = tc.SetDeadline(deadline)
-	defer tc.SetDeadline(time.Time{})
+	// Set after the deadline above, so a cancellation is never overwritten.
+	stop := context.AfterFunc(ctx, func() { _ = tc.SetDeadline(longAgo) })
+	err := exchangeHandshake(tc, b)
+	if !stop() {
+		// ctx ended, and the deadline is in the past (or about to be):
+		// whatever the exchange returned, the connection is not usable.
+		if err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+			err = ctx.Err()
+		}
+		return err
+	}
+	_ = tc.SetDeadline(time.Time{})
+	return err
+}
+
+func exchangeHandshake(tc *net.TCPConn, b *pool.Backend) error {
 	req := &codec.ClientRequest{Host: b.Host, URI: b.URI, Key: codec.NewClientKey()}
 	if _, err := tc.Write(codec.AppendClientRequest(nil, req)); err != nil {
-		return fmt.Errorf("reconcile: handshake with %s: %w", b.Addr, err)
+		return err
 	}
 	block, err := readHeaderBlock(tc)
 	if err != nil {
-		return fmt.Errorf("reconcile: handshake with %s: %w", b.Addr, err)
+		return err
 	}
-	if _, _, err := codec.ParseClientResponse(block, req); err != nil {
-		return fmt.Errorf("reconcile: handshake with %s: %w", b.Addr, err)
-	}
-	return nil
+	_, _, err = codec.ParseClientResponse(block, req)
+	return err
 }
 
 // readHeaderBlock peeks at what has arrived (MSG_PEEK) and consumes only

@@ -18,7 +18,8 @@ type Config struct {
 	Pool            *pool.Pool
 	Interval        time.Duration // safety-net tick, jittered +-10% (default 5 s)
 	MinSpacing      time.Duration // least time between two runs of a worker (default 5 ms)
-	DialConcurrency int           // dials in flight per worker (default 16)
+	DialConcurrency int           // dials in flight per worker, all backends together (default 16)
+	DialsPerBackend int           // dials in flight per worker to one backend (default 4)
 	Logger          *zap.Logger
 }
 
@@ -28,15 +29,21 @@ type Reconciler struct {
 	cfg     Config
 	workers []*worker
 	cancel  context.CancelFunc
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup // the workers' goroutines (run)
 }
 
-// worker keeps one shard's pools at target. Its fields are owned by its
-// goroutine, except signal (anyone sends).
+// worker keeps one shard's pools at target. Its run goroutine owns the
+// dial goroutines it starts and waits for them before it ends. Fields are
+// set at creation, except signal (anyone sends), inFlight (run adds, each
+// dial subtracts its own) and dials.
 type worker struct {
 	cfg    *Config
 	shard  *pool.Shard
+	log    *zap.Logger
 	signal chan struct{} // size 1: sends never block, bursts coalesce
+
+	dials    sync.WaitGroup // dial goroutines in flight
+	inFlight atomic.Int32   // dial goroutines in flight, at most cfg.DialConcurrency
 }
 
 // Start launches a worker for every shard of cfg.Pool. The shards must be
@@ -51,13 +58,17 @@ func Start(cfg Config) *Reconciler {
 	if cfg.DialConcurrency <= 0 {
 		cfg.DialConcurrency = 16
 	}
+	if cfg.DialsPerBackend <= 0 {
+		cfg.DialsPerBackend = 4
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &Reconciler{cfg: cfg, cancel: cancel}
 	for _, sh := range cfg.Pool.Shards() {
-		w := &worker{cfg: &r.cfg, shard: sh, signal: make(chan struct{}, 1)}
+		w := &worker{cfg: &r.cfg, shard: sh, signal: make(chan struct{}, 1),
+			log: cfg.Logger.With(zap.Int("shard", sh.Index))}
 		sh.SetSignal(w.wake)
 		r.workers = append(r.workers, w)
 		r.wg.Add(1)
@@ -66,7 +77,9 @@ func Start(cfg Config) *Reconciler {
 	return r
 }
 
-// Stop ends every worker and waits for them, dials in flight included.
+// Stop ends every worker and waits for them, dials in flight included:
+// those are cancelled (connect and handshake alike) and their reservations
+// given back, so the counters are exact when Stop returns.
 func (r *Reconciler) Stop() {
 	r.cancel()
 	r.wg.Wait()
@@ -82,54 +95,77 @@ func (w *worker) wake() {
 	}
 }
 
-// run is the worker goroutine: one ensure-capacity step per signal burst
-// or tick, until ctx ends.
+// run is the worker goroutine, owned by the Reconciler (wg): one
+// ensure-capacity step per signal burst, per backoff expiry of a backend
+// it wants to dial, or per tick, until ctx ends; then it waits for its
+// dials, which ctx cancels.
 func (w *worker) run(ctx context.Context, wg *sync.WaitGroup) {
 	defer wg.Done()
-	log := w.cfg.Logger.With(zap.Int("shard", w.shard.Index))
+	defer w.dials.Wait()
+	defer func() {
+		if r := recover(); r != nil {
+			w.log.Error("reconcile worker panicked; this shard's pools are no longer kept at target", zap.Any("panic", r))
+		}
+	}()
 	select {
 	case <-w.shard.Attached():
 	case <-ctx.Done():
 		return
 	}
-	tick := time.NewTimer(0) // first run at once: fill the pools
-	defer tick.Stop()
+	next := time.NewTimer(0) // first run at once: fill the pools
+	defer next.Stop()
+	spacing := time.NewTimer(0)
+	defer spacing.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-w.signal:
-		case <-tick.C:
+		case <-next.C:
 		}
-		w.safeEnsureCapacity(ctx, log)
-		tick.Reset(jitter(w.cfg.Interval, 0.1))
+		wakeAt := w.safeEnsureCapacity(ctx)
+		d := jitter(w.cfg.Interval, 0.1)
+		if !wakeAt.IsZero() {
+			// A little late rather than early: a run that finds the
+			// backoff not quite over would only schedule another.
+			d = min(d, time.Until(wakeAt)+time.Millisecond)
+		}
+		next.Reset(d)
+		spacing.Reset(w.cfg.MinSpacing)
 		select { // let a burst of signals gather
 		case <-ctx.Done():
 			return
-		case <-time.After(w.cfg.MinSpacing):
+		case <-spacing.C:
 		}
 	}
 }
 
-func (w *worker) safeEnsureCapacity(ctx context.Context, log *zap.Logger) {
+// safeEnsureCapacity is ensureCapacity with a recover, so one bad run
+// does not end the worker.
+func (w *worker) safeEnsureCapacity(ctx context.Context) (wakeAt time.Time) {
 	defer func() {
 		if r := recover(); r != nil {
-			log.Error("reconcile run panicked", zap.Any("panic", r))
+			w.log.Error("reconcile run panicked", zap.Any("panic", r))
 		}
 	}()
-	w.ensureCapacity(ctx, log)
+	return w.ensureCapacity(ctx)
 }
 
 // ensureCapacity is the one authoritative step: sweep on the loop, then
-// dial what each backend lacks in this shard (its share of the target,
-// plus the sessions waiting), within Max and outside backoff.
-func (w *worker) ensureCapacity(ctx context.Context, log *zap.Logger) {
+// start dials for what each backend lacks in this shard (its share of the
+// target, plus the sessions waiting), within Max, within the dial caps,
+// and for an unhealthy backend only as its one probe, after its backoff.
+// It does not wait for the dials: each one wakes the worker when it ends.
+// It returns the earliest backoff end of a backend it wanted to dial, or
+// the zero time.
+func (w *worker) ensureCapacity(ctx context.Context) (wakeAt time.Time) {
 	results, ok := w.sweep(ctx)
 	if !ok {
 		return
 	}
 	sh := w.shard
 	shards := len(w.cfg.Pool.Shards())
+	now := time.Now()
 	// Waiting sessions belong to a group: spread each group's demand over
 	// its healthy backends (over all of them if none is healthy).
 	healthy := make(map[string]int)
@@ -138,72 +174,117 @@ func (w *worker) ensureCapacity(ctx context.Context, log *zap.Logger) {
 			healthy[r.Backend.Group()]++
 		}
 	}
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, w.cfg.DialConcurrency)
 	for _, r := range results {
 		b := r.Backend
 		if r.Closed > 0 {
-			log.Debug("closed idle connections", zap.String("backend", b.Settings().URL), zap.Int("closed", r.Closed))
+			w.log.Debug("closed idle connections", zap.String("backend", b.Settings().URL), zap.Int("closed", r.Closed))
 		}
 		if !dialable(b) {
 			continue
 		}
 		st := b.Settings()
+		dialing := int(b.Slot(sh.Index).Dialing.Load())
 		want := share(st.Target, shards, sh.Index)
 		if h := healthy[b.Group()]; r.Waiting > 0 && (b.Healthy() || h == 0) {
 			want += (r.Waiting + max(h, 1) - 1) / max(h, 1)
 		}
-		missing := want - r.FreshIdle - int(b.Slot(sh.Index).Dialing.Load())
-		if !b.Healthy() && missing <= 0 && sh.Index == 0 {
+		missing := want - r.FreshIdle - dialing
+		if !b.Healthy() && missing <= 0 && dialing == 0 && sh.Index == 0 {
 			// Nothing is missing, but only a dial that succeeds makes an
 			// unhealthy backend healthy again: probe it (from one shard).
 			missing = 1
 		}
-		if missing <= 0 {
-			continue
+		room := min(missing, w.cfg.DialsPerBackend-dialing, w.cfg.DialConcurrency-int(w.inFlight.Load()))
+		if room <= 0 || ctx.Err() != nil {
+			continue // at target, or a dial that ends wakes this worker
 		}
-		if off, until := b.BackedOff(time.Now()); off {
-			log.Debug("backend backed off", zap.String("backend", st.URL), zap.Time("until", until))
-			continue
+		probe := false
+		if !b.Healthy() {
+			if off, until := b.BackedOff(now); off {
+				if wakeAt.IsZero() || until.Before(wakeAt) {
+					wakeAt = until
+				}
+				continue
+			}
+			if !b.ClaimProbe(now) {
+				continue // another probe is in flight; when it ends it wakes every worker
+			}
+			probe, room = true, 1
 		}
-		var failed atomic.Bool
-		for i := 0; i < missing && !failed.Load() && ctx.Err() == nil; i++ {
+		for i := 0; i < room; i++ {
 			if !b.Reserve(sh.Index) {
+				if probe {
+					b.ReleaseProbe()
+				}
 				break // at Max
 			}
-			sem <- struct{}{}
-			wg.Add(1)
-			go w.dialOne(ctx, b, st.DialTimeout, &failed, sem, &wg, log)
+			w.inFlight.Add(1)
+			w.dials.Add(1)
+			go w.dial(ctx, b, time.Now(), probe)
 		}
 	}
-	wg.Wait()
+	return wakeAt
 }
 
-// dialOne dials one reserved connection and enrolls it.
-func (w *worker) dialOne(ctx context.Context, b *pool.Backend, timeout time.Duration, failed *atomic.Bool,
-	sem chan struct{}, wg *sync.WaitGroup, log *zap.Logger) {
-	defer wg.Done()
-	defer func() { <-sem }()
-	if failed.Load() {
-		b.DialAborted(w.shard.Index)
-		return
-	}
-	nc, err := Dial(ctx, b, timeout)
+// dial is a dial goroutine, owned by its worker (run waits for it): it
+// dials one connection of b reserved for this shard at started, and
+// enrolls it. probe says it holds b's probe claim. When it ends, however
+// it ends, the reservation has been consumed or given back, the claim
+// released, and the worker woken (every worker, after a probe) to
+// re-evaluate.
+func (w *worker) dial(ctx context.Context, b *pool.Backend, started time.Time, probe bool) {
+	reserved := true // the reservation is still ours to give back
+	defer w.dialEnded(b, probe, &reserved)
+	nc, err := Dial(ctx, b, b.Settings().DialTimeout)
 	if err != nil {
+		reserved = false
 		if ctx.Err() != nil {
-			b.DialAborted(w.shard.Index)
+			b.DialAborted(w.shard.Index) // stopping: not the backend's fault
 			return
 		}
 		wasHealthy := b.Healthy()
-		b.DialFailed(w.shard.Index, err, time.Now())
-		if !failed.Swap(true) && wasHealthy {
-			log.Warn("backend dial failed; backing off", zap.String("backend", b.Settings().URL), zap.Error(err))
+		if b.DialFailed(w.shard.Index, err, started, time.Now()) && wasHealthy {
+			_, until := b.BackedOff(time.Now())
+			w.log.Warn("backend dial failed; probing it until a dial succeeds",
+				zap.String("backend", b.Settings().URL), zap.Error(err), zap.Time("first_probe", until))
 		}
 		return
 	}
+	wasHealthy := b.Healthy()
+	reserved = false // Enroll consumes it, or gives it back
 	if err := w.shard.Enroll(ctx, b, nc); err != nil {
-		log.Debug("enroll failed", zap.Error(err))
+		w.log.Debug("enroll failed", zap.String("backend", b.Settings().URL), zap.Error(err))
+		return
 	}
+	if !wasHealthy {
+		w.log.Info("backend reachable again", zap.String("backend", b.Settings().URL))
+	}
+}
+
+// dialEnded is dial's deferred end: it logs a panic, gives back a
+// reservation the dial still held, releases the probe claim and wakes the
+// workers that may dial next.
+func (w *worker) dialEnded(b *pool.Backend, probe bool, reserved *bool) {
+	if r := recover(); r != nil {
+		w.log.Error("dial panicked", zap.String("backend", b.Settings().URL), zap.Any("panic", r))
+		if *reserved {
+			b.DialAborted(w.shard.Index)
+		}
+	}
+	if probe {
+		b.ReleaseProbe()
+	}
+	w.inFlight.Add(-1)
+	if probe {
+		// The backend is healthy now, or backed off for longer: every
+		// shard's worker re-evaluates (the probe was only one shard's).
+		for _, sh := range w.cfg.Pool.Shards() {
+			sh.Signal()
+		}
+	} else {
+		w.wake()
+	}
+	w.dials.Done()
 }
 
 // sweep runs the loop-side step and waits for its result.
