@@ -301,7 +301,9 @@ func TestHungBackendDoesNotStarveHealthyOne(t *testing.T) {
 			}
 		}
 	}
-	eventually(t, "healthy backend refilled", 5*time.Second, func() bool { return eb.Idle.Load() == 2 })
+	// At least its target: a connection moved between shards for a waiting
+	// session may leave one shard above its share for an idle timeout.
+	eventually(t, "healthy backend refilled", 5*time.Second, func() bool { return eb.Idle.Load() >= 2 })
 	if hb.Dialing.Load() == 0 || hb.Total.Load() != hb.Dialing.Load() {
 		t.Fatalf("hung backend: dialing %d, total %d: its dials should still be pending", hb.Dialing.Load(), hb.Total.Load())
 	}

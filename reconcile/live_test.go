@@ -224,10 +224,7 @@ func TestFileSourceAppliesChangesLive(t *testing.T) {
 	s.check(t)
 
 	writeFile(t, path, doc(fmt.Sprintf("      - {url: %q, pool_target: 4, max_conns: 20}\n", a)))
-	eventually(t, "B removed and closed", 5*time.Second, func() bool {
-		bb := f.backend(b)
-		return bb.Removed() && bb.Total.Load() == 0
-	})
+	eventually(t, "B removed, closed and gone from the pool", 5*time.Second, func() bool { return f.backend(b) == nil })
 	s.check(t)
 	if n := f.srv.Stats().Closed(server.ReasonBackendLost); n != 0 {
 		t.Fatalf("%d sessions lost their backend", n)

@@ -174,10 +174,14 @@ func (w *worker) ensureCapacity(ctx context.Context) (wakeAt time.Time) {
 			healthy[r.Backend.Group()]++
 		}
 	}
+	prune := false
 	for _, r := range results {
 		b := r.Backend
 		if r.Closed > 0 {
 			w.log.Debug("closed idle connections", zap.String("backend", b.Settings().URL), zap.Int("closed", r.Closed))
+		}
+		if b.Removed() && b.Total.Load() == 0 {
+			prune = true
 		}
 		if !dialable(b) {
 			continue
@@ -222,6 +226,9 @@ func (w *worker) ensureCapacity(ctx context.Context) (wakeAt time.Time) {
 			w.dials.Add(1)
 			go w.dial(ctx, b, time.Now(), probe)
 		}
+	}
+	if prune { // a removed backend's last connection is gone: drop it
+		w.cfg.Pool.Prune()
 	}
 	return wakeAt
 }
