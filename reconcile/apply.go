@@ -117,8 +117,12 @@ func (a *Applier) install(snap *Snapshot) error {
 type FileSource struct {
 	Path         string
 	Applier      *Applier
-	PollInterval time.Duration // default 1 s
-	Log          *zap.Logger
+	PollInterval time.Duration // default 250 ms
+	// Settle is how long a changed file must stay unchanged before it is
+	// read, so a file being written is not read half-way (default 50 ms;
+	// an atomic rename is still the safe way to replace it).
+	Settle time.Duration
+	Log    *zap.Logger
 
 	reload chan struct{} // size 1: reload requests coalesce
 	seen   atomic.Pointer[fileStamp]
@@ -183,22 +187,25 @@ func (f *FileSource) Reload() {
 
 // Run watches the file until ctx ends. It is the named goroutine of the
 // file source. A change is applied once the file has stayed the same for
-// one poll, so a file rewritten in place is not read half-written (an
-// atomic rename is still the safe way to replace it).
+// Settle: a file rewritten every 200 ms still applies within a poll or
+// two, where waiting for a whole unchanged poll applied nothing.
 func (f *FileSource) Run(ctx context.Context) {
 	defer func() {
 		if r := recover(); r != nil {
-			f.Log.Error("configuration file watcher panicked; file changes are no longer applied",
-				zap.String("path", f.Path), zap.Any("panic", r))
+			f.Log.Error("config file watcher panicked; the file is no longer watched", zap.Any("panic", r))
 		}
 	}()
 	interval := f.PollInterval
 	if interval <= 0 {
-		interval = time.Second
+		interval = 250 * time.Millisecond
+	}
+	settle := f.Settle
+	if settle <= 0 {
+		settle = 50 * time.Millisecond
 	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	var pending *fileStamp // a change seen once, applied if the next poll sees it unchanged
+	missing := false // reported once per disappearance
 	for {
 		select {
 		case <-ctx.Done():
@@ -206,27 +213,29 @@ func (f *FileSource) Run(ctx context.Context) {
 		case <-f.reload:
 			f.Log.Info("reloading configuration", zap.String("path", f.Path))
 			_ = f.Load()
-			pending = nil
 		case <-t.C:
 			st, err := stampOf(f.Path)
 			if err != nil {
-				if pending == nil || *pending != (fileStamp{}) {
+				if !missing {
 					f.Applier.noteFailure(fmt.Errorf("reconcile: config file: %w", err))
 					f.Log.Warn("configuration file missing; the last good version stays", zap.String("path", f.Path), zap.Error(err))
 				}
-				pending = &fileStamp{}
+				missing = true
 				continue
 			}
+			missing = false
 			if old := f.seen.Load(); old != nil && *old == st {
-				pending = nil
 				continue
 			}
-			if pending != nil && *pending == st {
-				_ = f.Load()
-				pending = nil
-				continue
+			select { // let the writer finish
+			case <-ctx.Done():
+				return
+			case <-time.After(settle):
 			}
-			pending = &st
+			if again, err := stampOf(f.Path); err != nil || again != st {
+				continue // still being written: the next poll looks again
+			}
+			_ = f.Load()
 		}
 	}
 }

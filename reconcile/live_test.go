@@ -264,3 +264,34 @@ func TestSIGHUPReloadsTheFile(t *testing.T) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// TestFileRewrittenOftenStillApplies is the regression test for the
+// hardening issue's defect 12: the watcher applied a change only once the
+// file had stayed unchanged for a whole poll, so a file rewritten every
+// 200 ms applied nothing for a minute. With the default poll and settle
+// times, versions land while the rewrites go on.
+func TestFileRewrittenOftenStillApplies(t *testing.T) {
+	p := pool.New(pool.Config{Shards: 1})
+	a := reconcile.NewApplier(p, zaptest.NewLogger(t))
+	path := t.TempDir() + "/wsgate.yaml"
+	doc := func(target int) string {
+		return fmt.Sprintf("default_group: main\ngroups:\n  - name: main\n    backends:\n      - {url: \"ws://127.0.0.1:1/\", pool_target: %d}\n", target)
+	}
+	writeFile(t, path, doc(1))
+	src := reconcile.NewFileSource(path, a, zaptest.NewLogger(t)) // default poll and settle
+	if err := src.Load(); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); src.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	first := a.Status().Version
+	for target := 2; target < 14; target++ { // 2.4 s of rewrites, one every 200 ms
+		writeFile(t, path, doc(target))
+		time.Sleep(200 * time.Millisecond) // the writer's pace, not a wait for the watcher
+	}
+	if got := a.Status().Version; got < first+3 {
+		t.Fatalf("config version %d -> %d while the file was rewritten 12 times", first, got)
+	}
+}
