@@ -1,0 +1,47 @@
+package testutil
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+// PollInterval is how long CheckFor waits between two calls of its
+// condition: short enough that a test never waits noticeably past the
+// moment its condition holds, long enough not to take a core.
+const PollInterval = 2 * time.Millisecond
+
+// CheckFor calls cond every PollInterval until it returns nil, and fails
+// t (Fatalf) with the last error cond returned once timeout has passed.
+// cond is called at least once, even with a zero timeout, and its last
+// call comes after the deadline, so a condition that holds by then
+// passes. Make the error say what is missing and what there is instead
+// ("idle 1, want 2"): it is the failure message. Call it from the test's
+// goroutine.
+func CheckFor(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %v: %v", timeout, err)
+			return // t.Fatalf ends the goroutine; a fake TB may not
+		}
+		time.Sleep(PollInterval)
+	}
+}
+
+// WaitFor is CheckFor for a condition that has nothing to say but whether
+// it holds: on timeout the failure names what, the condition waited for.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	CheckFor(t, timeout, func() error {
+		if cond() {
+			return nil
+		}
+		return errors.New("still waiting for " + what)
+	})
+}
