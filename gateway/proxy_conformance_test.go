@@ -1,12 +1,13 @@
-package server
+package gateway_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/wsgate/wsgate/internal/conformance"
 	"github.com/wsgate/wsgate/internal/rawbackend"
-	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // TestConformanceThroughProxy runs the endpoint's conformance suite against
@@ -19,21 +20,27 @@ func TestConformanceThroughProxy(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer rb.Close()
-	cfg := Config{Loops: 2, MaxMessageBytes: 64 << 10, MaxHeaderBytes: 2048, CloseTimeout: time.Second,
-		Subprotocols: []string{"chat.v2", "chat.v1"}}
 	// The echo backend may still be echoing when a session ends (the proxy
 	// fails or closes a session at once): drain released connections, as a
 	// user of such a backend would, so no echo reaches the next session.
-	st := backendSettings(t, pool.Settings{Target: 8, Policy: pool.PolicyReset, ResetQuiet: 30 * time.Millisecond},
-		"ws://"+rb.Addr()+"/")
-	g := (&gateway{}).start(t, []pool.Settings{st}, cfg)
-	defer g.stop()
+	g := startGatewayArgs(t, "-loops", "2", "-max-message-bytes", "65536", "-max-header-bytes", "2048",
+		"-close-timeout", "1s", "-subprotocol", "chat.v2", "-subprotocol", "chat.v1",
+		"-pool-size", "8", "-release-policy", "reset", "-reset-quiet", "30ms", "-backend", backendURL(rb.Addr()))
 	b := g.backend(0)
-	waitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() >= 8 })
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		if idle := b.Idle.Load(); idle < 8 {
+			return fmt.Errorf("idle %d, want the pool filled to 8", idle)
+		}
+		return nil
+	})
 
+	// The limits the suite checks are the gateway's effective ones, the
+	// flags' with the binary's defaults applied.
+	cfg := g.Server.Config()
 	conformance.Run(t, conformance.Target{
-		Addr:            g.srv.Addr(),
+		Addr:            g.Server.Addr(),
 		MaxMessageBytes: cfg.MaxMessageBytes,
+		MaxFrameBytes:   cfg.MaxFrameBytes,
 		MaxHeaderBytes:  cfg.MaxHeaderBytes,
 		CloseTimeout:    cfg.CloseTimeout,
 		Subprotocols:    cfg.Subprotocols,
@@ -47,7 +54,7 @@ func TestConformanceThroughProxy(t *testing.T) {
 	// The proxy, not the backend, judged every bad frame: the backend
 	// never saw a protocol error (it would have dropped the connection),
 	// and connections went back to the pool.
-	waitFor(t, 10*time.Second, "sessions ended", func() bool { return g.srv.Stats().Open.Load() == 0 })
+	testutil.CheckFor(t, 10*time.Second, counter("sessions open", g.Server.Stats().Open.Load, 0))
 	if b.Leases.Load() == 0 || b.Releases.Load() == 0 {
 		t.Errorf("no lease or release through the proxy: leases %d releases %d", b.Leases.Load(), b.Releases.Load())
 	}

@@ -1,4 +1,4 @@
-package server
+package gateway_test
 
 import (
 	"context"
@@ -14,7 +14,10 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"go.uber.org/goleak"
 
+	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/server"
 )
 
 // checkBound asserts the pool invariant at any instant, concurrently with
@@ -86,16 +89,31 @@ func recount(p *pool.Pool) error {
 // after a short lifetime and surplus ones after a short idle timeout,
 // reconcile runs throughout. At every sample the bound holds; at every
 // checkpoint the counters equal a recount; after shutdown nothing leaks.
+// Each release policy moves connections along its own path (back to idle
+// at once, through a reset, or closed and replaced), so each runs.
 func TestPoolInvariantsUnderChurn(t *testing.T) {
+	for _, policy := range []string{"reuse", "reset", "close"} {
+		t.Run(policy, func(t *testing.T) {
+			args := []string{"-release-policy", policy}
+			if policy == "reset" {
+				args = append(args, "-reset-quiet", "20ms") // a drain: the script backend sends nothing unprompted
+			}
+			churn(t, args...)
+		})
+	}
+}
+
+func churn(t *testing.T, policyArgs ...string) {
 	ignore := goleak.IgnoreCurrent()
 	fdsBefore := openFDs(t)
 
-	st := pool.Settings{Target: 4, Max: 10, MaxLifetime: 300 * time.Millisecond,
-		IdleTimeout: 100 * time.Millisecond, DialTimeout: time.Second}
-	handlers := []Handler{&scriptBackend{}, &scriptBackend{}, &scriptBackend{}}
-	g := startGateway(t, handlers, st, Config{Loops: 2, CloseTimeout: 500 * time.Millisecond,
-		Handler: &Proxy{AcquireTimeout: 300 * time.Millisecond}})
-	defer g.stop() // on failure; the end of the test stops everything itself
+	const target = 4
+	handlers := []server.Handler{&scriptBackend{}, &scriptBackend{}, &scriptBackend{}}
+	g := startGateway(t, handlers, append([]string{"-loops", "2", "-pool-size", fmt.Sprint(target), "-pool-max", "10",
+		"-max-lifetime", "300ms", "-idle-timeout", "100ms", "-dial-timeout", "1s",
+		"-close-timeout", "500ms", "-acquire-timeout", "300ms"}, policyArgs...)...)
+	// On failure the cleanups stop everything; on success the end of the
+	// test does, to check that nothing is left.
 
 	stop := make(chan struct{})
 	var monitorErr atomic.Pointer[error]
@@ -110,7 +128,7 @@ func TestPoolInvariantsUnderChurn(t *testing.T) {
 				return
 			default:
 			}
-			if err := checkBound(g.pool); err != nil {
+			if err := checkBound(g.Pool); err != nil {
 				monitorErr.CompareAndSwap(nil, &err)
 				return
 			}
@@ -172,7 +190,7 @@ churn:
 	for {
 		select {
 		case <-tick.C:
-			if err := recount(g.pool); err != nil {
+			if err := recount(g.Pool); err != nil {
 				t.Fatal(err)
 			}
 			checkpoints++
@@ -195,17 +213,26 @@ churn:
 
 	// Quiet: every session ends, leases drop to zero, the pools return to
 	// target, and the counters still match a recount.
-	waitFor(t, 10*time.Second, "sessions ended", func() bool { return g.srv.Stats().Open.Load() == 0 })
-	for _, b := range g.pool.Backends() {
-		b := b
-		waitFor(t, 10*time.Second, "leases returned", func() bool { return b.Leased.Load() == 0 && b.Releasing.Load() == 0 })
-		waitFor(t, 10*time.Second, "pool back at target", func() bool { return b.Idle.Load() >= int64(st.Target) })
+	testutil.CheckFor(t, 10*time.Second, counter("sessions open", g.Server.Stats().Open.Load, 0))
+	for _, b := range g.Pool.Backends() {
+		testutil.CheckFor(t, 10*time.Second, func() error {
+			if b.Leased.Load() != 0 || b.Releasing.Load() != 0 {
+				return fmt.Errorf("backend %d: leased %d releasing %d, want both 0", b.ID, b.Leased.Load(), b.Releasing.Load())
+			}
+			return nil
+		})
+		testutil.CheckFor(t, 10*time.Second, func() error {
+			if idle := b.Idle.Load(); idle < target {
+				return fmt.Errorf("backend %d: idle %d, want at least the target %d", b.ID, idle, target)
+			}
+			return nil
+		})
 	}
-	if err := recount(g.pool); err != nil {
+	if err := recount(g.Pool); err != nil {
 		t.Fatal(err)
 	}
-	g.rec.Stop() // no dial in flight now: Total is exactly the sum of the parts
-	for _, b := range g.pool.Backends() {
+	gateway.StopBackground(g.Gateway) // no dial in flight now: Total is exactly the sum of the parts
+	for _, b := range g.Pool.Backends() {
 		if sum := b.Dialing.Load() + b.Idle.Load() + b.Leased.Load() + b.Releasing.Load() + b.Closing.Load(); sum != b.Total.Load() {
 			t.Errorf("backend %d: total %d, parts add up to %d", b.ID, b.Total.Load(), sum)
 		}
@@ -213,19 +240,24 @@ churn:
 			t.Errorf("backend %d saw no churn: leases %d failures %d closed %d", b.ID, b.Leases.Load(), b.Failures.Load(), b.Closed.Load())
 		}
 	}
-	if err := checkBound(g.pool); err != nil {
+	if err := checkBound(g.Pool); err != nil {
 		t.Fatal(err)
 	}
 
-	g.srv.Stop()
+	g.Stop()
 	for _, b := range g.backends {
 		b.Stop()
 	}
-	for _, b := range g.pool.Backends() {
+	for _, b := range g.Pool.Backends() {
 		if b.Total.Load() != 0 {
 			t.Errorf("backend %d: %d connections left after stop", b.ID, b.Total.Load())
 		}
 	}
 	goleak.VerifyNone(t, ignoreGnetWorkers(ignore)...)
-	waitFor(t, 5*time.Second, "descriptors closed", func() bool { return openFDs(t) == fdsBefore })
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		if n := openFDs(t); n != fdsBefore {
+			return fmt.Errorf("open descriptors: %d before, %d after stop", fdsBefore, n)
+		}
+		return nil
+	})
 }
