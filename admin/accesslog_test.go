@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	"go.uber.org/zap/zaptest/observer"
 
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -26,7 +27,7 @@ func TestAccessLogThroughGateway(t *testing.T) {
 	local := c.LocalAddr().String()
 	closeWith(t, c, websocket.CloseNormalClosure)
 
-	eventually(t, "the access line", 5*time.Second, func() bool { return logs.Len() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the access line", func() bool { return logs.Len() == 1 })
 	e := logs.All()[0]
 	if e.LoggerName != "access" || e.Message != "session" {
 		t.Fatalf("entry %s %q, want logger access, message session", e.LoggerName, e.Message)

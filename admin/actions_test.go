@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 func TestPoolsJSONAndText(t *testing.T) {
@@ -95,7 +97,7 @@ func TestReadyzTransitions(t *testing.T) {
 		t.Fatalf("readyz before the pool fills: %d %q, want 503 naming the empty pool", code, body)
 	}
 	g.startReconcile()
-	eventually(t, "ready once the pool fills", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "ready once the pool fills", func() bool {
 		code, _ := g.get("/readyz")
 		return code == http.StatusOK
 	})
@@ -108,7 +110,7 @@ func TestReadyzTransitions(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "draining") {
 		t.Fatalf("readyz after drain: %d %q, want 503 naming the draining backend", code, body)
 	}
-	eventually(t, "drained backend's idle connections closed", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "drained backend's idle connections closed", func() bool {
 		return g.pool.Backends()[0].Total.Load() == 0
 	})
 	if code, _ := g.get("/healthz"); code != http.StatusOK {
@@ -119,7 +121,7 @@ func TestReadyzTransitions(t *testing.T) {
 	if code, body := g.post("/actions/resume?backend=0"); code != http.StatusOK {
 		t.Fatalf("resume: %d %s", code, body)
 	}
-	eventually(t, "ready after resume", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "ready after resume", func() bool {
 		code, _ := g.get("/readyz")
 		return code == http.StatusOK
 	})
@@ -187,7 +189,7 @@ func TestPauseResumeDrain(t *testing.T) {
 	if code, body := g.post("/actions/drain?backend=" + strings.TrimSuffix(url, "/")); code != http.StatusOK {
 		t.Fatalf("drain: %d %s", code, body)
 	}
-	eventually(t, "idle connections closed by drain", 10*time.Second, func() bool { return b.Idle.Load() == 0 })
+	testutil.WaitFor(t, 10*time.Second, "idle connections closed by drain", func() bool { return b.Idle.Load() == 0 })
 	echo(t, open, "while draining")
 	if l := b.Leased.Load(); l != 1 {
 		t.Fatalf("leased while draining: %d, want the open session's 1", l)
@@ -197,7 +199,7 @@ func TestPauseResumeDrain(t *testing.T) {
 	}
 	closed := b.Closed.Load()
 	closeWith(t, open, websocket.CloseNormalClosure)
-	eventually(t, "drained connection closed as its session ended", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "drained connection closed as its session ended", func() bool {
 		return b.Total.Load() == 0 && b.Closed.Load() > closed
 	})
 	if v := g.pools(); v.Backends[0].State != "draining" || !v.Backends[0].Drained {

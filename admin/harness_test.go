@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
@@ -126,7 +127,7 @@ func (g *gateway) backendURL(i int) string { return g.pool.Backends()[i].Setting
 // waitFull waits until every backend has its target idle in the pool.
 func (g *gateway) waitFull() {
 	g.t.Helper()
-	eventually(g.t, "pool full", 10*time.Second, func() bool {
+	testutil.WaitFor(g.t, 10*time.Second, "pool full", func() bool {
 		for _, b := range g.pool.Backends() {
 			if b.Idle.Load() < int64(b.Settings().Target) {
 				return false
@@ -134,18 +135,6 @@ func (g *gateway) waitFull() {
 		}
 		return true
 	})
-}
-
-// eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, what string, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // get fetches an admin path and returns status and body.

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // TestMetricsMatchTraffic drives known traffic through a real gateway and
@@ -107,11 +109,9 @@ func TestMetricsMatchTraffic(t *testing.T) {
 	check("wsgate_config_last_reload_success", 1)
 	check("wsgate_shutting_down", 0)
 
-	var diff []string
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testutil.CheckFor(t, 10*time.Second, func() error {
 		m = g.scrape()
-		diff = diff[:0]
+		var diff []string
 		for _, name := range sortedKeys(want) {
 			metric, labels := splitKey(name)
 			got, ok := m.value(metric, labels...)
@@ -127,14 +127,11 @@ func TestMetricsMatchTraffic(t *testing.T) {
 		if idle < 4 || total != idle+1 {
 			diff = append(diff, fmt.Sprintf("backend idle %v total %v, want idle >= 4 and total = idle + 1 leased", idle, total))
 		}
-		if len(diff) == 0 || time.Now().After(deadline) {
-			break
+		if len(diff) > 0 {
+			return fmt.Errorf("metrics do not match the traffic:\n%s", strings.Join(diff, "\n"))
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if len(diff) > 0 {
-		t.Fatalf("metrics do not match the traffic:\n%s", strings.Join(diff, "\n"))
-	}
+		return nil
+	})
 
 	// Per shard: the sessions and the backend's connections add up.
 	var sessions, idle, leased float64

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/conformance"
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // The RFC 6455 conformance suite against the echo endpoint, and the
@@ -34,17 +35,16 @@ func confTarget(srv *Server) conformance.Target {
 	}
 }
 
-// confCheckFor polls cond every few milliseconds until it holds; past
-// within it fails t with what and the last state describe returns.
+// confCheckFor polls cond (testutil.CheckFor) until it holds; past within
+// it fails t with what and the last state describe returns.
 func confCheckFor(t testing.TB, within time.Duration, what string, cond func() bool, describe func() string) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v: want %s; have %s", within, what, describe())
+	testutil.CheckFor(t, within, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(2 * time.Millisecond)
-	}
+		return fmt.Errorf("want %s; have %s", what, describe())
+	})
 }
 
 // confStats renders every counter that is not zero, for failure messages.

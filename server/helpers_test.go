@@ -3,6 +3,8 @@ package server
 import (
 	"testing"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // startTestServer starts a server with cfg (listening on a free loopback
@@ -23,15 +25,10 @@ func startTestServer(t testing.TB, cfg Config) *Server {
 	return srv
 }
 
-// waitFor polls cond until it holds or timeout passes (then t fails).
-// Tests poll for conditions; none sleeps and hopes.
+// waitFor polls cond until it holds or timeout passes (then t fails):
+// testutil.WaitFor, under the name this package's tests (and those being
+// written in parallel) already call. New tests may call testutil directly.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testutil.WaitFor(t, timeout, what, cond)
 }

@@ -1,12 +1,15 @@
 package server
 
 import (
+	"fmt"
 	"os"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/goleak"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // openFDs counts this process's open file descriptors.
@@ -59,13 +62,12 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 		t.Errorf("Stats.Open = %d after stop", got)
 	}
 	goleak.VerifyNone(t, ignoreGnetWorkers(ignore)...)
-	deadline := time.Now().Add(5 * time.Second)
-	for openFDs(t) != fdsBefore && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
-	if got := openFDs(t); got != fdsBefore {
-		t.Errorf("open descriptors: %d before, %d after stop", fdsBefore, got)
-	}
+	testutil.CheckFor(t, 5*time.Second, func() error {
+		if got := openFDs(t); got != fdsBefore {
+			return fmt.Errorf("open descriptors: %d before, %d after stop", fdsBefore, got)
+		}
+		return nil
+	})
 }
 
 // ignoreGnetWorkers adds gnet's shared worker pool (ants) to what goleak

@@ -15,24 +15,13 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // Every test closes its Sinks and unblocks its outputs: no writer
 // goroutine may outlive its test.
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-// waitFor polls cond until it holds or timeout passes (then t fails).
-// Tests poll for conditions; none sleeps and hopes.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
 
 // recorder is an output that keeps everything written to it and notes
 // any write that does not end at a line's end.
@@ -193,7 +182,7 @@ func TestLineArrivesWithoutSync(t *testing.T) {
 	for i := range 3 { // the first line and later ones, after the writer went idle
 		line := fmt.Sprintf("line %d\n", i)
 		_, _ = s.Write([]byte(line))
-		waitFor(t, 5*time.Second, "the line on the output", func() bool { return out.has(line) })
+		testutil.WaitFor(t, 5*time.Second, "the line on the output", func() bool { return out.has(line) })
 	}
 }
 
@@ -239,7 +228,7 @@ func TestSyncAndCloseWriteEverythingInOrder(t *testing.T) {
 func TestDropReport(t *testing.T) {
 	s, g := stuck(t, 64)
 	_, _ = s.Write([]byte("first\n"))
-	waitFor(t, 5*time.Second, "the writer to block on the output", func() bool { return g.calls.Load() > 0 })
+	testutil.WaitFor(t, 5*time.Second, "the writer to block on the output", func() bool { return g.calls.Load() > 0 })
 	for i := range 20 { // 58 bytes of room left: 5 of these fit
 		_, _ = s.Write(fmt.Appendf(nil, "line %04d\n", i))
 	}
@@ -247,7 +236,7 @@ func TestDropReport(t *testing.T) {
 		t.Fatalf("Dropped = %d; want 15", s.Dropped())
 	}
 	g.release()
-	waitFor(t, 5*time.Second, "the drop report", func() bool { return g.has(`"dropped":15}`) })
+	testutil.WaitFor(t, 5*time.Second, "the drop report", func() bool { return g.has(`"dropped":15}`) })
 	lines, _ := g.lines()
 	want := []string{"first\n", "line 0000\n", "line 0001\n", "line 0002\n", "line 0003\n", "line 0004\n"}
 	if len(lines) != len(want)+1 || strings.Join(lines[:len(want)], "") != strings.Join(want, "") {
@@ -256,7 +245,7 @@ func TestDropReport(t *testing.T) {
 
 	// A report counts the drops since the one before, not since New.
 	_, _ = s.Write(bytes.Repeat([]byte("y"), 65)) // longer than the capacity: always dropped
-	waitFor(t, 5*time.Second, "the second drop report", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the second drop report", func() bool {
 		lines, _ := g.lines()
 		return len(dropReports(t, lines)) == 2
 	})
@@ -328,7 +317,7 @@ func TestSyncAndCloseGiveUpOnStuckOutput(t *testing.T) {
 	s, g := stuck(t, 0)
 	s.flushTimeout = 20 * time.Millisecond
 	_, _ = s.Write([]byte("line\n"))
-	waitFor(t, 5*time.Second, "the writer to block on the output", func() bool { return g.calls.Load() > 0 })
+	testutil.WaitFor(t, 5*time.Second, "the writer to block on the output", func() bool { return g.calls.Load() > 0 })
 	if err := s.Sync(); !errors.Is(err, ErrFlushTimeout) {
 		t.Fatalf("Sync = %v; want ErrFlushTimeout", err)
 	}
@@ -336,7 +325,7 @@ func TestSyncAndCloseGiveUpOnStuckOutput(t *testing.T) {
 		t.Fatalf("Close = %v; want ErrFlushTimeout", err)
 	}
 	g.release() // the goroutine ends once the output returns
-	waitFor(t, 5*time.Second, "the writer goroutine to end", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the writer goroutine to end", func() bool {
 		select {
 		case <-s.exited:
 			return true
@@ -390,9 +379,9 @@ func TestPanickingOutputLosesOnlyItsBatch(t *testing.T) {
 	s := New(&out, 0)
 	defer s.Close()
 	_, _ = s.Write([]byte("lost\n"))
-	waitFor(t, 5*time.Second, "the panicking batch to count as dropped", func() bool { return s.Dropped() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the panicking batch to count as dropped", func() bool { return s.Dropped() == 1 })
 	_, _ = s.Write([]byte("after\n"))
-	waitFor(t, 5*time.Second, "the next line", func() bool { return out.has("after\n") })
+	testutil.WaitFor(t, 5*time.Second, "the next line", func() bool { return out.has("after\n") })
 	lines, _ := out.lines()
 	if r := dropReports(t, lines); len(r) != 1 || r[0] != 1 {
 		t.Fatalf("drop reports %v; want one of 1", r)

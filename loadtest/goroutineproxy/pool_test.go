@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // echoBackend is a gorilla echo server that counts its open connections
@@ -71,18 +73,6 @@ func (b *echoBackend) cut(n int) {
 	}
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // socketCount counts the pool's sockets from its own side: opened by the
 // dialer, minus closed. That is the figure the size limit is about (the
 // backend notices a close a moment later).
@@ -135,7 +125,7 @@ func TestPoolFillsAndCountersMatchReality(t *testing.T) {
 	b := newEchoBackend(t)
 	p, stop := newTestPool(t, b.url(), 20)
 	defer stop()
-	waitFor(t, 5*time.Second, "the pool to fill", func() bool { return p.Stats().Idle == 20 })
+	testutil.WaitFor(t, 5*time.Second, "the pool to fill", func() bool { return p.Stats().Idle == 20 })
 	if got := b.open.Load(); got != 20 {
 		t.Fatalf("backend sees %d connections, pool says 20 idle", got)
 	}
@@ -152,7 +142,7 @@ func TestPoolNeverExceedsTarget(t *testing.T) {
 	const target = 16
 	b := newEchoBackend(t)
 	p, sockets, stop := newCountedPool(t, b.url(), target)
-	waitFor(t, 5*time.Second, "the pool to fill", func() bool { return p.Stats().Idle == target })
+	testutil.WaitFor(t, 5*time.Second, "the pool to fill", func() bool { return p.Stats().Idle == target })
 
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(500 * time.Millisecond)
@@ -185,7 +175,7 @@ func TestPoolNeverExceedsTarget(t *testing.T) {
 		}
 	}()
 	wg.Wait()
-	waitFor(t, 5*time.Second, "the pool to heal", func() bool {
+	testutil.WaitFor(t, 5*time.Second, "the pool to heal", func() bool {
 		s := p.Stats()
 		return s.Idle-s.DeadIdle == target && s.Leased == 0 && s.Dialing == 0 && b.open.Load() == target
 	})
@@ -200,5 +190,5 @@ func TestPoolNeverExceedsTarget(t *testing.T) {
 	if s.Broken == 0 {
 		t.Error("no connection broke: the test did not exercise failures")
 	}
-	waitFor(t, 5*time.Second, "the backend to see every connection closed", func() bool { return b.open.Load() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the backend to see every connection closed", func() bool { return b.open.Load() == 0 })
 }
