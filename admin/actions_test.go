@@ -15,7 +15,7 @@ import (
 )
 
 func TestPoolsJSONAndText(t *testing.T) {
-	g := startGateway(t, gatewayOpts{backends: 2, poolSize: 4})
+	g := startGateway(t, gatewayOpts{backends: 2, poolSize: 4, policy: "reuse"})
 	g.waitFull()
 	c := g.dialWS("/")
 	defer c.Close()
@@ -87,7 +87,7 @@ func TestPoolsJSONAndText(t *testing.T) {
 }
 
 func TestReadyzTransitions(t *testing.T) {
-	g := startGateway(t, gatewayOpts{poolSize: 2, noRecon: true})
+	g := startGateway(t, gatewayOpts{poolSize: 2, lateBackend: true})
 	if code, body := g.get("/healthz"); code != http.StatusOK {
 		t.Fatalf("healthz: %d %s", code, body)
 	}
@@ -96,7 +96,7 @@ func TestReadyzTransitions(t *testing.T) {
 	if code != http.StatusServiceUnavailable || !strings.Contains(body, "no backend with idle connections") {
 		t.Fatalf("readyz before the pool fills: %d %q, want 503 naming the empty pool", code, body)
 	}
-	g.startReconcile()
+	g.startBackends()
 	testutil.WaitFor(t, 10*time.Second, "ready once the pool fills", func() bool {
 		code, _ := g.get("/readyz")
 		return code == http.StatusOK
@@ -129,9 +129,7 @@ func TestReadyzTransitions(t *testing.T) {
 	// Shutting down: not ready, still alive.
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	g.rec.Stop()
-	g.rec = nil
-	if err := g.srv.Shutdown(ctx); err != nil {
+	if err := g.gw.Shutdown(ctx); err != nil {
 		t.Fatal(err)
 	}
 	code, body = g.get("/readyz")

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -15,32 +17,36 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"go.uber.org/zap/zaptest"
 
+	wsgateway "github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/pool"
-	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
 )
 
-// gateway is a real gateway in-process: echo backends, a pool, the proxy
-// server, its reconcile workers, and the admin endpoint in front of them.
+// gateway is a real gateway in-process, built from flags the way the
+// binary builds it (gateway.ParseArgs, gateway.New): echo backends, the
+// proxy server, its reconcile workers, and the admin endpoint in front.
 type gateway struct {
 	t        *testing.T
+	gw       *wsgateway.Gateway
 	srv      *server.Server
 	pool     *pool.Pool
-	rec      *reconcile.Reconciler
 	backends []*server.Server
 	admin    *Endpoint
 	recorder *Recorder
 	client   *http.Client
+
+	lateAddrs []string // backends to start later (gatewayOpts.lateBackend)
 }
 
 type gatewayOpts struct {
-	backends  int            // echo backends (default 1)
-	poolSize  int            // pool target per backend (default 4)
-	token     string         // admin token
-	noRecon   bool           // do not start reconcile (the pool stays empty until startReconcile)
-	access    *AccessLog     // access log fed by the session-end hook
-	configure func(*Options) // last word on the admin options
+	backends    int            // echo backends (default 1)
+	poolSize    int            // -pool-size per backend (default 4)
+	policy      string         // -release-policy ("": the binary's default)
+	token       string         // admin token
+	lateBackend bool           // the backends start only when startBackends is called (the pool stays empty until then)
+	access      *AccessLog     // access log fed by the session-end hook
+	configure   func(*Options) // last word on the admin options
 }
 
 func startGateway(t *testing.T, o gatewayOpts) *gateway {
@@ -53,41 +59,39 @@ func startGateway(t *testing.T, o gatewayOpts) *gateway {
 	}
 	log := zaptest.NewLogger(t)
 	g := &gateway{t: t, client: &http.Client{Timeout: 10 * time.Second}}
-	var list []pool.Settings
+	args := []string{"-listen", "127.0.0.1:0", "-loops", "2", "-pool-size", strconv.Itoa(o.poolSize), "-acquire-timeout", "1s"}
+	if o.policy != "" {
+		args = append(args, "-release-policy", o.policy)
+	}
+	var addrs []string
 	for i := 0; i < o.backends; i++ {
-		b, err := server.New(server.Config{Addr: "127.0.0.1:0", Loops: 1, Handler: server.Echo{}, Logger: log.Named("backend")})
-		if err != nil {
-			t.Fatal(err)
+		addr := "127.0.0.1:0"
+		if o.lateBackend {
+			addr = freeAddr(t) // nothing listens there until startBackends
+		} else {
+			addr = startEcho(t, g, addr)
 		}
-		if err := b.Start(); err != nil {
-			t.Fatal(err)
-		}
-		g.backends = append(g.backends, b)
-		st, err := pool.Settings{URL: "ws://" + b.Addr() + "/", Target: o.poolSize}.Normalize()
-		if err != nil {
-			t.Fatal(err)
-		}
-		list = append(list, st)
+		addrs = append(addrs, addr)
+		args = append(args, "-backend", "ws://"+addr+"/")
 	}
-	const loops = 2
-	g.pool = pool.New(pool.Config{Shards: loops, MaxFrameBytes: 1 << 20, MaxMessageBytes: 1 << 20, Logger: log.Named("pool")})
-	if err := g.pool.SetBackends(list); err != nil {
-		t.Fatal(err)
+	opts, warnings, err := wsgateway.ParseArgs(args)
+	if err != nil || len(warnings) > 0 {
+		t.Fatalf("flags %q: %v %v", args, err, warnings)
 	}
-	g.recorder = NewRecorder()
-	srv, err := server.New(server.Config{
-		Addr: "127.0.0.1:0", Loops: loops, TickInterval: 10 * time.Millisecond, Logger: log,
-		Pool: g.pool, Handler: &server.Proxy{AcquireTimeout: time.Second},
-		OnSessionEnd: Hook(g.recorder, o.access),
-	})
+	opts.Server.TickInterval = 10 * time.Millisecond
+	opts.ReconcileInterval = 200 * time.Millisecond
+	opts.Logger = log
+	gw, err := wsgateway.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := srv.Start(); err != nil {
+	g.recorder = NewRecorder()
+	gw.SetSessionEnd(Hook(g.recorder, o.access))
+	if err := gw.Start(); err != nil {
 		t.Fatal(err)
 	}
-	g.srv = srv
-	ao := Options{Server: srv, Pool: g.pool, Recorder: g.recorder, AccessLog: o.access, Logger: log.Named("admin"), Token: o.token}
+	g.gw, g.srv, g.pool = gw, gw.Server, gw.Pool
+	ao := Options{Server: g.srv, Pool: g.pool, Recorder: g.recorder, AccessLog: o.access, Logger: log.Named("admin"), Token: o.token}
 	if o.configure != nil {
 		o.configure(&ao)
 	}
@@ -96,23 +100,50 @@ func startGateway(t *testing.T, o gatewayOpts) *gateway {
 		t.Fatal(err)
 	}
 	g.admin = ep
-	if !o.noRecon {
-		g.startReconcile()
-	}
 	t.Cleanup(g.stop)
+	if o.lateBackend {
+		g.lateAddrs = addrs
+	}
 	return g
 }
 
-func (g *gateway) startReconcile() {
-	g.rec = reconcile.Start(reconcile.Config{Pool: g.pool, Logger: zaptest.NewLogger(g.t).Named("reconcile"), Interval: 200 * time.Millisecond})
+// startEcho starts an echo backend on addr and returns its address.
+func startEcho(t *testing.T, g *gateway, addr string) string {
+	t.Helper()
+	b, err := server.New(server.Config{Addr: addr, Loops: 1, Handler: server.Echo{}, Logger: zaptest.NewLogger(t).Named("backend")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(); err != nil {
+		t.Fatal(err)
+	}
+	g.backends = append(g.backends, b)
+	return b.Addr()
+}
+
+// freeAddr is a loopback address nothing listens on (yet).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+// startBackends starts the backends of a gateway built with lateBackend.
+func (g *gateway) startBackends() {
+	g.t.Helper()
+	for _, addr := range g.lateAddrs {
+		startEcho(g.t, g, addr)
+	}
 }
 
 func (g *gateway) stop() {
 	_ = g.admin.Close()
-	if g.rec != nil {
-		g.rec.Stop()
-	}
-	g.srv.Stop()
+	g.gw.Stop()
 	for _, b := range g.backends {
 		b.Stop()
 	}

@@ -22,7 +22,7 @@ import (
 // way, handshake failures, closes by reason and by code, the duration
 // histogram, pool counters and per-shard counts.
 func TestMetricsMatchTraffic(t *testing.T) {
-	g := startGateway(t, gatewayOpts{poolSize: 4})
+	g := startGateway(t, gatewayOpts{poolSize: 4, policy: "reuse"}) // it counts releases to idle
 	g.waitFull()
 	url := g.backendURL(0)
 

@@ -88,11 +88,14 @@ func (s *Server) runAcceptor() {
 	}
 }
 
-// handOff gives c to the loop with the fewest client connections.
+// handOff gives c to the loop with the fewest client connections; ties go
+// round the loops, so sessions one after another still use every loop.
 func (s *Server) handOff(c *net.TCPConn) {
-	sh := s.loops[0]
-	for _, o := range s.loops[1:] {
-		if o.clients.Load() < sh.clients.Load() {
+	first := s.nextLoop % len(s.loops)
+	s.nextLoop++
+	sh := s.loops[first]
+	for i := 1; i < len(s.loops); i++ {
+		if o := s.loops[(first+i)%len(s.loops)]; o.clients.Load() < sh.clients.Load() {
 			sh = o
 		}
 	}

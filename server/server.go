@@ -38,6 +38,7 @@ type Server struct {
 	nextID   atomic.Uint64 // session ids
 
 	ln           *net.TCPListener // client listener, owned by the acceptor (closed by Shutdown or Stop)
+	nextLoop     int              // the acceptor's round-robin start among loops with equal load; acceptor-only
 	acceptorDone sync.WaitGroup
 
 	anchorAddr  string     // path of the private unix listener used to find the loops (removed once they are)
