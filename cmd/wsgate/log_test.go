@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"encoding/json"
 	"io"
 	"os"
@@ -90,5 +92,18 @@ func TestLoggerRefusesBadFlags(t *testing.T) {
 				t.Fatalf("newLoggerTo(%q, %q) = sink %v, error %v; want no sink and an error", tc.format, tc.level, sink, err)
 			}
 		})
+	}
+}
+
+// Regression (hardening issue, defect 2): when the server fails by itself
+// (its event engine stopped), the process must exit non-zero at once so
+// its supervisor restarts it, instead of lingering without its loops.
+func TestServerFailureExitsNonZero(t *testing.T) {
+	done := make(chan struct{})
+	close(done)
+	code := waitForSignal(zap.NewNop(), done, func() error { return errors.New("engine stopped") },
+		func(context.Context) error { t.Fatal("shutdown ran for a failed server"); return nil }, time.Second)
+	if code != 1 {
+		t.Fatalf("exit code %d, want 1", code)
 	}
 }
