@@ -1,100 +1,125 @@
 package codec
 
+import "unicode/utf8"
+
 // UTF8Validator checks UTF-8 incrementally, so a text message split across
 // frames (or a frame split across reads) is validated without being joined:
 // a code point may be cut anywhere. It rejects overlong forms, surrogates and
-// code points above U+10FFFF, like unicode/utf8. The zero value is ready to
-// use and it does not allocate.
+// code points above U+10FFFF, like unicode/utf8, and it fails fast: it
+// rejects as soon as the input so far cannot begin any valid text, not at
+// the end of the message. The bulk of each write is checked by utf8.Valid;
+// at most 3 bytes of a code point cut by the end of a write are carried to
+// the next. The zero value is ready to use and it does not allocate.
 type UTF8Validator struct {
-	state uint8 // DFA state: utf8Accept between code points
+	carry [utf8.UTFMax]byte // the start of a code point cut by the end of the last write
+	n     uint8             // bytes in carry
+	bad   bool              // rejected: stays so until Reset
 }
-
-const (
-	utf8Accept = 0
-	utf8Reject = 12
-)
 
 // Write feeds p and reports whether the input so far can still be valid.
 // After it returns false the validator stays in the reject state.
 func (v *UTF8Validator) Write(p []byte) bool {
-	state := v.state
-	i := 0
-	if state == utf8Accept {
-		i = asciiPrefix(p)
+	if v.bad {
+		return false
 	}
-	for ; i < len(p); i++ {
-		state = utf8Transitions[state+utf8Classes[p[i]]]
-		if state == utf8Reject {
-			break
+	if v.n > 0 {
+		// Complete the code point carried over, a byte at a time.
+		for len(p) > 0 && !utf8.FullRune(v.carry[:v.n]) {
+			v.carry[v.n] = p[0]
+			v.n++
+			p = p[1:]
 		}
+		if !utf8.FullRune(v.carry[:v.n]) { // p ran out first
+			v.bad = !validPrefix(v.carry[:v.n])
+			return !v.bad
+		}
+		if r, size := utf8.DecodeRune(v.carry[:v.n]); r == utf8.RuneError && size <= 1 {
+			v.bad = true
+			return false
+		}
+		v.n = 0
 	}
-	v.state = state
-	return state != utf8Reject
+	cut := cutCodePoint(p)
+	if !utf8.Valid(p[:len(p)-cut]) || !validPrefix(p[len(p)-cut:]) {
+		v.bad = true
+		return false
+	}
+	v.n = uint8(copy(v.carry[:], p[len(p)-cut:]))
+	return true
 }
 
 // Complete reports whether everything written so far is valid and ends on
 // a code point boundary: call it at the end of a message.
-func (v *UTF8Validator) Complete() bool { return v.state == utf8Accept }
+func (v *UTF8Validator) Complete() bool { return !v.bad && v.n == 0 }
 
 // Reset makes the validator ready for a new message.
-func (v *UTF8Validator) Reset() { v.state = utf8Accept }
+func (v *UTF8Validator) Reset() { *v = UTF8Validator{} }
 
 // ValidUTF8 reports whether p is complete, valid UTF-8.
-func ValidUTF8(p []byte) bool {
-	var v UTF8Validator
-	return v.Write(p) && v.Complete()
+func ValidUTF8(p []byte) bool { return utf8.Valid(p) }
+
+// cutCodePoint is how many bytes at the end of p begin a multi-byte code
+// point that p does not finish (0 to 3). Bytes that cannot begin one are
+// left to utf8.Valid to refuse.
+func cutCodePoint(p []byte) int {
+	for back := 1; back <= 3 && back <= len(p); back++ {
+		c := p[len(p)-back]
+		if c < 0x80 {
+			return 0
+		}
+		if c < 0xc0 { // a continuation byte: the lead is further back
+			continue
+		}
+		if need := leadLength(c); need > back {
+			return back
+		}
+		return 0
+	}
+	return 0
 }
 
-// asciiPrefix returns how many leading bytes of p are ASCII, 8 at a time.
-func asciiPrefix(p []byte) int {
-	i := 0
-	for ; i+8 <= len(p); i += 8 {
-		w := uint64(p[i]) | uint64(p[i+1])<<8 | uint64(p[i+2])<<16 | uint64(p[i+3])<<24 |
-			uint64(p[i+4])<<32 | uint64(p[i+5])<<40 | uint64(p[i+6])<<48 | uint64(p[i+7])<<56
-		if w&0x8080808080808080 != 0 {
-			break
+// leadLength is the length of the code point a lead byte announces (0 for
+// a byte that is no valid lead).
+func leadLength(c byte) int {
+	switch {
+	case c >= 0xc2 && c <= 0xdf:
+		return 2
+	case c >= 0xe0 && c <= 0xef:
+		return 3
+	case c >= 0xf0 && c <= 0xf4:
+		return 4
+	}
+	return 0
+}
+
+// validPrefix reports whether p (shorter than the code point its first
+// byte announces) can still begin a valid code point: the second byte's
+// range depends on the lead (no overlong forms, no surrogates, nothing
+// past U+10FFFF), later bytes are continuation bytes.
+func validPrefix(p []byte) bool {
+	if len(p) == 0 {
+		return true
+	}
+	if leadLength(p[0]) <= len(p)-1 {
+		return false
+	}
+	for i, c := range p[1:] {
+		lo, hi := byte(0x80), byte(0xbf)
+		if i == 0 {
+			switch p[0] {
+			case 0xe0:
+				lo = 0xa0
+			case 0xed:
+				hi = 0x9f
+			case 0xf0:
+				lo = 0x90
+			case 0xf4:
+				hi = 0x8f
+			}
+		}
+		if c < lo || c > hi {
+			return false
 		}
 	}
-	for ; i < len(p) && p[i] < 0x80; i++ {
-	}
-	return i
-}
-
-// The DFA of Bjoern Hoehrmann's "Flexible and Economical UTF-8 Decoder":
-// bytes map to character classes, and (state + class) indexes the next state.
-// States are multiples of 12: 0 accept, 12 reject.
-var utf8Classes [256]uint8 // filled by init
-
-var utf8Transitions = [108]uint8{
-	0, 12, 24, 36, 60, 96, 84, 12, 12, 12, 48, 72,
-	12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12,
-	12, 0, 12, 12, 12, 12, 12, 0, 12, 0, 12, 12,
-	12, 24, 12, 12, 12, 12, 12, 24, 12, 24, 12, 12,
-	12, 12, 12, 12, 12, 12, 12, 24, 12, 12, 12, 12,
-	12, 24, 12, 12, 12, 12, 12, 12, 12, 24, 12, 12,
-	12, 12, 12, 12, 12, 12, 12, 36, 12, 36, 12, 12,
-	12, 36, 12, 12, 12, 12, 12, 36, 12, 36, 12, 12,
-	12, 36, 12, 12, 12, 12, 12, 12, 12, 12, 12, 12,
-}
-
-func init() {
-	set := func(lo, hi int, class uint8) {
-		for b := lo; b <= hi; b++ {
-			utf8Classes[b] = class
-		}
-	}
-	set(0x00, 0x7f, 0)
-	set(0x80, 0x8f, 1)
-	set(0x90, 0x9f, 9)
-	set(0xa0, 0xbf, 7)
-	set(0xc0, 0xc1, 8)
-	set(0xc2, 0xdf, 2)
-	set(0xe0, 0xe0, 10)
-	set(0xe1, 0xec, 3)
-	set(0xed, 0xed, 4)
-	set(0xee, 0xef, 3)
-	set(0xf0, 0xf0, 11)
-	set(0xf1, 0xf3, 6)
-	set(0xf4, 0xf4, 5)
-	set(0xf5, 0xff, 8)
+	return true
 }
