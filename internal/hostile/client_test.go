@@ -196,6 +196,11 @@ func testConnectionFlood(t *testing.T, maxConns int) {
 		t.Errorf("no connection of the flood was upgraded: the gateway stopped serving")
 	}
 	h.finish()
+	if t.Failed() { // the log is flushed every second: finish took longer
+		for _, l := range h.gw.log.grep(5, "open files", "engine", "reactor") {
+			t.Logf("gateway log: %s", l)
+		}
+	}
 }
 
 // floodOne classifies what the gateway did within d with connection i of

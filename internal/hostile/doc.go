@@ -21,14 +21,22 @@
 // plus what each scenario is about (the backend connection was closed,
 // connections over the limit were refused promptly, ...).
 //
-// TestMain builds ./cmd/wsgate with -race into a temporary directory
-// (set WSGATE_HOSTILE_BIN to test a binary built elsewhere instead). Each
-// scenario starts its own gateway process on free loopback ports with
-// -log-format json, a YAML configuration (docs/config.md) with an honest
-// group (the default route, where the canary lives) and the scenario's
-// group, and kills it (SIGTERM, then SIGKILL) when the scenario ends. Each
+// TestMain builds ./cmd/wsgate with -race into a temporary directory and
+// removes it at the end (set WSGATE_HOSTILE_BIN to test a binary built
+// elsewhere instead, an older commit say). Each scenario starts its own
+// gateway process on free loopback ports (-listen, -admin for /healthz and
+// /debug/pprof, -log-format json) with a YAML configuration
+// (docs/config.md): group "honest" is the default route, where the canary
+// lives; group "evil", routed at /evil/, holds the scenario's backends
+// with their settings (the release policy is the backend's
+// release_policy there, since -release-policy is ignored with -config).
+// The connection flood runs the gateway under RLIMIT_NOFILE 256, through
+// prlimit(1) or, without it, a re-exec of the test binary that calls
+// setrlimit. Stderr is kept (head and tail, bounded) for failure
+// messages, and the process is stopped (SIGTERM, then SIGKILL) when the
+// scenario ends; it also dies with the test binary (Pdeathsig). Each
 // scenario's attack is bounded by its own 20 s deadline: a hang is
-// reported, not waited for.
+// reported, and its sockets closed, instead of eating the suite.
 //
 // The tests read as a report:
 //

@@ -348,6 +348,25 @@ func (l *logBuffer) head() string {
 	return string(l.first)
 }
 
+// grep returns up to n kept lines of stderr that contain any of subs.
+func (l *logBuffer) grep(n int, subs ...string) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	seen := map[string]bool{}
+	for _, b := range [][]byte{l.first, l.ring} {
+		for _, line := range strings.Split(string(b), "\n") {
+			for _, s := range subs {
+				if strings.Contains(line, s) && !seen[line] && len(out) < n {
+					seen[line] = true
+					out = append(out, line)
+				}
+			}
+		}
+	}
+	return out
+}
+
 // find returns up to n bytes of stderr around the first occurrence of s in
 // what is kept, or "".
 func (l *logBuffer) find(s string, n int) string {
