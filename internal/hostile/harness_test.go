@@ -32,8 +32,12 @@ const (
 	// stopped and the scenario fails as hung.
 	attackDeadline = 20 * time.Second
 	// settleWithin bounds the wait for descriptors and goroutines to come
-	// back to baseline after the attack.
-	settleWithin = 6 * time.Second
+	// back to baseline after the attack. The gateway hands each accepted
+	// connection to its loop through gnet's Enroll, which runs on gnet's
+	// shared worker pool; that pool keeps an idle worker for 10 s before
+	// it expires, so after a flood of connections the count settles a
+	// little over 10 s later.
+	settleWithin = 15 * time.Second
 	// roundTripWithin bounds one canary round trip. It is not a speed
 	// requirement: on a loaded 2-core machine a race-built gateway answers
 	// in milliseconds; a round trip that takes seconds means it stopped.
