@@ -404,6 +404,10 @@ func (sh *Shard) preciseNow() int64 { return int64(time.Since(sh.pool.epoch)) }
 type SweepResult struct {
 	Backend   *Backend
 	FreshIdle int // idle connections not past their lifetime
+	// Dialing is the shard's dials in flight, read on the loop together
+	// with FreshIdle: a dial that completes becomes idle on the loop, so
+	// the two never count it twice or not at all.
+	Dialing int
 	Closed    int // connections this sweep closed
 	Waiting   int // sessions in this shard waiting for the backend's group
 }
@@ -477,6 +481,7 @@ func (sh *Shard) Sweep() []SweepResult {
 				r.FreshIdle++
 			}
 		})
+		r.Dialing = int(s.Dialing.Load())
 		out = append(out, r)
 	}
 	// A configuration change (a backend moved to another group, re-enabled,

@@ -187,7 +187,7 @@ func (w *worker) ensureCapacity(ctx context.Context) (wakeAt time.Time) {
 			continue
 		}
 		st := b.Settings()
-		dialing := int(b.Slot(sh.Index).Dialing.Load())
+		dialing := r.Dialing // read with FreshIdle on the loop
 		want := share(st.Target, shards, sh.Index)
 		if h := healthy[b.Group()]; r.Waiting > 0 && (b.Healthy() || h == 0) {
 			want += (r.Waiting + max(h, 1) - 1) / max(h, 1)
