@@ -408,8 +408,8 @@ type SweepResult struct {
 	// with FreshIdle: a dial that completes becomes idle on the loop, so
 	// the two never count it twice or not at all.
 	Dialing int
-	Closed    int // connections this sweep closed
-	Waiting   int // sessions in this shard waiting for the backend's group
+	Closed  int // connections this sweep closed
+	Waiting int // sessions in this shard waiting for the backend's group
 }
 
 // Sweep is reconcile's loop-side step: it closes idle connections that
