@@ -235,7 +235,7 @@ func (a *Admin) ready() (bool, string) {
 	if a.o.Server == nil {
 		return false, "not listening: no server"
 	}
-	if a.o.Server.Draining() {
+	if a.o.Server.ShuttingDown() {
 		return false, "shutting down: new sessions are refused"
 	}
 	if st := a.configStatus(); st.Version == 0 {

@@ -95,7 +95,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.enrollFailures, st.EnrollFailures.Load())
 		counter(c.panics, st.Panics.Load())
 		gauge(c.failed, b2i(srv.Err() != nil))
-		gauge(c.draining, b2i(srv.Draining()))
+		gauge(c.draining, b2i(srv.ShuttingDown()))
 		for _, si := range srv.Shards() {
 			gauge(c.shardSessions, si.Sessions, strconv.Itoa(si.Index))
 		}
@@ -217,7 +217,7 @@ func (c *poolCollector) collectBackend(ch chan<- prometheus.Metric, b *pool.Back
 	gauge(c.removed, b2i(b.Removed()), url)
 	gauge(c.info, 1, url, strconv.Itoa(b.ID), b.Group(), st.Policy.String(), backendState(b))
 	for i := 0; i < shards; i++ {
-		s := b.Slot(i)
+		s := b.InShard(i)
 		shard := strconv.Itoa(i)
 		gauge(c.shardConns, s.Dialing.Load(), shard, url, "dialing")
 		gauge(c.shardConns, s.Idle.Load(), shard, url, "idle")

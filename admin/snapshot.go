@@ -124,7 +124,7 @@ func viewBackend(b *pool.Backend, shards int, now time.Time) BackendView {
 	}
 	v.Shards = make([]ShardSlotView, shards)
 	for i := range v.Shards {
-		v.Shards[i] = ShardSlotView{Shard: i, SlotCounts: readCounts(b.Slot(i))}
+		v.Shards[i] = ShardSlotView{Shard: i, SlotCounts: readCounts(b.InShard(i))}
 	}
 	return v
 }
@@ -134,7 +134,7 @@ func (a *Admin) pools() PoolsView {
 	now := time.Now()
 	v := PoolsView{Time: now, Config: a.configStatus()}
 	v.Ready, v.Reason = a.ready()
-	var shards []*pool.Shard
+	var shards []*pool.ShardPool
 	if a.o.Pool != nil {
 		shards = a.o.Pool.Shards()
 		for _, b := range a.o.Pool.Backends() {

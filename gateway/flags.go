@@ -10,6 +10,7 @@ import (
 
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
+	"github.com/wsgate/wsgate/relay"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -32,7 +33,8 @@ func (f *EndpointFlags) Register(fs *flag.FlagSet) {
 	fs.IntVar(&f.Server.MaxHeaderBytes, "max-header-bytes", 0, "max upgrade request header bytes before 431 (default 8 KiB)")
 	fs.Int64Var(&f.Server.MaxFrameBytes, "max-frame-bytes", 0, "max frame payload, from clients and from backends, before 1009 (default max-message-bytes)")
 	fs.Int64Var(&f.Server.MaxMessageBytes, "max-message-bytes", 0, "max message size, from clients and from backends, before 1009 (default 1 MiB)")
-	fs.IntVar(&f.Server.WriteBufferLimit, "write-buffer-limit", 0, "bytes queued toward a peer that does not read before its session is closed (default 4 MiB)")
+	fs.IntVar(&f.Server.FlowWindow, "flow-window", 0, "bytes held per session and direction: past half of it queued toward a peer, its source is not read (backpressure) until below an eighth (default 256 KiB)")
+	fs.DurationVar(&f.Server.StallTimeout, "stall-timeout", 0, "close a session whose peer has not drained its queue this long: 1008 to a client that stopped reading, 1013 when its backend did (default 30s)")
 	fs.DurationVar(&f.Server.HandshakeTimeout, "handshake-timeout", 0, "time to receive the upgrade request (default 10s)")
 	fs.DurationVar(&f.Server.PingInterval, "ping-interval", 0, "ping a client silent this long (default 30s)")
 	fs.DurationVar(&f.Server.PongTimeout, "pong-timeout", 0, "close a pinged client silent this long (default 10s)")
@@ -98,7 +100,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.ResetTimeout, "reset-timeout", 0, "policy reset: close the connection if not done by then (default 5s)")
 	fs.BoolVar(&f.SessionStart, "session-start", false, "send the backend a session_start JSON message before the client's first frame")
 	fs.Var(&f.SessionHeaders, "session-header", "client request header copied into session_start (repeatable)")
-	fs.DurationVar(&f.AcquireTimeout, "acquire-timeout", server.DefaultAcquireTimeout, "wait this long for an idle backend connection before close 1013")
+	fs.DurationVar(&f.AcquireTimeout, "acquire-timeout", relay.DefaultAcquireTimeout, "wait this long for an idle backend connection before close 1013")
 	fs.DurationVar(&f.MaxLifetime, "max-lifetime", 0, "retire backend connections after this, +-10% (default 1h)")
 	fs.DurationVar(&f.IdleTimeout, "idle-timeout", 0, "close idle backend connections above pool-size unused this long (default 1m)")
 	fs.DurationVar(&f.BackendPing, "backend-ping-interval", 0, "ping quiet backend connections this often (default 10s)")
@@ -195,7 +197,6 @@ func (f *Flags) applyFileBase(o *Options, c *reconcile.GatewayConfig, set map[st
 	}
 	setInt("max-conns", &cfg.MaxConns, c.Limits.MaxConns)
 	setInt("max-header-bytes", &cfg.MaxHeaderBytes, c.Limits.MaxHeaderBytes)
-	setInt("write-buffer-limit", &cfg.WriteBufferLimit, c.Limits.WriteBufferLimit)
 	if c.Limits.MaxFrameBytes != 0 && !set["max-frame-bytes"] {
 		cfg.MaxFrameBytes = c.Limits.MaxFrameBytes
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
+	"github.com/wsgate/wsgate/relay"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -70,7 +71,7 @@ func New(o Options) (*Gateway, error) {
 	}
 	p := pool.New(pool.Config{
 		Shards: cfg.Loops, MaxFrameBytes: limits.MaxFrameBytes, MaxMessageBytes: limits.MaxMessageBytes,
-		WriteBufferLimit: limits.WriteBufferLimit, Logger: o.Logger.Named("pool"),
+		QueueLimit: limits.FlowWindow, Logger: o.Logger.Named("pool"),
 	})
 	g := &Gateway{Pool: p, opts: o, log: o.Logger}
 	g.Applier = reconcile.NewApplier(p, o.Logger.Named("config"))
@@ -83,12 +84,22 @@ func New(o Options) (*Gateway, error) {
 			return nil, err
 		}
 	}
-	cfg.Pool = p
-	cfg.Handler = &server.Proxy{AcquireTimeout: o.AcquireTimeout}
+	Wire(&cfg, p, o.AcquireTimeout)
 	if g.Server, err = server.New(cfg); err != nil {
 		return nil, err
 	}
 	return g, nil
+}
+
+// Wire makes cfg the server of a gateway in front of p: sessions are
+// relayed to p's backends (relay.New), each shard's pool attaches to its
+// event loop when the server creates it, and closes its backend
+// connections at shutdown.
+func Wire(cfg *server.Config, p *pool.Pool, acquireTimeout time.Duration) {
+	cfg.Gateway = true
+	cfg.Handler = relay.New(p, acquireTimeout)
+	cfg.OnShard = func(sh *server.Shard) { p.Shard(sh.Index()).Attach(sh) }
+	cfg.OnShutdown = func(sh *server.Shard) { p.Shard(sh.Index()).CloseAll() }
 }
 
 // SetSessionEnd installs the hook that gets a record of every session that

@@ -35,7 +35,7 @@ func TestSingleConnectionServesEveryLoop(t *testing.T) {
 	}
 	var perShard [2]int64
 	for i := range perShard {
-		perShard[i] = b.Slot(i).Leases.Load()
+		perShard[i] = b.InShard(i).Leases.Load()
 	}
 	if perShard[0] == 0 || perShard[1] == 0 {
 		t.Fatalf("leases per loop %v: the sessions did not reach both loops", perShard)

@@ -45,7 +45,7 @@ func backendURL(addr string) string { return "ws://" + addr + "/" }
 
 // startBackend starts a backend: a server.Server with h (nil: echo) on one
 // loop, on addr (empty: a free loopback port), stopped when t ends. Its
-// write budget is large so a backend can flood the gateway.
+// writes are never refused, so a backend can flood the gateway.
 func startBackend(t *testing.T, h server.Handler, addr string) *server.Server {
 	t.Helper()
 	if h == nil {
@@ -54,7 +54,7 @@ func startBackend(t *testing.T, h server.Handler, addr string) *server.Server {
 	if addr == "" {
 		addr = "127.0.0.1:0"
 	}
-	srv, err := server.New(server.Config{Addr: addr, Loops: 1, Handler: h, WriteBufferLimit: 64 << 20})
+	srv, err := server.New(server.Config{Addr: addr, Loops: 1, Handler: h})
 	if err != nil {
 		t.Fatal(err)
 	}

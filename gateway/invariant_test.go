@@ -1,7 +1,6 @@
 package gateway_test
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"math/rand"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"github.com/panjf2000/gnet/v2"
 	"go.uber.org/goleak"
 
 	"github.com/wsgate/wsgate/gateway"
@@ -36,7 +34,7 @@ func checkBound(p *pool.Pool) error {
 		}
 		cs := []*pool.Counters{&b.Counters}
 		for i := range p.Shards() {
-			cs = append(cs, b.Slot(i))
+			cs = append(cs, b.InShard(i))
 		}
 		for i, c := range cs {
 			for name, v := range map[string]int64{"total": c.Total.Load(), "dialing": c.Dialing.Load(),
@@ -55,10 +53,10 @@ func checkBound(p *pool.Pool) error {
 func recount(p *pool.Pool) error {
 	for _, sh := range p.Shards() {
 		errc := make(chan error, 1)
-		err := sh.Loop().Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		err := sh.Run(func() {
 			var bad error
 			for b, n := range sh.Recount() {
-				c := b.Slot(sh.Index)
+				c := b.InShard(sh.Index)
 				if int64(n.Idle) != c.Idle.Load() || int64(n.Leased) != c.Leased.Load() ||
 					int64(n.Releasing) != c.Releasing.Load() || int64(n.Closing) != c.Closing.Load() {
 					bad = fmt.Errorf("shard %d backend %d: recount idle %d leased %d releasing %d closing %d, counters %d %d %d %d",
@@ -67,8 +65,7 @@ func recount(p *pool.Pool) error {
 				}
 			}
 			errc <- bad
-			return nil
-		}))
+		})
 		if err != nil {
 			return err
 		}

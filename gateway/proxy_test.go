@@ -98,11 +98,29 @@ type scriptBackend struct {
 	msgs []string
 }
 
-func (b *scriptBackend) Upgrade(*server.Session, *codec.UpgradeRequest) error { return nil }
-func (b *scriptBackend) Opened(*server.Session)                               {}
-func (b *scriptBackend) Closed(*server.Session, server.CloseReason)           {}
+func (b *scriptBackend) Upgrade(s *server.Session, _ *codec.UpgradeRequest) (server.SessionHandler, error) {
+	return &scriptSession{b: b, s: s}, nil
+}
 
-func (b *scriptBackend) Frame(s *server.Session, h ws.Header, p []byte) {
+// scriptSession is one session of a scriptBackend: it acts on each frame
+// once the frame has arrived whole.
+type scriptSession struct {
+	b   *scriptBackend
+	s   *server.Session
+	buf []byte
+}
+
+func (x *scriptSession) Opened()                           {}
+func (x *scriptSession) Failing(*codec.ProtocolError) bool { return false }
+func (x *scriptSession) Closed(server.CloseReason)         {}
+
+func (x *scriptSession) Data(pc codec.Piece) bool {
+	x.buf = append(x.buf, pc.Payload...)
+	if !pc.Last {
+		return true
+	}
+	p, h, s, b := x.buf, pc.Header, x.s, x.b
+	x.buf = nil
 	msg := string(p)
 	b.mu.Lock()
 	if h.OpCode == ws.OpText {
@@ -114,18 +132,19 @@ func (b *scriptBackend) Frame(s *server.Session, h ws.Header, p []byte) {
 		// recorded, not echoed
 	case msg == "RESET":
 		if b.ack != "" {
-			s.WriteMessage(ws.OpText, true, []byte(b.ack))
+			_ = s.Write(ws.OpText, true, []byte(b.ack))
 		}
 	case msg == "die":
-		s.Abort() // TCP gone without a close frame
+		s.Abort(server.ReasonServerClose) // TCP gone without a close frame
 	case msg == "flood":
 		chunk := make([]byte, 64<<10)
-		for i := 0; i < 256; i++ { // 16 MiB, far past the proxy's 4 MiB budget
-			s.WriteMessage(ws.OpBinary, true, chunk)
+		for i := 0; i < 256; i++ { // 16 MiB, far past the gateway's flow window
+			_ = s.Write(ws.OpBinary, true, chunk)
 		}
 	default:
-		s.WriteMessage(h.OpCode, h.Fin, p)
+		_ = s.Write(h.OpCode, h.Fin, p)
 	}
+	return true
 }
 
 func (b *scriptBackend) received() []string {
@@ -319,7 +338,7 @@ func TestProxyAllBackendsDownGives503(t *testing.T) {
 
 func TestProxySlowClientIsBounded(t *testing.T) {
 	sb := &scriptBackend{}
-	g := startGateway(t, []server.Handler{sb}, "-loops", "1", "-pool-size", "1", "-write-buffer-limit", "1048576")
+	g := startGateway(t, []server.Handler{sb}, "-loops", "1", "-pool-size", "1", "-flow-window", "262144", "-stall-timeout", "1s")
 	c := dial(t, g.url("/"), nil)
 	defer c.Close()
 	// Ask for 16 MiB and read none of it.

@@ -90,14 +90,14 @@ const DefaultGroup = "default"
 
 // Defaults for Settings fields left zero.
 const (
-	DefaultMaxLifetime  = time.Hour
-	DefaultIdleTimeout  = time.Minute
-	DefaultPingInterval = 10 * time.Second
-	DefaultPongTimeout  = 5 * time.Second
-	DefaultDialTimeout  = 5 * time.Second
-	DefaultResetTimeout = 5 * time.Second
-	DefaultResetQuiet   = 100 * time.Millisecond
-	DefaultDrainTimeout = 10 * time.Minute
+	DefaultMaxLifetime         = time.Hour
+	DefaultIdleTimeout         = time.Minute
+	DefaultBackendPingInterval = 10 * time.Second
+	DefaultPongTimeout         = 5 * time.Second
+	DefaultDialTimeout         = 5 * time.Second
+	DefaultResetTimeout        = 5 * time.Second
+	DefaultResetQuiet          = 100 * time.Millisecond
+	DefaultDrainTimeout        = 10 * time.Minute
 )
 
 // ErrSettings wraps every refusal of a Settings value.
@@ -125,6 +125,9 @@ func (s Settings) Normalize() (Settings, error) {
 	if s.Policy > PolicyReuse {
 		return s, fmt.Errorf("%w: %s: unknown policy %d", ErrSettings, s.URL, s.Policy)
 	}
+	if len(s.ResetAck) > 125 || len(s.ResetMessage) > 1<<20 {
+		return s, fmt.Errorf("%w: %s: reset ack over 125 bytes or reset message over 1 MiB", ErrSettings, s.URL)
+	}
 	if s.Policy == PolicyReset && s.ResetMessage == "" && s.ResetAck != "" {
 		return s, fmt.Errorf("%w: %s: reset ack %q is awaited but no reset message asks for it", ErrSettings, s.URL, s.ResetAck)
 	}
@@ -142,7 +145,7 @@ func (s Settings) Normalize() (Settings, error) {
 	setDefault(&s.DrainTimeout, DefaultDrainTimeout)
 	setDefault(&s.MaxLifetime, DefaultMaxLifetime)
 	setDefault(&s.IdleTimeout, DefaultIdleTimeout)
-	setDefault(&s.PingInterval, DefaultPingInterval)
+	setDefault(&s.PingInterval, DefaultBackendPingInterval)
 	setDefault(&s.PongTimeout, DefaultPongTimeout)
 	setDefault(&s.DialTimeout, DefaultDialTimeout)
 	setDefault(&s.ResetTimeout, DefaultResetTimeout)
@@ -187,7 +190,7 @@ type Backend struct {
 	settings atomic.Pointer[Settings]
 	Counters
 
-	slots []*slot // one per shard, fixed at creation
+	shards []*shardBackend // one per shard, fixed at creation
 
 	health // dial health, backoff and the probe claim (health.go)
 
@@ -236,8 +239,8 @@ func (b *Backend) Settings() *Settings { return b.settings.Load() }
 // SetSettings swaps in new settings (same URL). Safe for concurrent use.
 func (b *Backend) SetSettings(s *Settings) { b.settings.Store(s) }
 
-// Slot returns the per-shard counters of shard i.
-func (b *Backend) Slot(i int) *Counters { return &b.slots[i].Counters }
+// InShard returns the backend's counters in shard i.
+func (b *Backend) InShard(i int) *Counters { return &b.shards[i].Counters }
 
 // Removed reports whether the backend left the configuration.
 func (b *Backend) Removed() bool { return b.removed.Load() }
@@ -262,7 +265,7 @@ func (b *Backend) Reserve(i int) bool {
 		b.Total.Add(-1)
 		return false
 	}
-	sc := &b.slots[i].Counters
+	sc := &b.shards[i].Counters
 	sc.Total.Add(1)
 	sc.Dialing.Add(1)
 	b.Dialing.Add(1)
@@ -271,7 +274,7 @@ func (b *Backend) Reserve(i int) bool {
 
 // unreserve returns a dialing reservation (the dial failed or was not enrolled).
 func (b *Backend) unreserve(i int) {
-	sc := &b.slots[i].Counters
+	sc := &b.shards[i].Counters
 	sc.Dialing.Add(-1)
 	sc.Total.Add(-1)
 	b.Dialing.Add(-1)

@@ -1,8 +1,6 @@
 package pool
 
 import (
-	"encoding/binary"
-	"errors"
 	"sync/atomic"
 	"time"
 
@@ -10,6 +8,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/jitter"
 	"github.com/wsgate/wsgate/internal/wheel"
 )
 
@@ -17,7 +16,7 @@ import (
 type State uint8
 
 const (
-	StateDialing   State = iota // reserved, being dialed off-loop
+	StateDialing   State = iota // reserved, being dialed off-loop (or moving in from another shard)
 	StateIdle                   // in its shard's ring
 	StateLeased                 // bound to one session
 	StateReleasing              // resetting after a session (PolicyReset)
@@ -34,34 +33,27 @@ type connFlags uint8
 const (
 	flagPingOutstanding connFlags = 1 << iota // pinged; nothing arrived since
 	flagClosing                               // close requested; OnClose pending
-	flagBroken                                // must not be reused (protocol error, partial write)
-	flagInTraffic                             // OnTraffic's frame loop is running
-	flagReleasePending                        // released during OnTraffic; finish after the loop
-	flagPendingClean                          // the pending release was clean
-	flagResetAcked                            // releasing: the reset ack arrived; finish after the frame loop
+	flagBroken                                // must not be reused (protocol error, a frame half written)
 	flagMoving                                // handed to another shard: this loop's copy is closing quietly
+	flagOutMidFrame                           // a frame toward the backend is partly written: no control frame may go out
+	flagPongOwed                              // a pong waits for that frame to end
+	flagAcked                                 // releasing: the reset ack arrived; finishReset decides (deferred)
 )
-
-// Peer is the session a leased connection relays to. Loop-only.
-type Peer interface {
-	// FromBackend delivers one validated data frame, header and payload
-	// exactly as received (unmasked). The bytes are valid during the call.
-	FromBackend(h ws.Header, frame []byte)
-	// BackendGone says the connection failed under the session; it will
-	// not be reused. code and reason are for the client's close frame.
-	BackendGone(code ws.StatusCode, reason string)
-}
 
 // Conn is one WebSocket connection to a backend, enrolled on its shard's
 // loop. Loop-only, except enrolled (set on the loop, read by Enroll).
+//
+// While idle or releasing the connection is the pool's: its traffic comes
+// here (OnTraffic: health, the reset). While leased the session's relay
+// binds it (Bind): gnet delivers its traffic to the relay, which reads its
+// frames with Reader and writes to it with WritePiece, Pong and SendText.
 type Conn struct {
 	gc      gnet.Conn // nil until enrolled
-	shard   *Shard
-	slot    *slot
+	shard   *ShardPool
+	local   *shardBackend
 	backend *Backend
 	state   State
 	flags   connFlags
-	peer    Peer // the session while leased
 
 	prev, next *Conn       // ring links while idle
 	timer      wheel.Timer // ping, pong, reset deadlines
@@ -71,13 +63,16 @@ type Conn struct {
 	lastRead     int64 // shard clock: last inbound bytes
 	pingAt       int64 // shard clock: outstanding ping sent
 	releaseStart int64 // shard clock: reset began
-	lastFrameAt  int64 // precise clock (Shard.preciseNow): last inbound bytes, for the reset's quiet period
-	need         int   // inbound bytes needed before parsing is worth trying
+	lastFrameAt  int64 // precise clock (ShardPool.preciseNow): last inbound bytes, for the reset's quiet period
+	need         int   // inbound bytes needed before reading is worth trying
+
+	reader  codec.FrameReader // every frame the backend sends, whoever reads it
+	outKey  [4]byte           // mask of the frame toward the backend being written in pieces
+	pong    [125]byte         // flagPongOwed: the latest ping's payload
+	pongLen uint8
+	ack     []byte // releasing: what arrived so far of a text frame that may be the reset ack
 
 	transferGroup string // set on a connection moved from another shard, for the group that asked for it
-
-	msg  codec.MessageState  // backend-to-client data messages
-	text codec.UTF8Validator // UTF-8 state of the backend's text message
 
 	enrolled atomic.Bool // OnOpen ran (read by Enroll off-loop)
 }
@@ -85,36 +80,83 @@ type Conn struct {
 // Backend is the backend this connection goes to.
 func (c *Conn) Backend() *Backend { return c.backend }
 
-// State is the connection's current state.
-func (c *Conn) State() State { return c.state }
-
 func (c *Conn) settings() *Settings { return c.backend.Settings() }
 
-// Bind attaches the session that leased c.
-func (c *Conn) Bind(p Peer) { c.peer = p }
+// Gnet is the connection's gnet connection (the relay's flow control
+// reads its queue and pauses it). Loop-only.
+func (c *Conn) Gnet() gnet.Conn { return c.gc }
 
-// OverBudget reports whether bytes queued toward the backend passed the
-// write budget (the backend reads slower than the client sends).
-func (c *Conn) OverBudget() bool {
-	return c.gc.OutboundBuffered() > c.shard.pool.cfg.WriteBufferLimit
+// Reader reads the backend's frames: the relay reads with it while it
+// holds the connection, the pool otherwise, so a frame is never parsed
+// from its middle.
+func (c *Conn) Reader() *codec.FrameReader { return &c.reader }
+
+// Bind hands the connection's traffic to h while it is leased: gnet
+// delivers its events to h (server.ConnHandler) until the lease ends.
+func (c *Conn) Bind(h any) { c.gc.SetContext(h) }
+
+// unbind takes the connection's traffic back.
+func (c *Conn) unbind() {
+	if c.gc != nil {
+		c.gc.SetContext(c)
+	}
 }
 
-// Forward writes a client frame to the backend: payload is the unmasked
-// payload (as the server validated it); it is masked again in place with
-// the client's own key, so the frame goes out as the client sent it.
-func (c *Conn) Forward(h ws.Header, payload []byte) error {
-	return c.shard.writeMasked(c.gc, h, payload)
+// NoteRead is the relay saying backend bytes arrived: the backend is alive.
+func (c *Conn) NoteRead() {
+	c.lastRead = c.shard.now()
+	c.flags &^= flagPingOutstanding
 }
 
-// SendText writes a text message of the proxy's own (session start).
-func (c *Conn) SendText(msg []byte) error {
-	return c.shard.writeOwn(c.gc, ws.OpText, msg)
+// WritePiece writes a piece of a client frame to the backend as it
+// arrived (cut-through): the first piece with the frame's header, masked
+// with a fresh key, later pieces masked at their offset with the same key.
+// A pong owed while a frame is half written follows the frame's end.
+func (c *Conn) WritePiece(pc codec.Piece) error {
+	w := c.shard.loop.Writer()
+	var err error
+	if pc.First {
+		c.outKey, err = w.Start(c.gc, pc.Header, pc.Payload, true)
+	} else {
+		err = w.Continue(c.gc, pc.Payload, c.outKey, pc.Offset, true)
+	}
+	if err != nil {
+		return err // gnet closed the connection; OnClose has run
+	}
+	if !pc.Last {
+		c.flags |= flagOutMidFrame
+		return nil
+	}
+	c.flags &^= flagOutMidFrame
+	if c.flags&flagPongOwed != 0 {
+		c.flags &^= flagPongOwed
+		return c.writeOwn(ws.OpPong, c.pong[:c.pongLen])
+	}
+	return nil
 }
 
-// MarkBroken keeps c from being reused (a frame may be half-written).
-func (c *Conn) MarkBroken() { c.flags |= flagBroken }
+// OutMidFrame reports whether a frame toward the backend is partly written.
+func (c *Conn) OutMidFrame() bool { return c.flags&flagOutMidFrame != 0 }
 
-// setState moves c to st, keeping its slot's and backend's counters equal
+// SendText writes a text message of the gateway's own (the session start).
+func (c *Conn) SendText(msg []byte) error { return c.writeOwn(ws.OpText, msg) }
+
+// Pong answers a backend's ping: at once, or once the frame being
+// written to it ends (only the latest ping's pong is owed, RFC 6455 5.5.3).
+func (c *Conn) Pong(payload []byte) error {
+	if c.flags&flagOutMidFrame != 0 {
+		c.pongLen = uint8(copy(c.pong[:], payload))
+		c.flags |= flagPongOwed
+		return nil
+	}
+	return c.writeOwn(ws.OpPong, payload)
+}
+
+func (c *Conn) writeOwn(op ws.OpCode, payload []byte) error {
+	return c.shard.loop.Writer().Own(c.gc, op, payload, true)
+}
+
+// setState moves c to st, keeping its shard's and backend's counters equal
 // to the real state. The old state's counters go down before the new
 // one's go up, so a concurrent reader summing them never sees more
 // connections than exist (capacity decisions use Total, a single atomic).
@@ -122,18 +164,18 @@ func (c *Conn) setState(st State) {
 	if c.state == st {
 		return
 	}
-	if from := stateCounter(&c.slot.Counters, c.state); from != nil {
+	if from := stateCounter(&c.local.Counters, c.state); from != nil {
 		from.Add(-1)
 		stateCounter(&c.backend.Counters, c.state).Add(-1)
 	}
-	if to := stateCounter(&c.slot.Counters, st); to != nil {
+	if to := stateCounter(&c.local.Counters, st); to != nil {
 		to.Add(1)
 		stateCounter(&c.backend.Counters, st).Add(1)
 	}
 	if st == StateClosed {
-		c.slot.Total.Add(-1)
+		c.local.Total.Add(-1)
 		c.backend.Total.Add(-1)
-		c.slot.Closed.Add(1)
+		c.local.Closed.Add(1)
 		c.backend.Closed.Add(1)
 	}
 	c.state = st
@@ -155,25 +197,25 @@ func stateCounter(cs *Counters, st State) *atomic.Int64 {
 	return nil
 }
 
-// Opened is gnet's OnOpen for an enrolled connection: it becomes idle.
-// A connection moved from another shard keeps its lifetime and is not a
-// new enrollment. Loop-only (called by the server's event handler).
-func (c *Conn) Opened(gc gnet.Conn) {
+// OnOpen is gnet's OnOpen for an enrolled connection: it becomes idle. A
+// connection moved from another shard keeps its lifetime and is not a new
+// enrollment. Loop-only (the server's event handler calls it).
+func (c *Conn) OnOpen(gc gnet.Conn) {
 	sh := c.shard
 	c.gc = gc
 	now := sh.now()
-	c.slot.conns[c] = struct{}{}
+	c.local.conns[c] = struct{}{}
 	c.enrolled.Store(true)
 	moved := c.transferGroup
 	c.transferGroup = ""
 	if moved == "" {
 		c.lastRead = now
-		c.expires = now + sh.clockJitter(c.settings().MaxLifetime, 0.1)
+		c.expires = now + int64(jitter.Scale(c.settings().MaxLifetime, 0.1))
 		c.backend.Enrolled.Add(1)
-		c.slot.Enrolled.Add(1)
+		c.local.Enrolled.Add(1)
 		c.backend.DialSucceeded()
 	}
-	sh.makeIdle(c, now) // grants it to a waiting session, if any
+	sh.makeIdle(c, now) // grants it to a waiting session, if any (deferred)
 	if moved != "" {
 		sh.transferSettled(moved, true)
 	}
@@ -182,225 +224,174 @@ func (c *Conn) Opened(gc gnet.Conn) {
 
 // reusable reports whether c may serve another session.
 func (c *Conn) reusable(now int64) bool {
-	return c.flags&(flagBroken|flagClosing) == 0 && !c.msg.Open() && now < c.expires
+	return c.flags&(flagBroken|flagClosing) == 0 && !c.reader.InMessage() && c.flags&flagOutMidFrame == 0 && now < c.expires
 }
 
-// close sends close 1000 and asks gnet to close c; OnClosed does the
-// bookkeeping. Loop-only, and not from c's own OnTraffic (return
-// gnet.Close there instead).
+// close sends close 1000 and asks gnet to close c; OnClose does the
+// bookkeeping. Loop-only.
 func (c *Conn) close() { c.closeWith(codec.CloseNormal) }
 
+// closeWith sends close code (unless a frame toward the backend is half
+// written, or the connection is broken) and closes the connection.
 func (c *Conn) closeWith(code ws.StatusCode) {
 	if c.flags&flagClosing != 0 || c.gc == nil || c.state == StateClosed {
 		return
 	}
 	c.flags |= flagClosing
-	if p := c.peer; p != nil {
-		// Still leased (the server is stopping): the session must stop
-		// relaying to a connection that is going away.
-		c.peer = nil
-		p.BackendGone(code, "backend connection closed by the gateway")
-	}
-	c.slot.unlink(c)
-	c.shard.wheel.Stop(&c.timer)
+	c.local.unlink(c)
+	c.shard.loop.Wheel().Stop(&c.timer)
 	c.setState(StateClosing)
-	if c.flags&flagBroken == 0 {
-		c.writeClose(code)
+	if c.flags&(flagBroken|flagOutMidFrame) == 0 {
+		_ = c.shard.loop.Writer().Close(c.gc, code, "", true)
 	}
 	_ = c.gc.Close() // gnet flushes the close frame first
 }
 
-// writeClose writes a (masked) close frame with code and no reason.
-func (c *Conn) writeClose(code ws.StatusCode) {
-	var p [2]byte
-	binary.BigEndian.PutUint16(p[:], uint16(code))
-	_ = c.shard.writeOwn(c.gc, ws.OpClose, p[:])
+// Fail ends c because something went wrong with it (a protocol error of
+// the backend, seen by the relay): it is counted, closed with code, never
+// reused, and reconcile is signalled. Loop-only.
+func (c *Conn) Fail(code ws.StatusCode) {
+	c.countFailure()
+	c.closeWith(code)
+	c.shard.Signal()
 }
 
-// fail ends c because something went wrong with it: the session (if any)
-// hears about it, the failure is counted and reconcile is signalled.
-func (c *Conn) fail(code ws.StatusCode, reason string) {
+func (c *Conn) countFailure() {
 	c.backend.Failures.Add(1)
-	c.slot.Failures.Add(1)
+	c.local.Failures.Add(1)
 	c.flags |= flagBroken
-	if p := c.peer; p != nil {
-		c.peer = nil
-		p.BackendGone(code, reason)
-	}
 }
 
-// OnClosed is gnet's OnClose: the connection is gone. Loop-only.
-func (c *Conn) OnClosed(err error) {
+// OnClose is gnet's OnClose: the connection is gone. Loop-only. (While
+// leased the relay gets gnet's OnClose and calls it.)
+func (c *Conn) OnClose(error) {
 	if c.state == StateClosed {
 		return
 	}
 	if c.flags&flagMoving != 0 {
 		// Handed to another shard: the socket lives on there (a duplicate
-		// descriptor); the counters moved with it (see Shard.giveAway).
-		c.slot.unlink(c)
-		c.shard.wheel.Stop(&c.timer)
-		delete(c.slot.conns, c)
+		// descriptor); the counters moved with it (see ShardPool.giveAway).
+		c.forget()
 		c.state = StateClosed
 		return
 	}
 	if c.flags&flagClosing == 0 {
-		// Not our doing: the backend or the network ended it.
-		c.fail(codec.CloseInternalError, "backend connection lost")
+		c.countFailure() // not our doing: the backend or the network ended it
 	}
 	c.flags |= flagClosing
-	c.slot.unlink(c)
-	c.shard.wheel.Stop(&c.timer)
-	delete(c.slot.conns, c)
+	c.forget()
 	c.setState(StateClosed)
 	c.shard.Signal()
 }
 
-// OnTraffic reads the backend's frames: control frames are answered here,
-// data frames go to the session while leased, close the connection while
+func (c *Conn) forget() {
+	c.local.unlink(c)
+	c.shard.loop.Wheel().Stop(&c.timer)
+	delete(c.local.conns, c)
+}
+
+// OnTraffic reads the backend's frames while the pool holds the
+// connection: control frames are answered, data frames close it while
 // idle (a backend that sends unprompted cannot be trusted with the next
-// session), and are dropped while releasing, until the reset ack. Loop-only.
-//
-// Anything a frame triggers may re-enter the pool: relaying to the client
-// can fail and close the session, which releases this connection; a write
-// here can fail and close this connection. So the loop stops as soon as
-// the connection is closed or released, and a release that happens during
-// the loop is finished after it (finishPendingRelease): frames still
-// buffered from the old session must never reach the next one.
+// session) and are dropped while releasing, until the reset ack. Between
+// a release and its deferred end the connection is neither: its bytes
+// wait. Loop-only.
 func (c *Conn) OnTraffic() gnet.Action {
-	gc := c.gc
 	c.lastRead = c.shard.now()
 	c.lastFrameAt = c.shard.preciseNow()
 	if c.flags&(flagClosing|flagMoving) != 0 {
-		_, _ = gc.Discard(-1)
+		_, _ = c.gc.Discard(-1)
 		return gnet.None
 	}
+	if (c.state != StateIdle && c.state != StateReleasing) || c.flags&flagAcked != 0 {
+		return gnet.None // released or acked, the decision deferred: it looks at these bytes
+	}
+	return c.readFrames()
+}
+
+// readFrames reads what is buffered, piece by piece.
+func (c *Conn) readFrames() gnet.Action {
+	gc := c.gc
 	if c.need > 0 && gc.InboundBuffered() < c.need {
 		return gnet.None
 	}
-	cfg := &c.shard.pool.cfg
 	buf, _ := gc.Peek(-1)
 	off := 0
 	c.need = 0
-	c.flags |= flagInTraffic
-	action := gnet.None
 	for off < len(buf) {
-		h, hn, total, err := codec.SplitFrame(buf[off:], codec.RoleClient, cfg.MaxFrameBytes)
-		if errors.Is(err, codec.ErrNeedMore) {
-			c.need = total
-			break
-		}
+		pc, n, err := c.reader.Next(buf[off:])
 		if err != nil {
-			action = c.protocolFailure(err)
+			return c.protocolFailure(err)
+		}
+		if n == 0 {
+			c.need = c.reader.Need()
 			break
 		}
-		frame := buf[off : off+total]
-		off += total
-		if action = c.onFrame(h, frame, frame[hn:]); action != gnet.None {
-			break
+		off += n
+		c.flags &^= flagPingOutstanding
+		if act := c.onPiece(pc); act != gnet.None {
+			return act
 		}
-		if c.flags&(flagClosing|flagReleasePending|flagResetAcked) != 0 {
-			break
+		if c.state != StateIdle && c.state != StateReleasing || c.flags&(flagAcked|flagClosing) != 0 {
+			break // closing, or the ack came: what follows decides (finishReset)
 		}
 	}
-	c.flags &^= flagInTraffic
 	if c.state == StateClosed {
-		return gnet.None // gnet closed it under us: its buffers are gone
-	}
-	if action != gnet.None {
-		return action
+		return gnet.None // gnet closed it under us (a write failed): its buffers are gone
 	}
 	if off > 0 { // Discard(0) would drop everything (gnet: n <= 0 means all)
 		_, _ = gc.Discard(off)
 	}
-	switch {
-	case c.flags&flagReleasePending != 0:
-		c.finishPendingRelease()
-	case c.flags&flagResetAcked != 0:
-		c.flags &^= flagResetAcked
-		c.finishReset()
-	}
 	return gnet.None
 }
 
-func (c *Conn) onFrame(h ws.Header, frame, payload []byte) gnet.Action {
-	c.flags &^= flagPingOutstanding
-	switch h.OpCode {
+func (c *Conn) onPiece(pc codec.Piece) gnet.Action {
+	switch pc.Header.OpCode {
 	case ws.OpPing:
 		// A backend that pings and never reads must not grow our queue
 		// toward it without bound.
-		if c.gc.OutboundBuffered() > c.shard.pool.cfg.WriteBufferLimit {
-			return c.failWith(codec.ClosePolicyViolation, "backend does not read: pongs pile up")
+		if c.gc.OutboundBuffered() > c.shard.pool.cfg.QueueLimit {
+			return c.failWith(codec.ClosePolicyViolation)
 		}
-		_ = c.shard.writeOwn(c.gc, ws.OpPong, payload)
+		_ = c.Pong(pc.Payload)
 		return gnet.None
 	case ws.OpPong:
 		return gnet.None
 	case ws.OpClose:
-		code, _, err := codec.ParseClosePayload(payload)
-		if err != nil {
+		// The backend is going away: answer and close.
+		if _, _, err := codec.ParseClosePayload(pc.Payload); err != nil {
 			return c.protocolFailure(err)
 		}
-		// The backend is going away: answer, close, and tell the session.
-		// A normal or going-away close passes on its code; anything else
-		// is an internal error from the client's point of view.
-		switch code {
-		case codec.CloseNormal, codec.CloseGoingAway, ws.StatusCode(1012), codec.CloseTryAgainLater:
-		case codec.CloseNoStatus:
-			code = codec.CloseNormal
-		default:
-			code = codec.CloseInternalError
-		}
-		c.writeClose(codec.CloseNormal)
-		c.fail(code, "backend closed the connection")
-		c.flags |= flagClosing
-		return gnet.Close
+		return c.failWith(codec.CloseNormal)
 	}
-	cfg := &c.shard.pool.cfg
-	if err := c.msg.Next(h, cfg.MaxMessageBytes); err != nil {
-		return c.protocolFailure(err)
+	if c.state == StateReleasing {
+		c.checkResetAck(pc)
+		return gnet.None
 	}
-	if c.msg.OpCode() == ws.OpText {
-		if h.OpCode == ws.OpText {
-			c.text.Reset()
-		}
-		if !c.text.Write(payload) || (h.Fin && !c.text.Complete()) {
-			return c.protocolFailure(&codec.ProtocolError{Code: codec.CloseInvalidPayload, Reason: "invalid UTF-8 from backend"})
-		}
-	}
-	switch c.state {
-	case StateLeased:
-		if c.peer != nil {
-			c.peer.FromBackend(h, frame)
-		}
-	case StateReleasing:
-		c.checkResetAck(h, payload)
-	default:
-		// Idle: the backend sends with no session to send for. Whatever it
-		// sends next could reach the next session: the connection goes.
-		c.backend.Stray.Add(1)
-		c.slot.Stray.Add(1)
-		return c.failWith(codec.ClosePolicyViolation, "backend sent data on an idle connection")
-	}
-	return gnet.None
+	// Idle: the backend sends with no session to send for. Whatever it
+	// sends next could reach the next session: the connection goes.
+	c.backend.Stray.Add(1)
+	c.local.Stray.Add(1)
+	return c.failWith(codec.ClosePolicyViolation)
 }
 
 // protocolFailure closes a connection whose backend broke the protocol.
 func (c *Conn) protocolFailure(err error) gnet.Action {
-	var perr *codec.ProtocolError
 	code := codec.CloseProtocolError
-	if errors.As(err, &perr) {
-		code = perr.Code
+	if pe, ok := err.(*codec.ProtocolError); ok {
+		code = pe.Code
 	}
-	return c.failWith(code, "backend protocol error")
+	return c.failWith(code)
 }
 
 // failWith ends a connection from its own OnTraffic: the backend gets a
-// close frame with code, the session (if any) a 1011, reconcile a signal.
-func (c *Conn) failWith(code ws.StatusCode, reason string) gnet.Action {
-	c.writeClose(code)
-	c.fail(codec.CloseInternalError, reason)
-	c.flags |= flagClosing
-	return gnet.Close
+// close frame with code, reconcile a signal.
+func (c *Conn) failWith(code ws.StatusCode) gnet.Action {
+	c.countFailure()
+	c.flags &^= flagBroken // the close frame still goes out
+	c.closeWith(code)
+	c.shard.Signal()
+	return gnet.None // closeWith asked gnet to close it
 }
 
 // startReset begins PolicyReset: send the reset message and wait for the
@@ -411,6 +402,7 @@ func (c *Conn) startReset(now int64) {
 	c.releaseStart = now
 	c.lastRead = now
 	c.lastFrameAt = c.shard.preciseNow()
+	c.ack = c.ack[:0]
 	if st.ResetMessage != "" {
 		if err := c.SendText([]byte(st.ResetMessage)); err != nil || c.state != StateReleasing {
 			return // closed by the write failure
@@ -420,15 +412,34 @@ func (c *Conn) startReset(now int64) {
 	if st.ResetAck == "" {
 		deadline = min(deadline, now+int64(st.ResetQuiet))
 	}
-	c.shard.wheel.Schedule(&c.timer, deadline)
+	c.shard.loop.Wheel().Schedule(&c.timer, deadline)
+	if c.gc.InboundBuffered() > 0 { // bytes that waited for the release
+		if c.readFrames() == gnet.Close {
+			c.close()
+		}
+	}
 }
 
-// checkResetAck notes the ack; the reset finishes after the frame loop,
-// once what followed the ack in the same read is known.
-func (c *Conn) checkResetAck(h ws.Header, payload []byte) {
-	st := c.settings()
-	if st.ResetAck != "" && h.Fin && h.OpCode == ws.OpText && string(payload) == st.ResetAck {
-		c.flags |= flagResetAcked
+// checkResetAck gathers a text frame that may be the ack; the ack ends the
+// reset, and what follows it decides whether the connection is clean.
+func (c *Conn) checkResetAck(pc codec.Piece) {
+	ack := c.settings().ResetAck
+	if ack == "" || pc.Header.OpCode != ws.OpText || !pc.Header.Fin {
+		c.ack = c.ack[:0]
+		return
+	}
+	if pc.First {
+		c.ack = c.ack[:0]
+	}
+	if len(c.ack)+len(pc.Payload) <= len(ack) {
+		c.ack = append(c.ack, pc.Payload...)
+	} else {
+		c.ack = append(c.ack[:0], 0) // too long to be the ack
+	}
+	if pc.Last && string(c.ack) == ack {
+		c.ack = nil
+		c.flags |= flagAcked              // its bytes wait (see OnTraffic)
+		c.shard.loop.Defer(c.finishReset) // after the frame loop, once what followed the ack is known
 	}
 }
 
@@ -436,13 +447,17 @@ func (c *Conn) checkResetAck(h ws.Header, payload []byte) {
 // clean: no message half-received, no byte of a frame waiting. Otherwise
 // part of the old session could reach the next one: it closes.
 func (c *Conn) finishReset() {
-	if !c.backend.KeepsConnections() || c.msg.Open() || c.gc.InboundBuffered() > 0 {
+	c.flags &^= flagAcked
+	if c.state != StateReleasing {
+		return // closed meanwhile
+	}
+	if !c.backend.KeepsConnections() || c.reader.InMessage() || c.gc.InboundBuffered() > 0 {
 		c.close()
 		c.shard.Signal()
 		return
 	}
 	c.backend.Releases.Add(1)
-	c.slot.Releases.Add(1)
+	c.local.Releases.Add(1)
 	c.shard.makeIdle(c, c.shard.now())
 }
 
@@ -450,6 +465,7 @@ func (c *Conn) finishReset() {
 // reset. Loop-only.
 func (c *Conn) OnTimer(now int64) {
 	st := c.settings()
+	w := c.shard.loop.Wheel()
 	switch c.state {
 	case StateReleasing:
 		// The quiet period is measured on the precise clock: the shard
@@ -460,35 +476,53 @@ func (c *Conn) OnTimer(now int64) {
 		case st.ResetAck == "" && quietFor >= st.ResetQuiet:
 			c.finishReset()
 		case now-c.releaseStart >= int64(st.ResetTimeout):
-			c.backend.Failures.Add(1)
-			c.slot.Failures.Add(1)
+			c.countFailure()
 			c.close()
 		default:
 			next := c.releaseStart + int64(st.ResetTimeout)
 			if st.ResetAck == "" {
 				next = min(next, now+int64(st.ResetQuiet-quietFor))
 			}
-			c.shard.wheel.Schedule(&c.timer, next)
+			w.Schedule(&c.timer, next)
 		}
 	case StateIdle, StateLeased:
 		if c.flags&flagPingOutstanding != 0 {
 			if now-c.pingAt >= int64(st.PongTimeout) {
-				c.fail(codec.CloseInternalError, "backend ping timeout")
+				c.countFailure()
+				c.abortLease(codec.CloseInternalError, "backend ping timeout")
 				c.close()
 				return
 			}
-			c.shard.wheel.Schedule(&c.timer, c.pingAt+int64(st.PongTimeout))
+			w.Schedule(&c.timer, c.pingAt+int64(st.PongTimeout))
 			return
 		}
-		if now-c.lastRead < int64(st.PingInterval) {
-			c.shard.wheel.Schedule(&c.timer, c.lastRead+int64(st.PingInterval))
+		if now-c.lastRead < int64(st.PingInterval) || c.flags&flagOutMidFrame != 0 {
+			w.Schedule(&c.timer, max(c.lastRead, now)+int64(st.PingInterval))
 			return
 		}
-		if err := c.shard.writeOwn(c.gc, ws.OpPing, nil); err != nil {
+		if err := c.writeOwn(ws.OpPing, nil); err != nil {
 			return
 		}
 		c.flags |= flagPingOutstanding
 		c.pingAt = now
-		c.shard.wheel.Schedule(&c.timer, now+int64(st.PongTimeout))
+		w.Schedule(&c.timer, now+int64(st.PongTimeout))
+	}
+}
+
+// LeaseEnder is the relay's side of a leased connection: told when the
+// pool must take the connection away (ping timeout, a removed backend's
+// drain timeout, shutdown).
+type LeaseEnder interface {
+	LeaseEnded(code ws.StatusCode, reason string)
+}
+
+// abortLease tells the session of a leased connection that it is going.
+func (c *Conn) abortLease(code ws.StatusCode, reason string) {
+	if c.state != StateLeased || c.gc == nil {
+		return
+	}
+	if e, ok := c.gc.Context().(LeaseEnder); ok {
+		c.unbind()
+		e.LeaseEnded(code, reason)
 	}
 }

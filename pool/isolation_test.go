@@ -18,13 +18,11 @@ import (
 // cleanly, as a session that ended on a message boundary does.
 func (f *fixture) leaseAndRelease() *Conn {
 	f.t.Helper()
-	s := &session{}
-	c := f.shard.Acquire(s, DefaultGroup)
+	c := f.shard.Acquire(&session{}, DefaultGroup)
 	if c == nil {
 		f.t.Fatal("no connection to lease")
 	}
-	c.Bind(s)
-	f.shard.Release(c, true)
+	f.release(c, true)
 	return c
 }
 
@@ -69,8 +67,8 @@ func TestResetNeverIdlesMidMessage(t *testing.T) {
 			fc := f.enroll(b)
 			c := f.leaseAndRelease()
 			fc.in = append([]byte(nil), tc.in...)
-			c.OnTraffic()
-			c.OnTimer(f.shard.now() + int64(time.Second)) // quiet period over
+			f.callback(func() { c.OnTraffic() })
+			f.callback(func() { c.OnTimer(f.shard.now() + int64(time.Second)) }) // quiet period over
 			f.flushCloses()
 			if b.Idle.Load() != 0 || b.Closed.Load() != 1 {
 				t.Fatalf("idle %d closed %d: a connection holding part of the old session went back to idle",
@@ -89,10 +87,10 @@ func TestResetQuietIsMeasuredPrecisely(t *testing.T) {
 	fc := f.enroll(b)
 	c := f.leaseAndRelease()
 	fc.in = textFrame("late")
-	c.OnTraffic()
+	f.callback(func() { c.OnTraffic() })
 	// The shard clock says an hour passed since the last tick; the frame
 	// arrived just now.
-	c.OnTimer(f.shard.now() + int64(2*time.Hour))
+	f.callback(func() { c.OnTimer(f.shard.now() + int64(2*time.Hour)) })
 	if b.Idle.Load() != 0 || b.Releasing.Load() != 1 {
 		t.Fatalf("idle %d releasing %d: the drain ended right after a frame", b.Idle.Load(), b.Releasing.Load())
 	}
@@ -106,7 +104,7 @@ func TestResetAckFollowedByMoreCloses(t *testing.T) {
 	fc := f.enroll(b)
 	c := f.leaseAndRelease()
 	fc.in = append(textFrame("A"), textFrame("after the ack")...)
-	c.OnTraffic()
+	f.callback(func() { c.OnTraffic() })
 	f.flushCloses()
 	if b.Idle.Load() != 0 || b.Closed.Load() != 1 {
 		t.Fatalf("idle %d closed %d", b.Idle.Load(), b.Closed.Load())
@@ -121,11 +119,9 @@ func TestReuseClosesWhenTheBackendSpeaksOutOfTurn(t *testing.T) {
 		f := newFixture(t, Settings{URL: "ws://a:1/", Policy: PolicyReuse})
 		b := f.pool.Backends()[0]
 		fc := f.enroll(b)
-		s := &session{}
-		c := f.shard.Acquire(s, DefaultGroup)
-		c.Bind(s)
+		c := f.shard.Acquire(&session{}, DefaultGroup)
 		fc.in = []byte{0x81, 0x05, 'l', 'a'} // part of a frame
-		f.shard.Release(c, true)
+		f.release(c, true)
 		f.flushCloses()
 		if b.Idle.Load() != 0 || b.Closed.Load() != 1 {
 			t.Fatalf("idle %d closed %d", b.Idle.Load(), b.Closed.Load())
@@ -140,10 +136,11 @@ func TestReuseClosesWhenTheBackendSpeaksOutOfTurn(t *testing.T) {
 			t.Fatal("not idle after a clean release")
 		}
 		fc.in = textFrame("late final transcript")
-		if c.OnTraffic() == 0 {
+		f.callback(func() { c.OnTraffic() })
+		if !fc.closed {
 			t.Fatal("the connection stayed open after a frame while idle")
 		}
-		c.OnClosed(nil)
+		f.flushCloses()
 		if b.Stray.Load() != 1 || b.Idle.Load() != 0 {
 			t.Fatalf("stray %d idle %d", b.Stray.Load(), b.Idle.Load())
 		}
@@ -159,13 +156,14 @@ func TestBackendPingFloodIsBounded(t *testing.T) {
 	fc := f.enroll(b)
 	ping := []byte{0x89, 0x02, 'h', 'i'}
 	fc.in = bytes.Repeat(ping, 10)
-	fc.c.OnTraffic()
+	f.callback(func() { fc.c.OnTraffic() })
 	if len(fc.out) != 10 {
 		t.Fatalf("%d pongs for 10 pings while the backend reads", len(fc.out))
 	}
-	fc.pending = f.pool.cfg.WriteBufferLimit + 1
+	fc.pending = f.pool.cfg.QueueLimit + 1
 	fc.in = bytes.Repeat(ping, 10)
-	if fc.c.OnTraffic() == 0 {
+	f.callback(func() { fc.c.OnTraffic() })
+	if !fc.closed {
 		t.Fatal("a backend that does not read kept getting pongs")
 	}
 	if n := len(fc.out); n != 11 { // the 10 pongs and the close frame
@@ -183,7 +181,8 @@ func TestForwardedFramesGetFreshMasks(t *testing.T) {
 	seen := map[[4]byte]bool{}
 	for i := 0; i < 64; i++ {
 		payload := []byte("hello")
-		if err := fc.c.Forward(ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: clientKey}, payload); err != nil {
+		h := ws.Header{Fin: true, OpCode: ws.OpText, Masked: true, Mask: clientKey, Length: 5}
+		if err := fc.c.WritePiece(codec.Piece{Header: h, First: true, Last: true, Payload: payload}); err != nil {
 			t.Fatal(err)
 		}
 		h, n, err := codec.ParseHeader(fc.out[len(fc.out)-1], codec.RoleServer, 0)

@@ -16,25 +16,28 @@ type Config struct {
 	Shards          int   // one per server event loop
 	MaxFrameBytes   int64 // a backend frame above this is a protocol error (default MaxMessageBytes)
 	MaxMessageBytes int64 // a backend message above this is a protocol error (default 1 MiB)
-	// WriteBufferLimit caps bytes queued toward a backend connection; past
-	// it the session is closed (1013) and the connection is not reused.
-	WriteBufferLimit int
-	Logger           *zap.Logger
+	// QueueLimit caps bytes queued toward a backend connection the pool
+	// holds (idle, releasing): a backend that pings and never reads its
+	// pongs is closed past it (default 256 KiB). While leased, the relay's
+	// flow control bounds the queue.
+	QueueLimit int
+	Logger     *zap.Logger
 }
 
-// Pool is the set of backends and one Shard per event loop.
+// Pool is the set of backends and one ShardPool per event loop.
 type Pool struct {
 	cfg      Config
 	log      *zap.Logger
-	shards   []*Shard
+	shards   []*ShardPool
 	backends atomic.Pointer[[]*Backend] // configured backends, and removed ones until their connections are gone
 	// mu serialises the writers of the backend list (SetBackends, Prune:
 	// the configuration applier and the reconcile workers), never readers.
-	mu      sync.Mutex
-	byURL   map[string]*Backend // the backends in the list, by URL; guarded by mu
-	nextID  int                 // guarded by mu
-	routing atomic.Pointer[Routing]
-	epoch   time.Time // the shards' precise clocks count from here
+	mu        sync.Mutex
+	byURL     map[string]*Backend // the backends in the list, by URL; guarded by mu
+	nextID    int                 // guarded by mu
+	routing   atomic.Pointer[Routing]
+	balancers atomic.Pointer[map[string]Balancer] // per group; a group not in it uses LeastLeased
+	epoch     time.Time                           // the shards' precise clocks count from here
 }
 
 // New returns a pool with cfg.Shards shards, none attached to a loop yet.
@@ -42,8 +45,8 @@ func New(cfg Config) *Pool {
 	if cfg.Logger == nil {
 		cfg.Logger = zap.NewNop()
 	}
-	if cfg.WriteBufferLimit <= 0 {
-		cfg.WriteBufferLimit = 4 << 20
+	if cfg.QueueLimit <= 0 {
+		cfg.QueueLimit = 256 << 10
 	}
 	// A backend is a peer like any client: its frames always have a limit.
 	if cfg.MaxMessageBytes <= 0 {
@@ -54,7 +57,7 @@ func New(cfg Config) *Pool {
 	}
 	p := &Pool{cfg: cfg, log: cfg.Logger, byURL: make(map[string]*Backend), epoch: time.Now()}
 	for i := 0; i < cfg.Shards; i++ {
-		p.shards = append(p.shards, newShard(p, i))
+		p.shards = append(p.shards, newShardPool(p, i))
 	}
 	empty := []*Backend{}
 	p.backends.Store(&empty)
@@ -62,11 +65,24 @@ func New(cfg Config) *Pool {
 	return p
 }
 
-// Shards returns every shard. Safe for concurrent use.
-func (p *Pool) Shards() []*Shard { return p.shards }
+// Shards returns every shard's pool. Safe for concurrent use.
+func (p *Pool) Shards() []*ShardPool { return p.shards }
 
-// Shard returns shard i. Safe for concurrent use.
-func (p *Pool) Shard(i int) *Shard { return p.shards[i] }
+// Shard returns shard i's pool. Safe for concurrent use.
+func (p *Pool) Shard(i int) *ShardPool { return p.shards[i] }
+
+// SetBalancers installs the balancing policy of each group (a group left
+// out uses LeastLeased). Safe for concurrent use.
+func (p *Pool) SetBalancers(m map[string]Balancer) { p.balancers.Store(&m) }
+
+func (p *Pool) balancer(group string) Balancer {
+	if m := p.balancers.Load(); m != nil {
+		if b, ok := (*m)[group]; ok {
+			return b
+		}
+	}
+	return LeastLeased{}
+}
 
 // DefaultMaxMessageBytes is the backend message limit when Config gives none.
 const DefaultMaxMessageBytes = 1 << 20
@@ -109,7 +125,7 @@ func (p *Pool) SetBackends(list []Settings) error {
 		b.SetSettings(&s)
 		b.healthy.Store(true) // optimistic until a dial says otherwise
 		for j := range p.shards {
-			b.slots = append(b.slots, newSlot(b, j))
+			b.shards = append(b.shards, newShardBackend(b, j))
 		}
 		p.byURL[s.URL] = b
 		all = append(all, b)
@@ -215,8 +231,8 @@ func (p *Pool) SetRouting(r *Routing) { p.routing.Store(r) }
 // Routing returns the routing in force. Safe for concurrent use.
 func (p *Pool) Routing() *Routing { return p.routing.Load() }
 
-// share is shard i's part of a backend-wide number n split over shards.
-func share(n, shards, i int) int {
+// Share is shard i's part of a backend-wide number n split over shards.
+func Share(n, shards, i int) int {
 	q, r := n/shards, n%shards
 	if i < r {
 		return q + 1

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -8,19 +9,23 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 
+	"github.com/wsgate/wsgate/internal/framewrite"
+	"github.com/wsgate/wsgate/internal/loopq"
 	"github.com/wsgate/wsgate/internal/wheel"
 )
 
 // fakeConn stands in for a gnet connection: inbound bytes are what the
-// test puts in, writes are recorded, Close runs OnClosed as gnet would
+// test puts in, writes are recorded, Close runs OnClose as gnet would
 // (later, through the loop: here when the test calls flushCloses).
 type fakeConn struct {
 	gnet.Conn
 	c       *Conn
+	ctx     any
 	in      []byte
 	out     [][]byte
 	pending int // what OutboundBuffered reports: bytes the peer has not read
 	closed  bool
+	failAt  int // the failAt-th write fails (gnet closed the connection inside it); 0: none
 }
 
 func (f *fakeConn) Peek(int) ([]byte, error) { return f.in, nil }
@@ -33,41 +38,58 @@ func (f *fakeConn) Discard(n int) (int, error) {
 }
 func (f *fakeConn) InboundBuffered() int  { return len(f.in) }
 func (f *fakeConn) OutboundBuffered() int { return f.pending }
+func (f *fakeConn) Fd() int               { return -1 }
+func (f *fakeConn) Context() any          { return f.ctx }
+func (f *fakeConn) SetContext(ctx any)    { f.ctx = ctx }
 func (f *fakeConn) Writev(bs [][]byte) (int, error) {
 	var b []byte
 	for _, x := range bs {
 		b = append(b, x...)
 	}
-	f.out = append(f.out, b)
+	return f.Write(b)
+}
+func (f *fakeConn) Write(b []byte) (int, error) {
+	if f.failAt > 0 && len(f.out)+1 == f.failAt {
+		f.closed = true
+		f.c.OnClose(errors.New("broken pipe")) // gnet runs OnClose inside the write
+		return 0, errors.New("broken pipe")
+	}
+	f.out = append(f.out, append([]byte(nil), b...))
 	return len(b), nil
 }
 func (f *fakeConn) Close() error { f.closed = true; return nil }
 
-// session is a fake client session: it records what it is relayed.
-type session struct {
-	got     []string
-	gone    ws.StatusCode
-	waiting bool
-	conn    *Conn
-	onFrame func() // runs once, inside the first FromBackend
+// fakeLoop is the shard a ShardPool attaches to: a wheel, a writer, and
+// the deferred work of the callback the test is in.
+type fakeLoop struct {
+	wheel  *wheel.Wheel
+	writer *framewrite.Writer
+	queue  loopq.Queue
 }
 
-func (s *session) FromBackend(h ws.Header, frame []byte) {
-	s.got = append(s.got, string(frame[len(frame)-int(h.Length):]))
-	if f := s.onFrame; f != nil {
-		s.onFrame = nil
-		f()
-	}
+func (l *fakeLoop) Loop() gnet.EventLoop       { return nil }
+func (l *fakeLoop) Wheel() *wheel.Wheel        { return l.wheel }
+func (l *fakeLoop) Writer() *framewrite.Writer { return l.writer }
+func (l *fakeLoop) Defer(fn func())            { l.queue.Defer(fn) }
+func (l *fakeLoop) Run(fn func()) error        { l.queue.Defer(fn); return nil }
+
+// session is a fake client session waiting for a connection, and the
+// relay's side of a connection leased to it (Bind it to hear LeaseEnded).
+type session struct {
+	waiting bool
+	conn    *Conn
+	gone    ws.StatusCode // the code LeaseEnded gave
 }
-func (s *session) BackendGone(code ws.StatusCode, _ string) { s.gone = code; s.conn = nil }
-func (s *session) StillWaiting() bool                       { return s.waiting }
+
+func (s *session) LeaseEnded(code ws.StatusCode, _ string) { s.gone = code }
+
+func (s *session) StillWaiting() bool { return s.waiting }
 func (s *session) Granted(c *Conn) bool {
 	if !s.waiting {
 		return false
 	}
 	s.waiting = false
 	s.conn = c
-	c.Bind(s)
 	return true
 }
 
@@ -76,7 +98,8 @@ func textFrame(p string) []byte { return append([]byte{0x81, byte(len(p))}, p...
 type fixture struct {
 	t     *testing.T
 	pool  *Pool
-	shard *Shard
+	shard *ShardPool
+	loop  *fakeLoop
 	conns []*fakeConn
 }
 
@@ -94,8 +117,16 @@ func newFixture(t *testing.T, list ...Settings) *fixture {
 		t.Fatal(err)
 	}
 	sh := p.Shard(0)
-	sh.Attach(nil, wheel.New(64, 1e6, 1e9))
-	return &fixture{t: t, pool: p, shard: sh}
+	loop := &fakeLoop{wheel: wheel.New(64, 1e6, 1e9), writer: framewrite.New()}
+	sh.Attach(loop)
+	return &fixture{t: t, pool: p, shard: sh, loop: loop}
+}
+
+// callback runs fn as a loop callback: work it defers runs after it.
+func (f *fixture) callback(fn func()) {
+	f.loop.queue.Enter()
+	fn()
+	f.loop.queue.Leave()
 }
 
 // enroll adds one connection to backend b as reconcile would.
@@ -104,10 +135,9 @@ func (f *fixture) enroll(b *Backend) *fakeConn {
 	if !b.Reserve(0) {
 		f.t.Fatal("reserve refused")
 	}
-	c := &Conn{shard: f.shard, slot: b.slots[0], backend: b, state: StateDialing}
-	c.timer.Owner = c
-	fc := &fakeConn{c: c}
-	c.Opened(fc)
+	c := f.shard.newConn(b)
+	fc := &fakeConn{c: c, ctx: c}
+	f.callback(func() { c.OnOpen(fc) })
 	f.conns = append(f.conns, fc)
 	return fc
 }
@@ -116,9 +146,14 @@ func (f *fixture) enroll(b *Backend) *fakeConn {
 func (f *fixture) flushCloses() {
 	for _, fc := range f.conns {
 		if fc.closed && fc.c.state != StateClosed {
-			fc.c.OnClosed(nil)
+			f.callback(func() { fc.c.OnClose(nil) })
 		}
 	}
+}
+
+// release ends c's lease as a session's end does, in a callback.
+func (f *fixture) release(c *Conn, clean bool) {
+	f.callback(func() { f.shard.Release(c, clean) })
 }
 
 func (f *fixture) checkCounters() {
@@ -145,7 +180,7 @@ func TestReserveNeverPassesMax(t *testing.T) {
 	}
 	f.checkCounters()
 	c := f.shard.Acquire(&session{}, DefaultGroup)
-	f.shard.Release(c, false) // not clean: closed
+	f.release(c, false) // not clean: closed
 	f.flushCloses()
 	f.checkCounters()
 	if !b.Reserve(0) {
@@ -175,8 +210,7 @@ func TestLeaseReleasePolicies(t *testing.T) {
 			if c == nil || b.Leased.Load() != 1 || b.Idle.Load() != 0 {
 				t.Fatalf("lease: conn %v, leased %d idle %d", c, b.Leased.Load(), b.Idle.Load())
 			}
-			c.Bind(s)
-			f.shard.Release(c, true)
+			f.release(c, true)
 			f.flushCloses()
 			if b.Idle.Load() != tc.idleAfter || b.Closed.Load() != tc.closedAfter {
 				t.Fatalf("after release: idle %d closed %d", b.Idle.Load(), b.Closed.Load())
@@ -186,7 +220,7 @@ func TestLeaseReleasePolicies(t *testing.T) {
 					t.Fatalf("reset: releasing %d, %d writes", b.Releasing.Load(), len(fc.out))
 				}
 				fc.in = textFrame("A")
-				c.OnTraffic()
+				f.callback(func() { c.OnTraffic() })
 				if b.Idle.Load() != 1 || b.Releases.Load() != 1 {
 					t.Fatalf("after ack: idle %d releases %d", b.Idle.Load(), b.Releases.Load())
 				}
@@ -196,55 +230,56 @@ func TestLeaseReleasePolicies(t *testing.T) {
 	}
 }
 
-// TestReleaseDuringTrafficKeepsFramesFromNextSession: two backend frames
-// arrive in one read; relaying the first ends the session (its client
-// write failed), which releases the connection while its frame loop is
-// still running, and another session is waiting. The second frame belongs
-// to the old session: it must not reach the new one.
+// TestReleaseDuringTrafficKeepsFramesFromNextSession: a session ends (and
+// releases its connection) inside a callback while backend frames of the
+// old session are arriving, and another session waits. The release is
+// decided after the callback, with those frames still buffered: the
+// connection is closed, never handed to the waiting session.
 func TestReleaseDuringTrafficKeepsFramesFromNextSession(t *testing.T) {
 	f := newFixture(t, Settings{URL: "ws://a:1/", Max: 1, Policy: PolicyReuse})
 	b := f.pool.Backends()[0]
 	fc := f.enroll(b)
-	a := &session{}
-	c := f.shard.Acquire(a, DefaultGroup)
-	c.Bind(a)
+	c := f.shard.Acquire(&session{}, DefaultGroup)
 	next := &session{waiting: true}
-	if f.shard.Acquire(next, DefaultGroup) != nil {
-		t.Fatal("second acquire got a connection with Max 1")
-	}
-	a.onFrame = func() { f.shard.Release(c, true) } // the session ends mid-batch
-	fc.in = append(textFrame("A-1"), textFrame("A-2")...)
-	c.OnTraffic()
+	f.callback(func() {
+		if f.shard.Acquire(next, DefaultGroup) != nil {
+			t.Fatal("second acquire got a connection with Max 1")
+		}
+	})
+	f.callback(func() {
+		f.shard.Release(c, true) // the session ends mid-callback
+		fc.in = append(textFrame("A-1"), textFrame("A-2")...)
+		c.OnTraffic() // the old session's frames arrive before the release is decided
+		if len(fc.in) == 0 {
+			t.Fatal("the pool read the old session's frames before deciding")
+		}
+	})
 	f.flushCloses()
-	if len(next.got) != 0 {
-		t.Fatalf("the next session received the old session's frames: %q", next.got)
+	if next.conn != nil {
+		t.Fatal("the waiting session was handed a connection holding the old session's frames")
 	}
-	if len(a.got) != 1 {
-		t.Fatalf("old session got %q, want only the first frame", a.got)
+	if b.Closed.Load() != 1 {
+		t.Fatalf("closed %d, want the connection closed", b.Closed.Load())
 	}
 	f.checkCounters()
 }
 
 // TestCloseDuringTrafficStopsTheLoop: when a write during OnTraffic closes
-// the connection (gnet runs OnClose at once), the loop stops and touches
-// neither the buffer nor the socket again.
+// the connection (gnet runs OnClose inside the write), the loop stops and
+// touches neither the buffer nor the socket again.
 func TestCloseDuringTrafficStopsTheLoop(t *testing.T) {
 	f := newFixture(t, Settings{URL: "ws://a:1/"})
 	b := f.pool.Backends()[0]
 	fc := f.enroll(b)
-	s := &session{}
-	c := f.shard.Acquire(s, DefaultGroup)
-	c.Bind(s)
-	s.onFrame = func() { c.OnClosed(nil) } // as a synchronous write failure would
 	ping := []byte{0x89, 0x00}
-	fc.in = append(append(textFrame("x"), ping...), textFrame("y")...)
-	writes := len(fc.out)
-	c.OnTraffic()
-	if len(fc.out) != writes {
-		t.Fatalf("wrote %d frames after the connection closed", len(fc.out)-writes)
+	fc.in = append(append([]byte(nil), ping...), ping...)
+	fc.failAt = len(fc.out) + 1 // the first pong fails
+	f.callback(func() { fc.c.OnTraffic() })
+	if len(fc.out) != 0 || len(fc.in) != 4 {
+		t.Fatalf("after the connection closed: %d writes, %d bytes consumed", len(fc.out), 4-len(fc.in))
 	}
-	if len(s.got) != 1 || s.gone == 0 {
-		t.Fatalf("session got %q, gone %d", s.got, s.gone)
+	if b.Total.Load() != 0 || b.Failures.Load() != 1 {
+		t.Fatalf("total %d failures %d", b.Total.Load(), b.Failures.Load())
 	}
 	f.checkCounters()
 }
@@ -312,19 +347,17 @@ func TestPauseAndDrain(t *testing.T) {
 	f.enroll(b)
 	s := &session{}
 	c := f.shard.Acquire(s, DefaultGroup)
-	c.Bind(s)
 	b.Pause()
 	if f.shard.Acquire(&session{waiting: true}, DefaultGroup) != nil {
 		t.Fatal("a paused backend leased a connection")
 	}
 	f.shard.StopWaiting(DefaultGroup)
-	f.shard.Release(c, true) // a paused backend keeps its connections
+	f.release(c, true) // a paused backend keeps its connections
 	if b.Idle.Load() != 2 || b.Closed.Load() != 0 {
 		t.Fatalf("paused: idle %d closed %d", b.Idle.Load(), b.Closed.Load())
 	}
 	b.Resume()
 	c = f.shard.Acquire(s, DefaultGroup)
-	c.Bind(s)
 	b.Drain()
 	f.shard.Sweep() // the idle one goes now
 	f.flushCloses()
@@ -408,7 +441,7 @@ func TestRemovedBackendSessionsEndAfterDrainTimeout(t *testing.T) {
 	if err := f.pool.SetBackends([]Settings{*f.pool.Backends()[1].Settings()}); err != nil {
 		t.Fatal(err)
 	}
-	f.shard.Sweep()
+	f.callback(func() { f.shard.Sweep() })
 	f.flushCloses()
 	if a.Leased.Load() != 1 || a.Idle.Load() != 0 || s.gone != 0 {
 		t.Fatalf("within the drain timeout: leased %d idle %d, session told %d", a.Leased.Load(), a.Idle.Load(), s.gone)
@@ -427,7 +460,7 @@ func TestRemovedBackendSessionsEndAfterTheTimeout(t *testing.T) {
 	if err := f.pool.SetBackends([]Settings{st}); err != nil { // a removed
 		t.Fatal(err)
 	}
-	f.shard.Sweep()
+	f.callback(func() { f.shard.Sweep() })
 	f.flushCloses()
 	if a.Total.Load() != 0 || s.gone == 0 {
 		t.Fatalf("after the drain timeout: total %d, session told %d", a.Total.Load(), s.gone)

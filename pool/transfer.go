@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 
-	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 )
 
@@ -31,7 +30,7 @@ import (
 
 // askTransfers asks other shards for idle connections of group, one per
 // session waiting here that no earlier request covers. Loop-only.
-func (sh *Shard) askTransfers(group string) {
+func (sh *ShardPool) askTransfers(group string) {
 	for sh.transfersAsked[group] < sh.waitingIn[group] {
 		donor := sh.pool.donorFor(group, sh.Index)
 		if donor == nil {
@@ -39,11 +38,7 @@ func (sh *Shard) askTransfers(group string) {
 		}
 		sh.transfersAsked[group]++
 		to := sh
-		err := donor.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-			donor.giveAway(group, to)
-			return nil
-		}))
-		if err != nil { // the engine is stopping
+		if err := donor.Run(func() { donor.giveAway(group, to) }); err != nil { // the engine is stopping
 			sh.transfersAsked[group]--
 			return
 		}
@@ -54,14 +49,14 @@ func (sh *Shard) askTransfers(group string) {
 // connections of group that take leases. It reads atomics only: the
 // answer may be stale by the time the donor acts, which then refuses.
 // Safe for concurrent use.
-func (p *Pool) donorFor(group string, except int) *Shard {
-	var best *Shard
+func (p *Pool) donorFor(group string, except int) *ShardPool {
+	var best *ShardPool
 	var most int64
 	for _, b := range p.Backends() {
-		if b.Group() != group || !leasable(b) {
+		if b.Group() != group || !b.TakesLeases() {
 			continue
 		}
-		for i, s := range b.slots {
+		for i, s := range b.shards {
 			if i == except {
 				continue
 			}
@@ -76,7 +71,7 @@ func (p *Pool) donorFor(group string, except int) *Shard {
 // giveAway hands one idle connection of group to shard to, or tells to
 // that there is none. It keeps its connections for its own waiting
 // sessions. Loop-only (the donor's loop).
-func (sh *Shard) giveAway(group string, to *Shard) {
+func (sh *ShardPool) giveAway(group string, to *ShardPool) {
 	c := sh.takeForTransfer(group)
 	if c == nil {
 		to.settleTransfer(group, false)
@@ -85,24 +80,24 @@ func (sh *Shard) giveAway(group string, to *Shard) {
 	fd, err := unix.Dup(c.gc.Fd())
 	if err != nil {
 		// Out of descriptors: keep it here, where it is still good.
-		c.slot.pushIdle(c)
-		sh.wheel.Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))
+		c.local.pushIdle(c)
+		sh.loop.Wheel().Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))
 		to.settleTransfer(group, false)
 		return
 	}
 	unix.CloseOnExec(fd)
-	moved := &Conn{shard: to, slot: c.backend.slots[to.Index], backend: c.backend, state: StateDialing,
-		expires: c.expires, lastRead: c.lastRead, transferGroup: group}
+	moved := to.newConn(c.backend)
+	moved.expires, moved.lastRead, moved.transferGroup = c.expires, c.lastRead, group
 	c.moveTo(to)
 	c.flags |= flagMoving
-	_ = sh.loop.Close(c.gc) // synchronous: this loop lets go of the socket now
+	_ = sh.loop.Loop().Close(c.gc) // synchronous: this loop lets go of the socket now
 	go to.receive(moved, fd)
 }
 
 // takeForTransfer unlinks the best idle connection of group for another
 // shard, or returns nil: none here, or this shard's own sessions wait for
 // the group. A connection that is not clean is closed instead.
-func (sh *Shard) takeForTransfer(group string) *Conn {
+func (sh *ShardPool) takeForTransfer(group string) *Conn {
 	if sh.waitingIn[group] > 0 {
 		return nil
 	}
@@ -112,7 +107,7 @@ func (sh *Shard) takeForTransfer(group string) *Conn {
 			return nil
 		}
 		c := s.popIdle()
-		sh.wheel.Stop(&c.timer)
+		sh.loop.Wheel().Stop(&c.timer)
 		if c.gc.InboundBuffered() == 0 && c.reusable(sh.now()) {
 			return c
 		}
@@ -123,8 +118,8 @@ func (sh *Shard) takeForTransfer(group string) *Conn {
 
 // moveTo moves c's place in the counters from its shard (idle) to shard
 // to (dialing): the backend-wide Total does not change. Loop-only.
-func (c *Conn) moveTo(to *Shard) {
-	from, dst := &c.slot.Counters, &c.backend.slots[to.Index].Counters
+func (c *Conn) moveTo(to *ShardPool) {
+	from, dst := &c.local.Counters, &c.backend.shards[to.Index].Counters
 	from.Idle.Add(-1)
 	from.Total.Add(-1)
 	dst.Total.Add(1)
@@ -136,7 +131,7 @@ func (c *Conn) moveTo(to *Shard) {
 // receive enrolls a moved connection's descriptor on this shard's loop,
 // where it becomes idle and goes to a waiting session. Runs on its own
 // goroutine (enrolling waits for the loop).
-func (sh *Shard) receive(c *Conn, fd int) {
+func (sh *ShardPool) receive(c *Conn, fd int) {
 	f := os.NewFile(uintptr(fd), "backend")
 	nc, err := net.FileConn(f) // a descriptor of its own; f's is closed below
 	_ = f.Close()
@@ -152,7 +147,7 @@ func (sh *Shard) receive(c *Conn, fd int) {
 
 // transferFailed tells the shard that an asked connection will not come:
 // it was lost on the way, so reconcile has one to dial.
-func (sh *Shard) transferFailed(group string) {
+func (sh *ShardPool) transferFailed(group string) {
 	sh.Signal()
 	sh.settleTransfer(group, false)
 }
@@ -160,18 +155,15 @@ func (sh *Shard) transferFailed(group string) {
 // settleTransfer settles one request on this shard's loop (through
 // Execute: the caller is another loop or goroutine). Safe for concurrent
 // use.
-func (sh *Shard) settleTransfer(group string, arrived bool) {
-	_ = sh.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		sh.transferSettled(group, arrived)
-		return nil
-	}))
+func (sh *ShardPool) settleTransfer(group string, arrived bool) {
+	_ = sh.Run(func() { sh.transferSettled(group, arrived) })
 }
 
 // transferSettled counts one request as answered. When a connection
 // arrived and sessions still wait, it asks again; after a refusal it
 // leaves the next request to the next reconcile sweep, so two shards
 // never ask each other in a loop. Loop-only.
-func (sh *Shard) transferSettled(group string, arrived bool) {
+func (sh *ShardPool) transferSettled(group string, arrived bool) {
 	if sh.transfersAsked[group] > 0 {
 		sh.transfersAsked[group]--
 	}

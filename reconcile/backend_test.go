@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/wsgate/wsgate/codec"
+	wsgateway "github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/server"
 )
@@ -164,8 +165,9 @@ func startGateway(t *testing.T, loops int, backends ...pool.Settings) *gateway {
 	if err := p.SetBackends(backends); err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Loops: loops, Pool: p, Handler: &server.Proxy{},
-		Logger: log, TickInterval: 10 * time.Millisecond})
+	cfg := server.Config{Addr: "127.0.0.1:0", Loops: loops, Logger: log, TickInterval: 10 * time.Millisecond}
+	wsgateway.Wire(&cfg, p, 0)
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

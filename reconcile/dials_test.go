@@ -218,7 +218,7 @@ func TestOneProbeAtATimeAndItsClaimAlwaysReturns(t *testing.T) {
 	defer rec.Stop()
 	eventually(t, "every shard refilled", 3*time.Second, func() bool {
 		for i := 0; i < shards; i++ {
-			if b.Slot(i).Idle.Load() != 2 {
+			if b.InShard(i).Idle.Load() != 2 {
 				return false
 			}
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap/zaptest"
 
+	wsgateway "github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
@@ -55,8 +56,9 @@ func startFleet(t *testing.T, n int) *fleet {
 	log := zaptest.NewLogger(t)
 	f.pool = pool.New(pool.Config{Shards: 2, MaxFrameBytes: 1 << 20, MaxMessageBytes: 1 << 20, Logger: log})
 	f.applier = reconcile.NewApplier(f.pool, log)
-	srv, err := server.New(server.Config{Addr: "127.0.0.1:0", Loops: 2, Pool: f.pool, Handler: &server.Proxy{},
-		Logger: log, TickInterval: 10 * time.Millisecond})
+	cfg := server.Config{Addr: "127.0.0.1:0", Loops: 2, Logger: log, TickInterval: 10 * time.Millisecond}
+	wsgateway.Wire(&cfg, f.pool, 0)
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/panjf2000/gnet/v2"
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/pool"
@@ -38,7 +37,7 @@ type Reconciler struct {
 // dial subtracts its own) and dials.
 type worker struct {
 	cfg    *Config
-	shard  *pool.Shard
+	shard  *pool.ShardPool
 	log    *zap.Logger
 	signal chan struct{} // size 1: sends never block, bursts coalesce
 
@@ -188,7 +187,7 @@ func (w *worker) ensureCapacity(ctx context.Context) (wakeAt time.Time) {
 		}
 		st := b.Settings()
 		dialing := r.Dialing // read with FreshIdle on the loop
-		want := share(st.Target, shards, sh.Index)
+		want := pool.Share(st.Target, shards, sh.Index)
 		if h := healthy[b.Group()]; r.Waiting > 0 && (b.Healthy() || h == 0) {
 			want += (r.Waiting + max(h, 1) - 1) / max(h, 1)
 		}
@@ -297,11 +296,7 @@ func (w *worker) dialEnded(b *pool.Backend, probe bool, reserved *bool) {
 // sweep runs the loop-side step and waits for its result.
 func (w *worker) sweep(ctx context.Context) ([]pool.SweepResult, bool) {
 	done := make(chan []pool.SweepResult, 1)
-	err := w.shard.Loop().Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
-		done <- w.shard.Sweep()
-		return nil
-	}))
-	if err != nil {
+	if err := w.shard.Run(func() { done <- w.shard.Sweep() }); err != nil {
 		return nil, false
 	}
 	select {
@@ -313,14 +308,6 @@ func (w *worker) sweep(ctx context.Context) ([]pool.SweepResult, bool) {
 }
 
 func dialable(b *pool.Backend) bool { return b.KeepsConnections() }
-
-func share(n, shards, i int) int {
-	q, r := n/shards, n%shards
-	if i < r {
-		return q + 1
-	}
-	return q
-}
 
 func jitter(d time.Duration, f float64) time.Duration {
 	return time.Duration(float64(d) * (1 - f + 2*f*rand.Float64()))

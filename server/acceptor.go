@@ -34,7 +34,7 @@ import (
 // acceptedConn travels with a client connection from the acceptor to
 // OnOpen on its loop (as the gnet context of the enroll).
 type acceptedConn struct {
-	shard  *shard
+	shard  *Shard
 	opened atomic.Bool // OnOpen ran: the loop owns the connection
 }
 
@@ -80,7 +80,7 @@ func (s *Server) runAcceptor() {
 		}
 		pause = 0
 		s.stats.Accepted.Add(1)
-		if s.draining.Load() || s.stats.Open.Load() >= int64(s.cfg.MaxConns) {
+		if s.shuttingDown.Load() || s.stats.Open.Load() >= int64(s.cfg.MaxConns) {
 			s.refuseAtAccept(c)
 			continue
 		}
@@ -125,7 +125,7 @@ func (s *Server) awaitEnroll(res <-chan gnet.RegisteredResult, ac *acceptedConn)
 	}
 }
 
-func (s *Server) enrollFailed(sh *shard, err error) {
+func (s *Server) enrollFailed(sh *Shard, err error) {
 	s.stats.Open.Add(-1)
 	sh.clients.Add(-1)
 	s.stats.EnrollFailures.Add(1)
@@ -141,7 +141,7 @@ func (s *Server) refuseAtAccept(c *net.TCPConn) {
 	_, _ = c.Write(overCapacityResponse)
 	_ = c.Close()
 	s.limitedInfo(&s.refuseLog, "connection refused at accept",
-		zap.Bool("draining", s.draining.Load()), zap.Int64("open", s.stats.Open.Load()), zap.Int("max_conns", s.cfg.MaxConns))
+		zap.Bool("draining", s.shuttingDown.Load()), zap.Int64("open", s.stats.Open.Load()), zap.Int("max_conns", s.cfg.MaxConns))
 }
 
 // shedOne is the last resort when the process is out of descriptors: give

@@ -10,7 +10,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/codec"
-	"github.com/wsgate/wsgate/pool"
 )
 
 // Config is what a Server needs. Zero fields take the defaults below
@@ -32,9 +31,20 @@ type Config struct {
 	MaxFrameBytes int64
 	// MaxMessageBytes caps a whole, possibly fragmented, message (1009; default 1 MiB).
 	MaxMessageBytes int64
-	// WriteBufferLimit caps bytes queued toward a client that reads slower than
-	// we write; past it the session is closed 1008 (default 4 MiB).
-	WriteBufferLimit int
+	// FlowWindow bounds what a session holds per direction in user space
+	// (default 256 KiB): past half of it queued toward a peer, whoever
+	// produces the bytes stops being read until the queue is below an
+	// eighth (see flow.go).
+	FlowWindow int
+	// StallTimeout is how long a paused connection waits for the queue it
+	// waits on to drain before its session is closed: 1008 for a client
+	// that stopped reading (default 30 s).
+	StallTimeout time.Duration
+	// FailDrainQuiet and FailDrainMax bound the drain after a client's
+	// protocol error (see SessionHandler.Failing): the close goes out once
+	// the handler relayed nothing for FailDrainQuiet (default 100 ms), at
+	// most FailDrainMax after the error (default 1 s).
+	FailDrainQuiet, FailDrainMax time.Duration
 	// Subprotocols the server speaks, in preference order (optional).
 	Subprotocols []string
 
@@ -48,10 +58,16 @@ type Config struct {
 	Logger *zap.Logger
 	// Handler decides what sessions do with messages (default Echo).
 	Handler Handler
-	// Pool, if set, holds the backend connections (the gateway): its shard
-	// i is attached to event loop i, and its connections' events are
-	// dispatched to it. It must have Loops shards.
-	Pool *pool.Pool
+	// OnShard, if set, runs on each event loop as its shard is created,
+	// before any client arrives (the gateway attaches the pool's part of
+	// that loop). Loop-only, must not block.
+	OnShard func(*Shard)
+	// OnShutdown, if set, runs on each shard once its sessions are gone
+	// during Shutdown (the gateway closes its backend connections).
+	OnShutdown func(*Shard)
+	// Gateway says each session uses two descriptors (its own and its
+	// backend connection's), for the default MaxConns.
+	Gateway bool
 	// OnSessionEnd, if set, gets a record of every upgraded session that
 	// ended (the access log). It runs on the loop: it must not block.
 	OnSessionEnd func(*SessionRecord)
@@ -62,13 +78,16 @@ type Config struct {
 
 // Defaults.
 const (
-	DefaultMaxMessageBytes  = 1 << 20
-	DefaultWriteBufferLimit = 4 << 20
-	DefaultHandshakeTimeout = 10 * time.Second
-	DefaultPingInterval     = 30 * time.Second
-	DefaultPongTimeout      = 10 * time.Second
-	DefaultCloseTimeout     = 5 * time.Second
-	DefaultTickInterval     = 100 * time.Millisecond
+	DefaultMaxMessageBytes    = 1 << 20
+	DefaultFlowWindow         = 256 << 10
+	DefaultStallTimeout       = 30 * time.Second
+	DefaultFailDrainQuiet     = 100 * time.Millisecond
+	DefaultFailDrainMax       = time.Second
+	DefaultHandshakeTimeout   = 10 * time.Second
+	DefaultClientPingInterval = 30 * time.Second
+	DefaultPongTimeout        = 10 * time.Second
+	DefaultCloseTimeout       = 5 * time.Second
+	DefaultTickInterval       = 100 * time.Millisecond
 )
 
 // ErrConfig wraps every configuration refusal.
@@ -87,7 +106,8 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	for name, v := range map[string]int64{
 		"loops": int64(c.Loops), "max-conns": int64(c.MaxConns), "max-header-bytes": int64(c.MaxHeaderBytes),
-		"max-frame-bytes": c.MaxFrameBytes, "max-message-bytes": c.MaxMessageBytes, "write-buffer-limit": int64(c.WriteBufferLimit),
+		"max-frame-bytes": c.MaxFrameBytes, "max-message-bytes": c.MaxMessageBytes, "flow-window": int64(c.FlowWindow), "stall-timeout": int64(c.StallTimeout),
+		"fail-drain-quiet": int64(c.FailDrainQuiet), "fail-drain-max": int64(c.FailDrainMax),
 		"handshake-timeout": int64(c.HandshakeTimeout), "ping-interval": int64(c.PingInterval), "pong-timeout": int64(c.PongTimeout),
 		"close-timeout": int64(c.CloseTimeout), "tick-interval": int64(c.TickInterval),
 	} {
@@ -100,7 +120,7 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.MaxConns == 0 {
 		perSession := 1
-		if c.Pool != nil {
+		if c.Gateway {
 			perSession = 2 // the client's and its backend connection
 		}
 		c.MaxConns = defaultMaxConns(perSession)
@@ -114,11 +134,17 @@ func (c Config) withDefaults() (Config, error) {
 	if c.MaxFrameBytes == 0 || c.MaxFrameBytes > c.MaxMessageBytes {
 		c.MaxFrameBytes = c.MaxMessageBytes
 	}
-	if c.WriteBufferLimit == 0 {
-		c.WriteBufferLimit = DefaultWriteBufferLimit
+	if c.FlowWindow == 0 {
+		c.FlowWindow = DefaultFlowWindow
 	}
+	if c.FlowWindow < 16<<10 {
+		return c, fmt.Errorf("%w: flow-window %d is below 16 KiB", ErrConfig, c.FlowWindow)
+	}
+	setDuration(&c.StallTimeout, DefaultStallTimeout)
+	setDuration(&c.FailDrainQuiet, DefaultFailDrainQuiet)
+	setDuration(&c.FailDrainMax, DefaultFailDrainMax)
 	setDuration(&c.HandshakeTimeout, DefaultHandshakeTimeout)
-	setDuration(&c.PingInterval, DefaultPingInterval)
+	setDuration(&c.PingInterval, DefaultClientPingInterval)
 	setDuration(&c.PongTimeout, DefaultPongTimeout)
 	setDuration(&c.CloseTimeout, DefaultCloseTimeout)
 	setDuration(&c.TickInterval, DefaultTickInterval)
@@ -130,9 +156,6 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ShutdownGrace < 0 {
 		return c, fmt.Errorf("%w: shutdown-grace is negative", ErrConfig)
-	}
-	if c.Pool != nil && len(c.Pool.Shards()) != c.Loops {
-		return c, fmt.Errorf("%w: pool has %d shards for %d loops", ErrConfig, len(c.Pool.Shards()), c.Loops)
 	}
 	return c, nil
 }

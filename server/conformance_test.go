@@ -588,9 +588,10 @@ func TestEndpointStats(t *testing.T) {
 	}
 	c.ExpectTCPClosed(time.Second)
 
-	// Invalid UTF-8: the frame is received, then refused.
+	// Invalid UTF-8: refused as soon as its bad byte arrives, so the frame
+	// never counts as received.
 	c = open()
-	send(c, conformance.OpText, []byte("\xff"))
+	c.Send(conformance.OpText, true, []byte("\xff"))
 	if code, _, _ := next(c).CloseCode(); code != conformance.CloseInvalidPayload {
 		t.Fatalf("close %d, want 1007", code)
 	}

@@ -7,60 +7,64 @@ import (
 	"github.com/wsgate/wsgate/codec"
 )
 
-// Handler decides what a session does. Every method is Loop-only and must
-// not block.
-type Handler interface {
-	// Upgrade sees a valid upgrade request before the 101 goes out; an
-	// error (a *codec.HandshakeError to choose the status) refuses it.
-	Upgrade(s *Session, req *codec.UpgradeRequest) error
-	// Opened runs once the 101 is written, before any frame is read.
-	Opened(s *Session)
-	// Frame gets each validated data frame, payload unmasked. The payload
-	// is only valid during the call.
-	Frame(s *Session, h ws.Header, payload []byte)
-	// Closed is called once when the connection is gone.
-	Closed(s *Session, reason CloseReason)
-}
-
-// HoldExpirer is a Handler that learns when a session's hold ran out (the
-// session is about to be closed 1013), before the close completes.
-type HoldExpirer interface {
-	HoldExpired(s *Session)
-}
-
-// Echo sends every message back whole: single frames at once, fragmented
-// messages once their last fragment arrived (reassembled in a pooled
-// buffer bounded by the message limit).
+// Echo sends every message back whole: a message that arrives in one
+// frame at once goes back from the inbound buffer as it is; one that
+// arrives in pieces (fragments, or a frame split across reads) is gathered
+// in a pooled buffer bounded by the message limit and sent back once its
+// last byte arrived. A client that does not read its echoes is paused past
+// the high watermark, not closed; it is closed 1008 only once it has not
+// read for the stall timeout.
 type Echo struct{}
 
-func (Echo) Upgrade(*Session, *codec.UpgradeRequest) error { return nil }
-
-func (Echo) Opened(*Session) {}
-
-func (Echo) Frame(s *Session, h ws.Header, payload []byte) {
-	if h.Fin && h.OpCode != ws.OpContinuation {
-		s.WriteMessage(h.OpCode, true, payload)
-		return
-	}
-	buf, _ := s.Data.(*bytebufferpool.ByteBuffer)
-	if buf == nil {
-		buf = bytebufferpool.Get()
-		s.Data = buf
-	}
-	_, _ = buf.Write(payload)
-	if h.Fin {
-		// Detach the buffer before the write: a failed write closes the
-		// connection inside it, and Closed must not return the buffer to
-		// the pool too (two later sessions would share it).
-		s.Data = nil
-		s.WriteMessage(s.MessageOpCode(), true, buf.B)
-		bytebufferpool.Put(buf)
-	}
+// Upgrade accepts every request.
+func (Echo) Upgrade(s *Session, _ *codec.UpgradeRequest) (SessionHandler, error) {
+	return &echoSession{s: s}, nil
 }
 
-func (Echo) Closed(s *Session, _ CloseReason) {
-	if buf, ok := s.Data.(*bytebufferpool.ByteBuffer); ok {
-		s.Data = nil
+// echoSession is one session's echo. Loop-only.
+type echoSession struct {
+	s   *Session
+	buf *bytebufferpool.ByteBuffer // the message gathered so far; nil between messages
+}
+
+func (e *echoSession) Opened() {}
+
+func (e *echoSession) Data(pc codec.Piece) bool {
+	s := e.s
+	whole := pc.First && pc.Last && pc.Header.Fin && pc.Header.OpCode != ws.OpContinuation
+	payload := pc.Payload
+	if !whole {
+		if e.buf == nil {
+			e.buf = bytebufferpool.Get()
+		}
+		_, _ = e.buf.Write(pc.Payload)
+		if !pc.Last || !pc.Header.Fin {
+			return true
+		}
+		payload = e.buf.B
+	}
+	// Detach the buffer before the write: a failed write closes the
+	// connection inside it, and Closed must not return the buffer to the
+	// pool too (two later sessions would share it).
+	buf := e.buf
+	e.buf = nil
+	_ = s.Write(s.reader.MessageOpCode(), true, payload)
+	if buf != nil {
 		bytebufferpool.Put(buf)
+	}
+	if s.conn.OutboundBuffered() > s.shard.High() {
+		s.Pause() // resumes once the client read its echoes
+		return false
+	}
+	return true
+}
+
+// Failing fails at once: the echoes of earlier messages went out already.
+func (e *echoSession) Failing(*codec.ProtocolError) bool { return false }
+
+func (e *echoSession) Closed(CloseReason) {
+	if e.buf != nil {
+		bytebufferpool.Put(e.buf)
+		e.buf = nil
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"github.com/valyala/bytebufferpool"
 
+	"github.com/wsgate/wsgate/codec"
 	"github.com/wsgate/wsgate/internal/conformance"
 )
 
@@ -41,6 +42,7 @@ type failingConn struct {
 	s *Session
 }
 
+func (f *failingConn) Fd() int { return -1 }
 func (f *failingConn) Writev([][]byte) (int, error) {
 	f.s.onClose(errors.New("broken pipe"))
 	return 0, errors.New("broken pipe")
@@ -48,9 +50,9 @@ func (f *failingConn) Writev([][]byte) (int, error) {
 func (f *failingConn) RemoteAddr() net.Addr  { return &net.TCPAddr{} }
 func (f *failingConn) OutboundBuffered() int { return 0 }
 
-// Echo mode: when the write of a fragmented message's echo fails, the
-// reassembly buffer goes back to the pool once, not twice (two later
-// sessions shared one buffer: "AAAABBBBaaaa").
+// Echo mode: when the write of a frame gathered in pieces fails, the
+// buffer goes back to the pool once, not twice (two later sessions shared
+// one buffer: "AAAABBBBaaaa").
 func TestEchoFailedWriteReturnsTheBufferOnce(t *testing.T) {
 	srv, err := New(Config{Addr: "127.0.0.1:0"})
 	if err != nil {
@@ -64,27 +66,25 @@ func TestEchoFailedWriteReturnsTheBufferOnce(t *testing.T) {
 	sh.sessions[s] = struct{}{}
 	srv.stats.Open.Add(1)
 	sh.clients.Add(1)
-	first := ws.Header{OpCode: ws.OpText, Length: 4}
-	last := ws.Header{OpCode: ws.OpContinuation, Fin: true, Length: 4}
-	if err := s.msg.Next(first, 0); err != nil {
-		t.Fatal(err)
-	}
-	Echo{}.Frame(s, first, []byte("AAAA"))
-	if err := s.msg.Next(last, 0); err != nil {
-		t.Fatal(err)
-	}
-	Echo{}.Frame(s, last, []byte("BBBB"))
+	h, _ := Echo{}.Upgrade(s, nil)
+	s.handler = h
+	s.reader = srv.newFrameReader()
+	hdr := ws.Header{OpCode: ws.OpText, Fin: true, Length: 8}
+	h.Data(codec.Piece{Header: hdr, First: true, Payload: []byte("AAAA")})
+	h.Data(codec.Piece{Header: hdr, Last: true, Payload: []byte("BBBB"), Offset: 4})
 	a, b := bytebufferpool.Get(), bytebufferpool.Get()
 	if a == b {
 		t.Fatal("the pool handed out one buffer twice: it was put back twice")
 	}
 }
 
-// A client that pings and never reads gets its pongs bounded by the write
-// budget like any other frame, and is closed as a slow consumer.
+// A client that pings and never reads: past the high watermark of its
+// queue of pongs it is no longer read (TCP pushes back on it), and once it
+// has not read for the stall timeout it is closed as a slow consumer. The
+// old code queued every pong (2.4 GB in this test).
 func TestPingFloodWithoutReadingIsBounded(t *testing.T) {
 	t.Parallel()
-	srv := startTestServer(t, Config{WriteBufferLimit: 64 << 10})
+	srv := startTestServer(t, Config{FlowWindow: 64 << 10, StallTimeout: time.Second})
 	addr := srv.Addr()
 	c := conformance.Dial(t, addr, 5*time.Second)
 	c.Handshake(conformance.NewRequest(addr, "/"))
@@ -100,11 +100,14 @@ func TestPingFloodWithoutReadingIsBounded(t *testing.T) {
 			t.Fatalf("a client sending pings and reading nothing was never closed (out %d bytes)", st.BytesOut.Load())
 		}
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
-		if _, err := c.Conn.Write(ping); err != nil && !errors.Is(err, context.DeadlineExceeded) && !isTimeout(err) {
+		if _, err := c.Conn.Write(ping); err != nil && !isTimeout(err) {
 			break // the server closed it
 		}
 	}
 	waitFor(t, 10*time.Second, "slow consumer counted", func() bool { return st.Closed(ReasonSlowConsumer) == 1 })
+	if st.Pauses.Load() == 0 {
+		t.Fatal("the flooding client was closed without being paused first")
+	}
 }
 
 func isTimeout(err error) bool {

@@ -3,9 +3,9 @@ package server
 // Read-only accessors for the operating side (package admin): pure reads
 // of atomics the server already keeps.
 
-// Draining reports whether the server refuses new sessions because it is
-// shutting down (Shutdown was called). Safe for concurrent use.
-func (s *Server) Draining() bool { return s.draining.Load() }
+// ShuttingDown reports whether the server refuses new sessions because it
+// is shutting down (Shutdown was called). Safe for concurrent use.
+func (s *Server) ShuttingDown() bool { return s.shuttingDown.Load() }
 
 // SetSessionEnd installs Config.OnSessionEnd. Call it before Start.
 func (s *Server) SetSessionEnd(fn func(*SessionRecord)) { s.cfg.OnSessionEnd = fn }

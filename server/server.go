@@ -15,7 +15,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"go.uber.org/zap"
 
-	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/codec"
 )
 
 // Server is one gnet engine serving WebSocket sessions on every event loop.
@@ -29,13 +29,13 @@ type Server struct {
 	stats Stats
 	epoch time.Time // shard clocks count from here (monotonic)
 
-	eng      gnet.Engine   // set in OnBoot, read after booted is closed
-	booted   chan struct{} // closed by OnBoot
-	shards   sync.Map      // gnet.EventLoop -> *shard, each created on its loop
-	loops    []*shard      // every shard by index; set by Start before the acceptor runs
-	shardSeq atomic.Int32  // shards created so far (names their index)
-	draining atomic.Bool   // refuse new sessions with 503
-	nextID   atomic.Uint64 // session ids
+	eng          gnet.Engine   // set in OnBoot, read after booted is closed
+	booted       chan struct{} // closed by OnBoot
+	shards       sync.Map      // gnet.EventLoop -> *shard, each created on its loop
+	loops        []*Shard      // every shard by index; set by Start before the acceptor runs
+	shardSeq     atomic.Int32  // shards created so far (names their index)
+	shuttingDown atomic.Bool   // Shutdown began: new connections are refused
+	nextID       atomic.Uint64 // session ids
 
 	ln           *net.TCPListener // client listener, owned by the acceptor (closed by Shutdown or Stop)
 	nextLoop     int              // the acceptor's round-robin start among loops with equal load; acceptor-only
@@ -57,6 +57,7 @@ type Server struct {
 	acceptLog logLimiter // accept and enroll failures
 	refuseLog logLimiter // connections refused at accept
 	panicLog  logLimiter // callbacks that panicked
+	flowLog   logLimiter // pausing or resuming a connection failed
 }
 
 // New checks cfg and returns a server that is not yet listening.
@@ -119,9 +120,9 @@ func (s *Server) Start() error {
 		s.Stop()
 		return err
 	}
-	s.loops = make([]*shard, s.cfg.Loops)
+	s.loops = make([]*Shard, s.cfg.Loops)
 	s.shards.Range(func(_, v any) bool {
-		sh := v.(*shard)
+		sh := v.(*Shard)
 		s.loops[sh.index] = sh
 		return true
 	})
@@ -220,7 +221,7 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // until they are gone or ctx ends, closes the backend connections with
 // close 1001, and stops the engine.
 func (s *Server) Shutdown(ctx context.Context) error {
-	s.draining.Store(true)
+	s.shuttingDown.Store(true)
 	_ = s.ln.Close() // no new connection may keep waitSessions waiting
 	s.acceptorDone.Wait()
 	var err error
@@ -228,11 +229,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		err = s.waitSessions(ctx, s.cfg.ShutdownGrace)
 	}
 	if err == nil || errors.Is(err, errGraceOver) {
-		s.eachShard(func(sh *shard) { sh.closeAll() })
+		s.eachShard(func(sh *Shard) { sh.closeAll() })
 		err = s.waitSessions(ctx, 0)
 	}
-	if s.cfg.Pool != nil {
-		s.eachShard(func(sh *shard) { sh.pool.CloseAll() })
+	if fn := s.cfg.OnShutdown; fn != nil {
+		s.eachShard(fn)
 	}
 	s.Stop()
 	return err
@@ -286,15 +287,14 @@ func (s *Server) Stop() {
 
 // eachShard runs fn on every shard's loop (through Execute) and waits for
 // them, at most a second each. Never call it on a loop.
-func (s *Server) eachShard(fn func(*shard)) {
+func (s *Server) eachShard(fn func(*Shard)) {
 	s.shards.Range(func(_, v any) bool {
-		sh := v.(*shard)
+		sh := v.(*Shard)
 		done := make(chan struct{})
-		err := sh.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		err := sh.Run(func() {
 			defer close(done)
 			fn(sh)
-			return nil
-		}))
+		})
 		if err == nil {
 			select {
 			case <-done:
@@ -306,10 +306,10 @@ func (s *Server) eachShard(fn func(*shard)) {
 }
 
 // shardOf returns the shard of c's loop, creating it on first use. Loop-only.
-func (s *Server) shardOf(c gnet.Conn) *shard {
+func (s *Server) shardOf(c gnet.Conn) *Shard {
 	loop := c.EventLoop()
 	if v, ok := s.shards.Load(loop); ok {
-		return v.(*shard)
+		return v.(*Shard)
 	}
 	sh := newShard(s, loop, int(s.shardSeq.Add(1)-1))
 	s.shards.Store(loop, sh)
@@ -331,21 +331,47 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 // anchor marks a shard's anchor connection (see anchorLoops).
 type anchor struct{}
 
+// ConnHandler is what the server calls for a connection that is not a
+// client session: a backend connection, enrolled by whoever dialed it with
+// the handler as its gnet context (the pool, the relay while leased). Its
+// methods are Loop-only; the server runs each as a loop callback (work it
+// defers runs after it).
+type ConnHandler interface {
+	OnOpen(c gnet.Conn)
+	OnTraffic() gnet.Action
+	OnClose(err error)
+}
+
 // OnOpen starts a session for a client, or records a loop anchor. Loop-only.
 func (s *Server) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
-	defer s.recoverCallback(c, "OnOpen", &action)
 	sh := s.shardOf(c)
+	sh.queue.Enter()
+	defer sh.leave()
+	defer s.recoverCallback(c, "OnOpen", &action)
 	switch ctx := c.Context().(type) {
-	case *pool.Conn:
-		ctx.Opened(c) // a backend connection enrolled by reconcile
-		return nil, gnet.None
 	case *acceptedConn:
 		ctx.opened.Store(true)
 		sh.openSession(c)
 		return nil, gnet.None
+	case ConnHandler:
+		ctx.OnOpen(c)
+		return nil, gnet.None
 	}
 	// Only anchors come through gnet's own (private) listener.
 	accepted := sh.anchor == nil && s.loops == nil
+	if accepted {
+		if err := sh.findPoller(c); err != nil {
+			s.log.Error("cannot pause reads on this event loop; refusing to run without flow control", zap.Error(err))
+			accepted = false
+		}
+	}
+	if accepted {
+		sh.anchor = c
+		c.SetContext(anchor{})
+		if fn := s.cfg.OnShard; fn != nil {
+			fn(sh) // before Start hears of the anchor: what it attaches is ready when Start returns
+		}
+	}
 	select {
 	case s.anchorSeen <- accepted: // never blocks: sized for every attempt
 	default:
@@ -353,18 +379,19 @@ func (s *Server) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 	if !accepted {
 		return nil, gnet.Close // this loop is anchored already, or a stranger
 	}
-	sh.anchor = c
-	c.SetContext(anchor{})
 	return nil, gnet.None
 }
 
 // OnTraffic reads whatever arrived for c. Loop-only.
 func (s *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
+	sh := s.shardOf(c)
+	sh.queue.Enter()
+	defer sh.leave()
 	defer s.recoverCallback(c, "OnTraffic", &action)
 	switch ctx := c.Context().(type) {
 	case *Session:
 		return ctx.onTraffic()
-	case *pool.Conn:
+	case ConnHandler:
 		return ctx.OnTraffic()
 	default:
 		_, _ = c.Discard(-1)
@@ -374,16 +401,29 @@ func (s *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 
 // OnClose ends c's session. Loop-only.
 func (s *Server) OnClose(c gnet.Conn, err error) (action gnet.Action) {
+	sh := s.shardOf(c)
+	sh.queue.Enter()
+	defer sh.leave()
 	defer s.recoverCallback(nil, "OnClose", &action)
 	switch ctx := c.Context().(type) {
 	case *Session:
 		ctx.onClose(err)
-	case *pool.Conn:
-		ctx.OnClosed(err)
+	case ConnHandler:
+		sh.Forget(c)
+		ctx.OnClose(err)
 	case anchor:
 		// Only at engine stop.
 	}
 	return gnet.None
+}
+
+// leave ends a loop callback: at the outermost one, paused connections are
+// checked and the deferred work runs.
+func (sh *Shard) leave() {
+	if sh.queue.Outermost() {
+		sh.checkPaused()
+	}
+	sh.queue.Leave()
 }
 
 // recoverCallback keeps a bug in one connection's callback from taking
@@ -433,10 +473,24 @@ type ShardInfo struct {
 func (s *Server) Shards() []ShardInfo {
 	var out []ShardInfo
 	s.shards.Range(func(_, v any) bool {
-		sh := v.(*shard)
+		sh := v.(*Shard)
 		out = append(out, ShardInfo{Index: sh.index, Sessions: sh.Sessions.Load()})
 		return true
 	})
 	sort.Slice(out, func(i, j int) bool { return out[i].Index < out[j].Index })
 	return out
+}
+
+// newFrameReader is a reader of client frames with the configured limits.
+func (s *Server) newFrameReader() codec.FrameReader {
+	return codec.NewFrameReader(codec.RoleServer, s.cfg.MaxFrameBytes, s.cfg.MaxMessageBytes)
+}
+
+// Shard returns shard i (an event loop), nil before Start. Safe for
+// concurrent use after Start.
+func (s *Server) Shard(i int) *Shard {
+	if i < 0 || i >= len(s.loops) {
+		return nil
+	}
+	return s.loops[i]
 }

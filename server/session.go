@@ -18,41 +18,53 @@ type sessionState uint8
 const (
 	stateHandshaking sessionState = iota // reading the upgrade request
 	stateOpen                            // upgraded; frames flow both ways
-	stateClosing                         // we sent a close frame; waiting for the reply
+	stateFailing                         // a protocol error: not read any more; the handler drains, then the close goes out
+	stateClosing                         // we sent (or owe) a close frame; waiting for the reply
 	stateClosed                          // TCP is closing or closed; nothing more happens
 )
 
-var stateNames = [...]string{"handshaking", "open", "closing", "closed"}
+var stateNames = [...]string{"handshaking", "open", "failing", "closing", "closed"}
 
 func (st sessionState) String() string { return stateNames[st] }
 
 type sessionFlags uint8
 
 const (
-	flagRefuseBusy      sessionFlags = 1 << iota // over capacity or draining: answer 503
+	flagRefuseBusy      sessionFlags = 1 << iota // shutting down: answer 503
 	flagPingOutstanding                          // we pinged and nothing has arrived since
 	flagUpgraded                                 // the 101 went out (counted in Stats.Sessions)
-	flagHold                                     // frames stay buffered until resume (waiting for a backend)
+	flagHold                                     // frames stay buffered until Release (waiting for a backend)
+	flagOutMidFrame                              // a frame toward the client is partly written: no control frame may go out
+	flagCloseOwed                                // a close frame waits for that frame to end
+	flagPongOwed                                 // a pong waits for that frame to end (pongPayload)
 )
 
 // Session is one client connection, from accept to close. All of it is
 // owned by its shard's loop: methods are Loop-only unless they say otherwise.
 type Session struct {
 	conn     gnet.Conn
-	shard    *shard
-	id       uint64       // unique per server, for logs
-	state    sessionState // see the state constants
-	flags    sessionFlags // see the flag constants
-	reason   CloseReason  // why it ended (set by whoever ends it)
-	timer    wheel.Timer  // the one deadline this session has at a time
-	lastRead int64        // shard clock at the last inbound bytes, ns
-	pingAt   int64        // shard clock when the outstanding ping went out, ns
-	need     int          // inbound bytes needed before parsing is worth trying
-	holdEnd  int64        // shard clock: a hold ends with close 1013 at this time
+	shard    *Shard
+	handler  SessionHandler // set by the Handler's Upgrade
+	id       uint64         // unique per server, for logs
+	state    sessionState   // see the state constants
+	flags    sessionFlags   // see the flag constants
+	reason   CloseReason    // why it ended (set by whoever ends it)
+	timer    wheel.Timer    // the one deadline this session has at a time
+	lastRead int64          // shard clock at the last inbound bytes, ns
+	pingAt   int64          // shard clock when the outstanding ping went out, ns
+	holdEnd  int64          // shard clock: a hold ends with close 1013 at this time
+	need     int            // inbound bytes needed before parsing is worth trying
 
 	scanner codec.HeaderScanner // handshake: end of the header block
-	msg     codec.MessageState  // fragmentation of inbound data messages
-	text    codec.UTF8Validator // UTF-8 state of the inbound text message
+	reader  codec.FrameReader   // frames from the client
+
+	failure       codec.ProtocolError // stateFailing: the close to send when the drain ends
+	drainEnd      int64               // stateFailing: shard clock when the drain ends at the latest
+	drainActivity int64               // stateFailing: shard clock of the last frame the handler relayed
+	closeCode     ws.StatusCode       // flagCloseOwed: the close frame owed
+	closeReason   string
+	pongPayload   [125]byte // flagPongOwed: the latest ping's payload
+	pongLen       uint8
 
 	// Per-session traffic, for the access log (Config.OnSessionEnd).
 	started   int64         // shard clock at accept
@@ -63,9 +75,6 @@ type Session struct {
 	bytesOut  int64         // payload bytes written
 	closeSent ws.StatusCode // close code we sent the client, 0 if none
 	closeRecv ws.StatusCode // close code the client sent, 0 if none
-
-	// Data belongs to the Handler (the echo reassembly buffer, say).
-	Data any
 }
 
 // ID is the session's server-unique id.
@@ -74,113 +83,168 @@ func (s *Session) ID() uint64 { return s.id }
 // RemoteAddr is the client's address. Loop-only.
 func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
 
-// MessageOpCode is the opcode (text or binary) of the current inbound message.
-func (s *Session) MessageOpCode() ws.OpCode { return s.msg.OpCode() }
+// Shard is the shard (event loop) the session lives on.
+func (s *Session) Shard() *Shard { return s.shard }
 
-// Open reports whether the session is upgraded and not closing.
+// Conn is the client's gnet connection: for the relay's flow control only
+// (its queue, pausing the backend while it is full). Loop-only.
+func (s *Session) Conn() gnet.Conn { return s.conn }
+
+// Open reports whether the session is upgraded and neither failing nor
+// closing: frames may be written to it.
 func (s *Session) Open() bool { return s.state == stateOpen }
 
-// WriteMessage sends one unfragmented data frame (or a fragment, with fin
-// false) to the client. It enforces the write budget: a client that does
-// not read closes the session 1008. Loop-only.
-func (s *Session) WriteMessage(op ws.OpCode, fin bool, payload []byte) {
-	if s.state != stateOpen {
-		return
+// Write sends one whole data frame (a fragment if fin is false) to the
+// client. The client's queue is the handler's business (see the relay's
+// flow control; Echo pauses the session past the high watermark).
+func (s *Session) Write(op ws.OpCode, fin bool, payload []byte) error {
+	if s.state != stateOpen && s.state != stateFailing {
+		return errSessionGone
 	}
-	if err := s.shard.writeFrame(s.conn, op, fin, payload); err != nil {
-		return // gnet closed the connection; onClose has run
+	if err := s.shard.writer.Frame(s.conn, ws.Header{Fin: fin, OpCode: op}, payload, false); err != nil {
+		return err // gnet closed the connection; onClose has run
 	}
 	s.countOut(len(payload))
-	s.checkWriteBudget()
+	return nil
 }
 
-// writeRaw writes frame bytes that are already a valid unmasked frame (a
-// backend's frame, relayed as received), with the same budget as
-// WriteMessage. Loop-only.
-func (s *Session) writeRaw(frame []byte, payloadLen int) {
-	if s.state != stateOpen {
-		return
+// WritePiece relays a piece of a frame to the client as it arrived (the
+// relay's cut-through): the first piece with the frame's header, later
+// ones as they come. While a frame is partly written no control frame
+// may go out: a pong or close owed meanwhile follows the frame's end.
+func (s *Session) WritePiece(pc codec.Piece) error {
+	if s.state == stateClosed || (s.state == stateClosing && pc.First) {
+		return errSessionGone
 	}
-	if _, err := s.conn.Write(frame); err != nil {
-		return // gnet closed the connection; onClose has run
+	var err error
+	if pc.First {
+		_, err = s.shard.writer.Start(s.conn, pc.Header, pc.Payload, false)
+		if err == nil {
+			s.countOut(0)
+		}
+	} else {
+		err = s.shard.writer.Continue(s.conn, pc.Payload, [4]byte{}, pc.Offset, false)
 	}
-	s.countOut(payloadLen)
-	s.checkWriteBudget()
+	if err != nil {
+		return err // gnet closed the connection; onClose has run
+	}
+	s.addBytesOut(len(pc.Payload))
+	if !pc.Last {
+		s.flags |= flagOutMidFrame
+		return nil
+	}
+	s.flags &^= flagOutMidFrame
+	s.writeOwed()
+	return nil
 }
 
-// checkWriteBudget closes the session 1008 once the bytes queued toward
-// the client pass the write budget. Nothing more is queued after that but
-// the close frame, so the queue stays bounded; a client that reads again
-// gets what was queued and the close, one that does not is cut at the
-// close timeout.
-func (s *Session) checkWriteBudget() {
-	if s.conn.OutboundBuffered() > s.shard.srv.cfg.WriteBufferLimit {
-		s.startClose(ClosePolicySlowConsumer, "slow consumer: write budget exceeded", ReasonSlowConsumer)
+// OutMidFrame reports whether a frame toward the client is partly written.
+func (s *Session) OutMidFrame() bool { return s.flags&flagOutMidFrame != 0 }
+
+// errSessionGone is the answer to a write on a session that is closing or
+// closed.
+var errSessionGone = errors.New("server: session closing or closed")
+
+// writeOwed writes the pong and close frame that waited for a frame to end.
+func (s *Session) writeOwed() {
+	if s.flags&flagPongOwed != 0 {
+		s.flags &^= flagPongOwed
+		s.writePong(s.pongPayload[:s.pongLen])
+	}
+	if s.flags&flagCloseOwed != 0 {
+		s.flags &^= flagCloseOwed
+		s.writeClose(s.closeCode, s.closeReason)
 	}
 }
 
 // Close starts the close handshake with code and reason; the connection
-// ends when the client answers or after the close timeout. Loop-only.
+// ends when the client answers or after the close timeout.
 func (s *Session) Close(code ws.StatusCode, reason string) {
 	s.startClose(code, reason, ReasonServerClose)
 }
 
+// CloseFor is Close with the reason the session ends, for logs and metrics.
+func (s *Session) CloseFor(code ws.StatusCode, reason string, why CloseReason) {
+	s.startClose(code, reason, why)
+}
+
 // Abort ends the connection at once, without a close frame (the peer sees
-// the TCP connection end): for a handler that must drop a client. Loop-only.
-func (s *Session) Abort() {
-	s.setReason(ReasonServerClose)
+// the TCP connection end): for a session whose frame toward the client
+// can never be finished, or a handler that must drop its client.
+func (s *Session) Abort(why CloseReason) {
+	if s.state == stateClosed {
+		return
+	}
+	s.setReason(why)
 	s.state = stateClosed
+	s.logEnd()
 	_ = s.conn.Close()
 }
 
-// ClosePolicySlowConsumer is the close code sent to a client whose unread
-// bytes passed the write budget: 1008 (policy violation).
+// ClosePolicySlowConsumer is the close code sent to a client that stopped
+// reading for the stall timeout: 1008 (policy violation).
 const ClosePolicySlowConsumer = codec.ClosePolicyViolation
 
 func (s *Session) startClose(code ws.StatusCode, reason string, why CloseReason) {
-	if s.state != stateOpen {
+	if s.state != stateOpen && s.state != stateFailing {
 		return
 	}
 	s.flags &^= flagHold // the client's close reply must be read
+	s.shard.Unpause(s.conn)
 	s.state = stateClosing
 	s.setReason(why)
-	s.writeClose(code, reason)
-	if s.state == stateClosing { // a failed write closed it under us
+	if s.flags&flagOutMidFrame != 0 {
+		s.flags |= flagCloseOwed
+		s.closeCode, s.closeReason = code, reason
+	} else {
+		s.writeClose(code, reason)
+	}
+	if s.state == stateClosing { // the write did not close it under us
 		s.shard.wheel.Schedule(&s.timer, s.shard.now()+int64(s.shard.srv.cfg.CloseTimeout))
 	}
 }
 
 func (s *Session) writeClose(code ws.StatusCode, reason string) {
-	sh := s.shard
-	sh.scratch = codec.AppendCloseFrame(sh.scratch[:0], code, reason)
-	if _, err := s.conn.Write(sh.scratch); err != nil {
+	if err := s.shard.writer.Close(s.conn, code, reason, false); err != nil {
 		return // gnet closed the connection; onClose has run
 	}
 	s.closeSent = code
-	s.countOut(len(sh.scratch) - 2) // close payloads are under 126 bytes: 2-byte header
+	n := 0
+	if code != codec.CloseNoStatus && code != 0 {
+		n = 2 + len(truncate(reason, codec.MaxCloseReason))
+	}
+	s.countOut(n)
 }
 
 // shutdown is the server going away: 1001 to upgraded sessions, the end to
-// those still handshaking. Loop-only.
+// those still handshaking.
 func (s *Session) shutdown() {
 	switch s.state {
 	case stateHandshaking:
 		s.flags |= flagRefuseBusy // answer 503 if the request completes first
 		s.setReason(ReasonShutdown)
 		_ = s.conn.Close()
-	case stateOpen:
+	case stateOpen, stateFailing:
 		s.startClose(codec.CloseGoingAway, "server shutting down", ReasonShutdown)
 	}
 }
 
-// onTraffic handles whatever has arrived. Loop-only.
+// onTraffic handles whatever has arrived.
 func (s *Session) onTraffic() gnet.Action {
 	s.lastRead = s.shard.now()
 	switch s.state {
 	case stateHandshaking:
 		return s.readHandshake()
 	case stateOpen, stateClosing:
+		if s.shard.Paused(s.conn) {
+			// gnet read once after the connection's queue emptied: the
+			// bytes stay buffered until it resumes.
+			s.shard.Repause(s.conn)
+			return gnet.None
+		}
 		return s.readFrames()
+	case stateFailing:
+		return gnet.None // nothing more is read; the drain decides the end
 	default:
 		_, _ = s.conn.Discard(-1)
 		return gnet.None
@@ -200,18 +264,21 @@ func (s *Session) readHandshake() gnet.Action {
 		return s.refuse(err)
 	}
 	if s.flags&flagRefuseBusy != 0 {
-		return s.refuse(&codec.HandshakeError{Status: 503, Reason: "server at capacity", Header: "Retry-After: 1\r\n"})
+		return s.refuse(&codec.HandshakeError{Status: 503, Reason: "server shutting down", Header: "Retry-After: 1\r\n"})
 	}
 	req, err := codec.ParseUpgrade(buf[:end])
 	if err != nil {
 		return s.refuse(err)
 	}
-	if err := srv.cfg.Handler.Upgrade(s, req); err != nil {
+	h, err := srv.cfg.Handler.Upgrade(s, req)
+	if err != nil {
 		return s.refuse(err)
 	}
+	s.handler = h
 	sh := s.shard
-	sh.scratch = codec.AppendAccept(sh.scratch[:0], req.Key, codec.SelectProtocol(srv.cfg.Subprotocols, req.Protocols))
-	if _, err := c.Write(sh.scratch); err != nil {
+	w := sh.writer
+	reply := codec.AppendAccept(w.Scratch(), req.Key, codec.SelectProtocol(srv.cfg.Subprotocols, req.Protocols))
+	if _, err := c.Write(reply); err != nil {
 		return gnet.None // closed under us; onClose has run
 	}
 	_, _ = c.Discard(end)
@@ -223,8 +290,8 @@ func (s *Session) readHandshake() gnet.Action {
 	srv.stats.Upgraded.Add(1)
 	srv.stats.Sessions.Add(1)
 	sh.Sessions.Add(1)
-	s.armIdle(sh.now())
-	srv.cfg.Handler.Opened(s)
+	s.armIdle()
+	s.handler.Opened()
 	if s.state == stateClosed {
 		return gnet.Close
 	}
@@ -234,28 +301,6 @@ func (s *Session) readHandshake() gnet.Action {
 	return gnet.None
 }
 
-// hold keeps the client's frames buffered (unparsed) until resume, for at
-// most timeout; then the session is closed 1013. The bytes held are
-// bounded by the write budget. Loop-only.
-func (s *Session) hold(timeout time.Duration) {
-	s.flags |= flagHold
-	s.holdEnd = s.shard.now() + int64(timeout)
-	s.shard.wheel.Schedule(&s.timer, s.holdEnd)
-}
-
-// resume ends a hold and handles what arrived meanwhile. Loop-only, not
-// from this session's own OnTraffic.
-func (s *Session) resume() {
-	if s.flags&flagHold == 0 {
-		return
-	}
-	s.flags &^= flagHold
-	s.armIdle(s.shard.now())
-	if s.conn.InboundBuffered() > 0 && s.readFrames() == gnet.Close {
-		_ = s.conn.Close()
-	}
-}
-
 // refuse answers the upgrade with an HTTP error and closes.
 func (s *Session) refuse(err error) gnet.Action {
 	var herr *codec.HandshakeError
@@ -263,156 +308,285 @@ func (s *Session) refuse(err error) gnet.Action {
 		herr = &codec.HandshakeError{Status: 500, Reason: "internal error"}
 	}
 	srv := s.shard.srv
-	sh := s.shard
 	srv.stats.countRefusal(herr.Status) // before the client can see it
-	sh.scratch = codec.AppendHTTPError(sh.scratch[:0], herr)
-	_, _ = s.conn.Write(sh.scratch)
+	_, _ = s.conn.Write(codec.AppendHTTPError(s.shard.writer.Scratch(), herr))
 	s.setReason(ReasonHandshakeRefused)
 	s.state = stateClosed
 	s.logEnd(zap.Int("status", herr.Status), zap.String("detail", herr.Reason))
 	return gnet.Close
 }
 
-// readFrames handles every complete frame in the inbound buffer, then
-// discards what it used. A partial frame stays buffered: its size is
-// bounded by the frame limit, checked from the header before waiting.
+// Hold keeps the client's frames buffered (unread) until Release, for at
+// most timeout; then the session is closed 1013. Past the flow window of
+// buffered bytes the client is not read either.
+func (s *Session) Hold(timeout time.Duration) {
+	s.flags |= flagHold
+	s.holdEnd = s.shard.now() + int64(timeout)
+	s.shard.wheel.Schedule(&s.timer, s.holdEnd)
+}
+
+// Release ends a hold and reads what arrived meanwhile, after the current
+// callback.
+func (s *Session) Release() {
+	if s.flags&flagHold == 0 {
+		return
+	}
+	s.flags &^= flagHold
+	s.armIdle()
+	s.shard.Unpause(s.conn)
+	s.shard.Defer(s.readBuffered)
+}
+
+// readBuffered reads frames that arrived while the session was not read
+// (held, paused). Deferred work: gnet is not reading them for us.
+func (s *Session) readBuffered() {
+	if (s.state == stateOpen || s.state == stateClosing) && s.conn.InboundBuffered() > 0 {
+		s.need = 0
+		if s.readFrames() == gnet.Close {
+			_ = s.conn.Close()
+		}
+	}
+}
+
+// pieceMax bounds how much of the inbound buffer one piece takes: the most
+// a relay writes toward a peer past its high watermark before it pauses.
+const pieceMax = 64 << 10
+
+// readFrames reads the buffered frames piece by piece: control frames are
+// answered here, data pieces go to the handler, until the buffer is used
+// up or reading must stop (held, paused, failing, closed). Only part of a
+// header or of a control frame stays buffered, so what the session holds
+// is bounded by pieceMax.
 func (s *Session) readFrames() gnet.Action {
 	c := s.conn
 	if s.flags&flagHold != 0 {
-		if c.InboundBuffered() > s.shard.srv.cfg.WriteBufferLimit {
-			return s.failProtocol(&codec.ProtocolError{Code: codec.ClosePolicyViolation, Reason: "too much sent while waiting for a backend"})
+		if c.InboundBuffered() > s.shard.srv.cfg.FlowWindow {
+			s.shard.Pause(c, s) // Release resumes it
 		}
 		return gnet.None
 	}
 	if s.need > 0 && c.InboundBuffered() < s.need {
 		return gnet.None
 	}
-	cfg := &s.shard.srv.cfg
 	buf, _ := c.Peek(-1)
 	off := 0
 	s.need = 0
+	action := gnet.None
 	for off < len(buf) {
-		h, hn, total, err := codec.SplitFrame(buf[off:], codec.RoleServer, cfg.MaxFrameBytes)
-		if errors.Is(err, codec.ErrNeedMore) {
-			s.need = total
+		end := min(len(buf), off+pieceMax)
+		pc, n, err := s.reader.Next(buf[off:end])
+		if err != nil {
+			action = s.failProtocol(err)
 			break
 		}
-		if err != nil {
-			return s.failProtocol(err)
+		if n == 0 { // only ever at the end of buf: a piece needs 15 bytes at most
+			s.need = s.reader.Need()
+			break
 		}
-		payload := buf[off+hn : off+total]
-		codec.Mask(payload, h.Mask, 0)
-		off += total
-		if act := s.onFrame(h, payload); act != gnet.None || s.state == stateClosed {
-			return act
+		off += n
+		if !s.onPiece(pc) || s.state == stateClosed {
+			break
 		}
+	}
+	if s.state == stateClosed {
+		return gnet.Close
 	}
 	if off > 0 { // Discard(0) would drop everything (gnet: n <= 0 means all)
 		_, _ = c.Discard(off)
 	}
-	return gnet.None
+	return action
 }
 
-// onFrame handles one complete, unmasked frame.
-func (s *Session) onFrame(h ws.Header, payload []byte) gnet.Action {
+// onPiece handles one piece; false stops reading.
+func (s *Session) onPiece(pc codec.Piece) bool {
 	srv := s.shard.srv
-	srv.stats.FramesIn.Add(1)
-	srv.stats.BytesIn.Add(int64(len(payload)))
-	s.framesIn++
-	s.bytesIn += int64(len(payload))
 	s.flags &^= flagPingOutstanding // anything at all proves the peer is alive
-	switch h.OpCode {
+	if pc.First {
+		srv.stats.FramesIn.Add(1)
+		s.framesIn++
+	}
+	srv.stats.BytesIn.Add(int64(len(pc.Payload)))
+	s.bytesIn += int64(len(pc.Payload))
+	switch pc.Header.OpCode {
 	case ws.OpPing:
 		if s.state == stateOpen {
-			if err := s.shard.writeFrame(s.conn, ws.OpPong, true, payload); err != nil {
-				return gnet.None // gnet closed the connection; onClose has run
-			}
-			s.countOut(len(payload))
-			// A client that pings and never reads fills its queue with
-			// pongs like any other frame: the same budget applies.
-			s.checkWriteBudget()
+			s.pong(pc.Payload)
 		}
-		return gnet.None
+		return !s.shard.Paused(s.conn)
 	case ws.OpPong:
-		return gnet.None // unsolicited pongs are fine (RFC 6455 5.5.3)
+		return true // unsolicited pongs are fine (RFC 6455 5.5.3)
 	case ws.OpClose:
-		return s.onCloseFrame(payload)
+		s.onCloseFrame(pc.Payload)
+		return false
 	}
 	if s.state != stateOpen {
-		return gnet.None // data after our close frame is dropped
+		return true // data after our close frame is dropped
 	}
-	if err := s.msg.Next(h, srv.cfg.MaxMessageBytes); err != nil {
-		return s.failProtocol(err)
+	return s.handler.Data(pc) && s.state == stateOpen
+}
+
+// pong answers a ping: at once, or once the frame being written to the
+// client ends (only the latest ping's pong is owed, RFC 6455 5.5.3). A
+// client that pings and does not read its pongs stops being read.
+func (s *Session) pong(payload []byte) {
+	if s.flags&flagOutMidFrame != 0 {
+		s.pongLen = uint8(copy(s.pongPayload[:], payload))
+		s.flags |= flagPongOwed
+		return
 	}
-	if s.msg.OpCode() == ws.OpText {
-		if h.OpCode == ws.OpText {
-			s.text.Reset()
-		}
-		if !s.text.Write(payload) || (h.Fin && !s.text.Complete()) {
-			return s.failProtocol(&codec.ProtocolError{Code: codec.CloseInvalidPayload, Reason: "invalid UTF-8 in text message"})
-		}
+	s.writePong(payload)
+}
+
+func (s *Session) writePong(payload []byte) {
+	if err := s.shard.writer.Own(s.conn, ws.OpPong, payload, false); err != nil {
+		return // gnet closed the connection; onClose has run
 	}
-	srv.cfg.Handler.Frame(s, h, payload)
-	if s.state == stateClosed {
-		return gnet.Close
+	s.countOut(len(payload))
+	if s.conn.OutboundBuffered() > s.shard.High() {
+		s.shard.Pause(s.conn, s)
 	}
-	return gnet.None
 }
 
 // onCloseFrame answers (or completes) the close handshake.
-func (s *Session) onCloseFrame(payload []byte) gnet.Action {
+func (s *Session) onCloseFrame(payload []byte) {
 	code, _, err := codec.ParseClosePayload(payload)
 	if err != nil {
-		return s.failProtocol(err)
+		_ = s.failProtocol(err)
+		return
 	}
 	s.closeRecv = code
 	if s.state == stateOpen {
 		// The client started it: echo its code, then close TCP (the server
 		// closes first, RFC 6455 7.1.1).
 		s.setReason(ReasonClientClose)
-		s.writeClose(code, "")
+		if s.flags&flagOutMidFrame == 0 {
+			s.writeClose(code, "")
+		}
 	}
-	s.state = stateClosed
-	return gnet.Close
+	s.state = stateClosed // readFrames returns gnet.Close
 }
 
-// failProtocol sends the close code of a protocol error and closes TCP at
-// once ("fail the WebSocket connection", RFC 6455 7.1.7).
+// failProtocol is a protocol error from the client. The session is no
+// longer read; the handler may first let replies to the client's earlier,
+// valid messages through (a drain, see Failing), then the close goes out
+// and TCP is closed ("fail the WebSocket connection", RFC 6455 7.1.7).
 func (s *Session) failProtocol(err error) gnet.Action {
 	var perr *codec.ProtocolError
 	if !errors.As(err, &perr) {
 		perr = &codec.ProtocolError{Code: codec.CloseInternalError, Reason: "internal error"}
 	}
-	reason := ReasonProtocolError
-	switch perr.Code {
-	case codec.CloseInvalidPayload:
-		reason = ReasonInvalidPayload
-	case codec.CloseMessageTooBig:
-		reason = ReasonMessageTooBig
+	if s.state == stateOpen && s.handler != nil {
+		s.failure = *perr
+		s.state = stateFailing
+		if s.handler.Failing(perr) {
+			cfg := &s.shard.srv.cfg
+			s.drainEnd = s.shard.now() + int64(cfg.FailDrainMax)
+			s.drainActivity = s.shard.now()
+			s.shard.Pause(s.conn, failingResumer{})
+			s.shard.wheel.Schedule(&s.timer, s.shard.now()+int64(cfg.FailDrainQuiet))
+			return gnet.None
+		}
 	}
-	s.fail(perr.Code, perr.Reason, reason)
+	s.fail(perr.Code, perr.Reason, failReason(perr.Code))
 	return gnet.Close
 }
+
+func failReason(code ws.StatusCode) CloseReason {
+	switch code {
+	case codec.CloseInvalidPayload:
+		return ReasonInvalidPayload
+	case codec.CloseMessageTooBig:
+		return ReasonMessageTooBig
+	}
+	return ReasonProtocolError
+}
+
+// DrainActivity tells a failing session that the handler relayed a frame
+// to the client: the drain goes on until the handler has been quiet for
+// the drain's quiet period (or its maximum passes).
+func (s *Session) DrainActivity() {
+	if s.state == stateFailing {
+		s.drainActivity = s.shard.now()
+	}
+}
+
+// Failing reports whether the session is draining after a protocol error.
+func (s *Session) Failing() bool { return s.state == stateFailing }
+
+// finishFailing sends the failure's close frame (or, with a frame toward
+// the client half written, cuts TCP) and closes.
+func (s *Session) finishFailing() {
+	if s.state != stateFailing {
+		return
+	}
+	if s.flags&flagOutMidFrame != 0 {
+		s.Abort(failReason(s.failure.Code))
+		return
+	}
+	s.fail(s.failure.Code, s.failure.Reason, failReason(s.failure.Code))
+	_ = s.conn.Close()
+}
+
+// failingResumer keeps a failing session unread: it never resumes.
+type failingResumer struct{}
+
+func (failingResumer) MayResume() bool { return false }
+func (failingResumer) Resumed()        {}
+func (failingResumer) Stalled()        {}
 
 // fail writes a close frame and marks the session closed; the caller
 // closes TCP (by returning gnet.Close or calling conn.Close).
 func (s *Session) fail(code ws.StatusCode, reason string, why CloseReason) {
-	if s.state == stateOpen { // closing: our close frame went out already
-		s.writeClose(code, reason)
+	if (s.state == stateOpen || s.state == stateFailing) && s.flags&flagOutMidFrame == 0 {
+		s.writeClose(code, reason) // closing: our close frame went out already
 	}
 	s.state = stateClosed
 	s.setReason(why)
 	s.logEnd(zap.Uint16("close_code", uint16(code)), zap.String("detail", reason))
 }
 
+// MayResume is the session's own flow gate: read again once its queue
+// drained below the low watermark and the handler (its destination) has
+// room.
+func (s *Session) MayResume() bool {
+	if s.flags&flagHold != 0 || s.conn.OutboundBuffered() >= s.shard.Low() {
+		return false
+	}
+	g, ok := s.handler.(FlowGate)
+	return !ok || g.MayRead()
+}
+
+// Resumed reads what stayed buffered while the session was paused.
+func (s *Session) Resumed() { s.readBuffered() }
+
+// Stalled: the session waited the stall timeout. If its own queue is
+// still full the client stopped reading (1008); otherwise the handler's
+// destination did not drain (the handler decides).
+func (s *Session) Stalled() {
+	if s.conn.OutboundBuffered() >= s.shard.Low() {
+		s.startClose(ClosePolicySlowConsumer, "slow consumer: not reading", ReasonSlowConsumer)
+		return
+	}
+	if g, ok := s.handler.(FlowGate); ok {
+		g.Stalled()
+	}
+}
+
+// Pause stops reading the client until the session's flow gate lets (its
+// own queue and the handler's FlowGate).
+func (s *Session) Pause() { s.shard.Pause(s.conn, s) }
+
 // armIdle schedules the next idle check from the last inbound traffic.
-func (s *Session) armIdle(now int64) {
+func (s *Session) armIdle() {
 	s.shard.wheel.Schedule(&s.timer, s.lastRead+int64(s.shard.srv.cfg.PingInterval))
 }
 
 // OnTimer is the session's one deadline passing. What it means depends on
-// the state: handshake timeout, idle check or ping timeout, close timeout.
+// the state: handshake timeout, hold end, idle check or ping timeout,
+// drain end, close timeout.
 func (s *Session) OnTimer(now int64) {
+	s.shard.queue.Enter()
+	defer s.shard.queue.Leave()
 	cfg := &s.shard.srv.cfg
 	switch s.state {
 	case stateHandshaking:
@@ -420,37 +594,13 @@ func (s *Session) OnTimer(now int64) {
 		_ = s.refuse(&codec.HandshakeError{Status: 408, Reason: "handshake timeout"})
 		_ = s.conn.Close()
 	case stateOpen:
-		if s.flags&flagHold != 0 {
-			if now >= s.holdEnd {
-				if h, ok := cfg.Handler.(HoldExpirer); ok {
-					h.HoldExpired(s) // stops waiting now, not when the close completes
-				}
-				s.startClose(codec.CloseTryAgainLater, "no backend connection available", ReasonAcquireTimeout)
-			} else {
-				s.shard.wheel.Schedule(&s.timer, s.holdEnd)
-			}
+		s.onOpenTimer(now, cfg)
+	case stateFailing:
+		if now >= s.drainEnd || now-s.drainActivity >= int64(cfg.FailDrainQuiet) {
+			s.finishFailing()
 			return
 		}
-		if s.flags&flagPingOutstanding != 0 {
-			if now-s.pingAt >= int64(cfg.PongTimeout) {
-				s.fail(codec.CloseGoingAway, "ping timeout", ReasonPingTimeout)
-				_ = s.conn.Close()
-				return
-			}
-			s.shard.wheel.Schedule(&s.timer, s.pingAt+int64(cfg.PongTimeout))
-			return
-		}
-		if now-s.lastRead < int64(cfg.PingInterval) {
-			s.armIdle(now)
-			return
-		}
-		if err := s.shard.writeFrame(s.conn, ws.OpPing, true, nil); err != nil {
-			return
-		}
-		s.countOut(0)
-		s.flags |= flagPingOutstanding
-		s.pingAt = now
-		s.shard.wheel.Schedule(&s.timer, now+int64(cfg.PongTimeout))
+		s.shard.wheel.Schedule(&s.timer, min(s.drainEnd, s.drainActivity+int64(cfg.FailDrainQuiet)))
 	case stateClosing:
 		s.shard.srv.stats.CloseTimeouts.Add(1)
 		s.state = stateClosed
@@ -459,11 +609,53 @@ func (s *Session) OnTimer(now int64) {
 	}
 }
 
+func (s *Session) onOpenTimer(now int64, cfg *Config) {
+	if s.flags&flagHold != 0 {
+		if now >= s.holdEnd {
+			if h, ok := s.handler.(HoldExpirer); ok {
+				h.HoldExpired() // stops waiting now, not when the close completes
+			}
+			s.startClose(codec.CloseTryAgainLater, "no backend connection available", ReasonAcquireTimeout)
+		} else {
+			s.shard.wheel.Schedule(&s.timer, s.holdEnd)
+		}
+		return
+	}
+	if s.shard.Paused(s.conn) {
+		// We are not reading it: silence proves nothing. The stall timeout
+		// watches a paused session.
+		s.lastRead = now
+		s.armIdle()
+		return
+	}
+	if s.flags&flagPingOutstanding != 0 {
+		if now-s.pingAt >= int64(cfg.PongTimeout) {
+			s.fail(codec.CloseGoingAway, "ping timeout", ReasonPingTimeout)
+			_ = s.conn.Close()
+			return
+		}
+		s.shard.wheel.Schedule(&s.timer, s.pingAt+int64(cfg.PongTimeout))
+		return
+	}
+	if now-s.lastRead < int64(cfg.PingInterval) || s.flags&flagOutMidFrame != 0 {
+		s.armIdle()
+		return
+	}
+	if err := s.shard.writer.Own(s.conn, ws.OpPing, nil, false); err != nil {
+		return
+	}
+	s.countOut(0)
+	s.flags |= flagPingOutstanding
+	s.pingAt = now
+	s.shard.wheel.Schedule(&s.timer, now+int64(cfg.PongTimeout))
+}
+
 // onClose is gnet telling us the TCP connection is gone. It runs exactly
 // once per session and does all the bookkeeping.
 func (s *Session) onClose(err error) {
 	sh, srv := s.shard, s.shard.srv
 	sh.wheel.Stop(&s.timer)
+	sh.Forget(s.conn)
 	delete(sh.sessions, s)
 	if s.state == stateHandshaking {
 		s.setReason(ReasonHandshakeRefused)
@@ -476,51 +668,25 @@ func (s *Session) onClose(err error) {
 		srv.stats.Sessions.Add(-1)
 		sh.Sessions.Add(-1)
 	}
-	srv.cfg.Handler.Closed(s, s.reason)
+	if s.handler != nil {
+		s.handler.Closed(s.reason)
+	}
 	if fn := srv.cfg.OnSessionEnd; fn != nil && s.flags&flagUpgraded != 0 {
 		fn(s.record())
 	}
 }
 
-// countOut counts one frame written to the client.
+// countOut counts one frame written to the client, with payload bytes.
 func (s *Session) countOut(payload int) {
 	st := &s.shard.srv.stats
 	st.FramesOut.Add(1)
-	st.BytesOut.Add(int64(payload))
 	s.framesOut++
-	s.bytesOut += int64(payload)
+	s.addBytesOut(payload)
 }
 
-// SessionRecord is what the access log gets of a session that ended.
-type SessionRecord struct {
-	ID        uint64
-	Client    string        // client address ip:port
-	Path      string        // request target (path and query)
-	Backend   string        // backend URL, "" if none was leased
-	Duration  time.Duration // from accept to close
-	FramesIn  int64         // frames from the client
-	FramesOut int64         // frames to the client
-	BytesIn   int64         // payload bytes from the client
-	BytesOut  int64         // payload bytes to the client
-	Reason    CloseReason
-	// CloseSent and CloseRecv are the close codes sent to and received
-	// from the client (0: none); BackendClose the code the backend side
-	// ended with when the backend connection failed (0: it did not).
-	CloseSent, CloseRecv, BackendClose uint16
-}
-
-func (s *Session) record() *SessionRecord {
-	sh := s.shard
-	r := &SessionRecord{
-		ID: s.id, Client: addrString(s.conn.RemoteAddr()), Path: s.uri,
-		Duration: time.Duration(sh.srv.now() - s.started),
-		FramesIn: s.framesIn, FramesOut: s.framesOut, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
-		Reason: s.reason, CloseSent: uint16(s.closeSent), CloseRecv: uint16(s.closeRecv),
-	}
-	if rl, ok := s.Data.(*relay); ok {
-		r.Backend, r.BackendClose = rl.backendURL, uint16(rl.backendGone)
-	}
-	return r
+func (s *Session) addBytesOut(n int) {
+	s.shard.srv.stats.BytesOut.Add(int64(n))
+	s.bytesOut += int64(n)
 }
 
 // setReason records why the session ends and counts it. The first reason
@@ -555,4 +721,15 @@ func addrString(a net.Addr) string {
 		return ""
 	}
 	return a.String()
+}
+
+// truncate cuts s to at most n bytes without splitting a rune.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && s[n]&0xc0 == 0x80 {
+		n--
+	}
+	return s[:n]
 }

@@ -5,31 +5,37 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 	"go.uber.org/zap"
 
-	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/framewrite"
+	"github.com/wsgate/wsgate/internal/loopq"
+	"github.com/wsgate/wsgate/internal/readpause"
 	"github.com/wsgate/wsgate/internal/wheel"
-	"github.com/wsgate/wsgate/pool"
 )
 
 // wheelSlots is the timer wheel size: with the default 100 ms tick one
 // revolution is 51.2 s, longer than the default ping interval.
 const wheelSlots = 512
 
-// shard is everything one event loop owns. Loop-only, except the fields
-// set at creation (srv, loop, index) which are read-only afterwards.
-type shard struct {
+// Shard is everything one event loop owns: its client sessions, its timer
+// wheel, the work deferred to the end of its callbacks, its frame writer,
+// and the connections whose reading it paused. Every method is Loop-only
+// unless it says otherwise; the fields set at creation (srv, loop, index)
+// are read-only afterwards.
+type Shard struct {
 	srv   *Server
 	loop  gnet.EventLoop // Execute is the only way in from other goroutines
-	index int            // creation order, for logs
+	index int            // creation order: the pool's shard of the same index lives on this loop
 
-	anchor   gnet.Conn   // this loop's anchor connection (see Server.anchorLoops)
-	pool     *pool.Shard // this loop's backend connections (gateway only)
-	wheel    *wheel.Wheel
+	anchor   gnet.Conn             // this loop's anchor connection (see Server.anchorLoops)
+	wheel    *wheel.Wheel          // every deadline of this loop's connections
+	queue    loopq.Queue           // work deferred to the end of the current callback
+	writer   *framewrite.Writer    // every frame written on this loop
 	sessions map[*Session]struct{} // open client connections, for shutdown
 	tickFn   gnet.RunnableFunc     // advances the wheel; allocated once
+	poller   *readpause.Loop       // this loop's epoll instance, for pausing reads
+	flow     flowState             // connections paused for backpressure (flow.go)
 
 	// Sessions is the number of upgraded sessions open on this shard
 	// (written on the loop, read by anyone).
@@ -38,43 +44,69 @@ type shard struct {
 	// and not yet closed (the acceptor adds, the loop subtracts); the
 	// acceptor gives new connections to the loop with the fewest.
 	clients atomic.Int64
-
-	// Scratch space for encoding on the loop; reused by every write.
-	hdr     [codec.MaxHeaderSize]byte
-	iov     [2][]byte
-	scratch []byte
 }
 
-func newShard(srv *Server, loop gnet.EventLoop, index int) *shard {
-	sh := &shard{
+func newShard(srv *Server, loop gnet.EventLoop, index int) *Shard {
+	sh := &Shard{
 		srv:      srv,
 		loop:     loop,
 		index:    index,
 		wheel:    wheel.New(wheelSlots, int64(srv.cfg.TickInterval), srv.now()),
+		writer:   framewrite.New(),
 		sessions: make(map[*Session]struct{}),
-		scratch:  make([]byte, 0, 512),
 	}
-	if srv.cfg.Pool != nil {
-		sh.pool = srv.cfg.Pool.Shard(index)
-		sh.pool.Attach(loop, sh.wheel)
-	}
+	sh.writer.Queued = sh.requeued
+	sh.flow.init()
 	sh.tickFn = func(context.Context) error {
+		sh.queue.Enter()
 		sh.wheel.Advance(srv.now())
+		sh.checkPaused()
+		sh.queue.Leave()
 		return nil
 	}
 	return sh
 }
 
-// runTicker asks the loop to advance the shard's timer wheel every tick, so
-// no connection needs a goroutine or a runtime timer of its own.
-func (sh *shard) runTicker(ctx context.Context) {
+// Index is the shard's index, the same as its event loop's in the pool.
+// Safe for concurrent use.
+func (sh *Shard) Index() int { return sh.index }
+
+// Loop is the shard's event loop. Safe for concurrent use.
+func (sh *Shard) Loop() gnet.EventLoop { return sh.loop }
+
+// Wheel is the shard's timer wheel.
+func (sh *Shard) Wheel() *wheel.Wheel { return sh.wheel }
+
+// Writer is the shard's frame writer.
+func (sh *Shard) Writer() *framewrite.Writer { return sh.writer }
+
+// Defer runs fn after the current callback returns (see package loopq):
+// work one connection's callback triggers on another.
+func (sh *Shard) Defer(fn func()) { sh.queue.Defer(fn) }
+
+// Run runs fn on the shard's loop as one of its callbacks (its deferred
+// work runs after it). Safe for concurrent use; it does not wait.
+func (sh *Shard) Run(fn func()) error {
+	return sh.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		sh.queue.Enter()
+		defer sh.queue.Leave()
+		fn()
+		return nil
+	}))
+}
+
+// runTicker asks the loop to advance the shard's timer wheel every tick,
+// so no connection needs a goroutine or a runtime timer of its own; while
+// connections are paused it ticks faster, so they resume soon after their
+// peer drained.
+func (sh *Shard) runTicker(ctx context.Context) {
 	defer sh.srv.tickers.Done()
 	defer func() {
 		if r := recover(); r != nil {
 			sh.srv.log.Error("shard ticker panicked", zap.Int("shard", sh.index), zap.Any("panic", r))
 		}
 	}()
-	t := time.NewTicker(sh.srv.cfg.TickInterval)
+	t := time.NewTimer(sh.srv.cfg.TickInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -84,21 +116,27 @@ func (sh *shard) runTicker(ctx context.Context) {
 			if err := sh.loop.Execute(ctx, sh.tickFn); err != nil {
 				return // the engine is shutting down
 			}
+			next := sh.srv.cfg.TickInterval
+			if sh.flow.count.Load() > 0 {
+				next = min(next, flowCheckInterval)
+			}
+			t.Reset(next)
 		}
 	}
 }
 
 // now is the shard's coarse clock: the time of the last tick. Loop-only.
-func (sh *shard) now() int64 { return sh.wheel.Now() }
+func (sh *Shard) now() int64 { return sh.wheel.Now() }
 
 // openSession starts a session for a new client connection. Loop-only.
-func (sh *shard) openSession(c gnet.Conn) {
+func (sh *Shard) openSession(c gnet.Conn) {
 	srv := sh.srv
 	s := &Session{conn: c, shard: sh, id: srv.nextID.Add(1), started: srv.now()}
 	s.timer.Owner = s
+	s.reader = srv.newFrameReader()
 	c.SetContext(s)
 	sh.sessions[s] = struct{}{}
-	if srv.draining.Load() { // accepted just before Shutdown began
+	if srv.shuttingDown.Load() { // accepted just before Shutdown began
 		s.flags |= flagRefuseBusy
 	}
 	s.lastRead = sh.now()
@@ -107,18 +145,8 @@ func (sh *shard) openSession(c gnet.Conn) {
 
 // closeAll starts the close handshake (1001) with every session and cuts
 // connections still handshaking. Loop-only.
-func (sh *shard) closeAll() {
+func (sh *Shard) closeAll() {
 	for s := range sh.sessions {
 		s.shutdown()
 	}
-}
-
-// writeFrame writes one unmasked frame to c as header and payload in a
-// single writev. Loop-only.
-func (sh *shard) writeFrame(c gnet.Conn, op ws.OpCode, fin bool, payload []byte) error {
-	n := codec.PutHeader(sh.hdr[:], ws.Header{Fin: fin, OpCode: op, Length: int64(len(payload))})
-	sh.iov[0], sh.iov[1] = sh.hdr[:n], payload
-	_, err := c.Writev(sh.iov[:])
-	sh.iov[0], sh.iov[1] = nil, nil
-	return err
 }

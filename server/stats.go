@@ -18,11 +18,11 @@ const (
 	ReasonInvalidPayload               // 1007
 	ReasonMessageTooBig                // 1009
 	ReasonPingTimeout                  // no pong after an idle ping
-	ReasonSlowConsumer                 // outbound bytes passed the budget
+	ReasonSlowConsumer                 // the client did not read for the stall timeout (1008)
 	ReasonShutdown                     // the server is stopping (1001)
 	ReasonBackendLost                  // the backend connection failed under the session (1011)
 	ReasonAcquireTimeout               // no backend connection within the acquire timeout (1013)
-	ReasonSlowBackend                  // bytes toward the backend passed the budget (1013)
+	ReasonSlowBackend                  // the backend did not read for the stall timeout (1013)
 	ReasonOverCapacity                 // refused at accept: past MaxConns or draining (503, no loop saw it)
 	ReasonInternalError                // a bug: a callback panicked and the connection was cut
 	numCloseReasons
@@ -66,9 +66,13 @@ type Stats struct {
 	EnrollFailures atomic.Int64
 	// Panics counts event-loop callbacks that panicked (each a bug; the
 	// connection involved was closed and the loop went on).
-	Panics  atomic.Int64
-	refused [len(refusalStatuses) + 1]atomic.Int64
-	closed  [numCloseReasons]atomic.Int64
+	Panics atomic.Int64
+	// Pauses counts connections (client and backend) paused for
+	// backpressure; PausedNanos the time they spent paused, counted when
+	// they resume or close; Stalls those that waited the stall timeout.
+	Pauses, PausedNanos, Stalls atomic.Int64
+	refused                     [len(refusalStatuses) + 1]atomic.Int64
+	closed                      [numCloseReasons]atomic.Int64
 }
 
 func (s *Stats) countRefusal(status int) {

@@ -419,6 +419,20 @@ func (c *Client) ExpectTCPClosed(within time.Duration) {
 	}
 }
 
+// SkipData reads and checks the data frames the server sends before its
+// next control frame, which stays to be read.
+func (c *Client) SkipData() {
+	c.T.Helper()
+	for {
+		_ = c.Conn.SetReadDeadline(time.Now().Add(c.timeout()))
+		b, err := c.r.Peek(1)
+		if err != nil || Opcode(b[0]&0x0f) >= OpClose {
+			return
+		}
+		c.NextFrame()
+	}
+}
+
 // ExpectFail requires what "failing the WebSocket connection" looks like
 // (RFC 6455 section 7.1.7): a close frame with code, then TCP closed by the
 // server within closeWithin, with nothing else sent.

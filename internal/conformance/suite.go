@@ -42,6 +42,13 @@ type Target struct {
 	// NoEcho: the endpoint does not echo messages back whole; the cases
 	// that rely on echoes are skipped.
 	NoEcho bool
+	// RepliesBeforeFailure: the endpoint is a relay whose backend answers
+	// each frame as it comes. When the client breaks the protocol, the
+	// relay first lets through the backend's replies to the frames sent
+	// before the bad one (as the backend alone would have sent them), then
+	// fails the connection: the failure cases skip data frames before the
+	// close they expect.
+	RepliesBeforeFailure bool
 	// Skip lists cases to skip, as path.Match patterns over the case name
 	// below Run's test ("handshake/header_block_at_limit_101",
 	// "frames/echo_*_1048576B", ...).
@@ -352,8 +359,18 @@ func failCase(name string, code uint16, n needs, frames func(s *suite) []byte) t
 	return testCase{name: name, needs: n, run: func(t *testing.T, s *suite) {
 		c := s.open(t)
 		_ = c.TryWrite(frames(s))
-		c.ExpectFail(code, s.closeBound)
+		s.expectFail(c, code)
 	}}
+}
+
+// expectFail expects the connection failed with code (see
+// Target.RepliesBeforeFailure for the replies a relay may send first).
+func (s *suite) expectFail(c *Client, code uint16) {
+	c.T.Helper()
+	if s.RepliesBeforeFailure {
+		c.SkipData()
+	}
+	c.ExpectFail(code, s.closeBound)
 }
 
 // headerFailCase is a failCase whose last frame is a header declaring more
@@ -365,7 +382,7 @@ func headerFailCase(name string, code uint16, n needs, frames func(s *suite) []b
 		c := s.open(t)
 		_ = c.TryWrite(frames(s))
 		c.Timeout = s.closeBound
-		c.ExpectFail(code, s.closeBound)
+		s.expectFail(c, code)
 	}}
 }
 

@@ -1,20 +1,21 @@
 package pool
 
-// slot is one backend in one shard: its counters (atomics, read by
-// reconcile and the admin views), the ring of idle connections and the set
-// of all its connections. The ring and set are Loop-only.
-type slot struct {
+// shardBackend is one backend's part in one shard: its counters (atomics,
+// read by reconcile and the admin views), the ring of idle connections and
+// the set of all its connections in that shard. The ring and set are
+// Loop-only.
+type shardBackend struct {
 	backend *Backend
 	shard   int
 	Counters
 
 	ring  Conn               // sentinel of the circular idle list; most recently idle first
 	idleN int                // connections in the ring (Loop-only mirror of Counters.Idle)
-	conns map[*Conn]struct{} // every enrolled connection of this slot, any state
+	conns map[*Conn]struct{} // every enrolled connection of this backend in the shard, any state
 }
 
-func newSlot(b *Backend, shard int) *slot {
-	s := &slot{backend: b, shard: shard, conns: make(map[*Conn]struct{})}
+func newShardBackend(b *Backend, shard int) *shardBackend {
+	s := &shardBackend{backend: b, shard: shard, conns: make(map[*Conn]struct{})}
 	s.ring.prev, s.ring.next = &s.ring, &s.ring
 	return s
 }
@@ -22,7 +23,7 @@ func newSlot(b *Backend, shard int) *slot {
 // pushIdle puts c at the front of the ring: leases take the most recently
 // used connection (LIFO, like PgBouncer), so a surplus ages at the back
 // and IdleTimeout can retire it.
-func (s *slot) pushIdle(c *Conn) {
+func (s *shardBackend) pushIdle(c *Conn) {
 	c.prev, c.next = &s.ring, s.ring.next
 	s.ring.next.prev = c
 	s.ring.next = c
@@ -30,14 +31,14 @@ func (s *slot) pushIdle(c *Conn) {
 }
 
 // popIdle takes the front connection; the ring must not be empty.
-func (s *slot) popIdle() *Conn {
+func (s *shardBackend) popIdle() *Conn {
 	c := s.ring.next
 	s.unlink(c)
 	return c
 }
 
 // unlink removes c from the ring if it is in it. O(1).
-func (s *slot) unlink(c *Conn) {
+func (s *shardBackend) unlink(c *Conn) {
 	if c.next == nil {
 		return
 	}
@@ -47,7 +48,7 @@ func (s *slot) unlink(c *Conn) {
 }
 
 // eachIdle visits the ring from least to most recently used.
-func (s *slot) eachIdle(fn func(*Conn)) {
+func (s *shardBackend) eachIdle(fn func(*Conn)) {
 	for c := s.ring.prev; c != &s.ring; {
 		prev := c.prev
 		fn(c)
@@ -57,7 +58,7 @@ func (s *slot) eachIdle(fn func(*Conn)) {
 
 // closeIdle closes the idle connections pick selects, least recently used
 // first, and returns how many. (A closing connection has left the ring.)
-func (s *slot) closeIdle(pick func(*Conn) bool) int {
+func (s *shardBackend) closeIdle(pick func(*Conn) bool) int {
 	n := 0
 	s.eachIdle(func(c *Conn) {
 		if pick(c) {

@@ -1,0 +1,128 @@
+package pool
+
+import (
+	"fmt"
+	"math/rand/v2"
+)
+
+// Balancing: which backend of a group a new session's connection comes
+// from, among the backends that take leases and have an idle connection
+// in the session's shard. A backend whose dials fail (unhealthy) is left
+// out while a healthy one has an idle connection; its idle connections
+// are still used when nothing else is left, since each is checked by its
+// own pings. One small type per policy, as Caddy's reverse proxy has.
+
+// Balancer picks one of the candidates (never empty); rng breaks ties.
+// Loop-only (rng is the shard's).
+type Balancer interface {
+	Pick(candidates []*shardBackend, rng *rand.Rand) *shardBackend
+}
+
+// BalancerNames lists the policies, the default first.
+var BalancerNames = []string{"least-leased", "random", "most-idle"}
+
+// ParseBalancer reads a policy name ("" is the default).
+func ParseBalancer(name string) (Balancer, error) {
+	switch name {
+	case "", "least-leased":
+		return LeastLeased{}, nil
+	case "random":
+		return WeightedRandom{}, nil
+	case "most-idle":
+		return MostIdle{}, nil
+	}
+	return nil, fmt.Errorf("%w: balance %q: want least-leased, random or most-idle", ErrSettings, name)
+}
+
+// LeastLeased picks the backend with the fewest sessions for its weight
+// (leased connections, all shards, divided by the weight), ties at random:
+// load follows the weights whatever the session lengths. The default.
+type LeastLeased struct{}
+
+func (LeastLeased) Pick(cands []*shardBackend, rng *rand.Rand) *shardBackend {
+	var best *shardBackend
+	ties := 0
+	for _, s := range cands {
+		switch {
+		case best == nil || lessLoaded(s, best):
+			best, ties = s, 1
+		case !lessLoaded(best, s): // equal
+			ties++
+			if rng.IntN(ties) == 0 {
+				best = s
+			}
+		}
+	}
+	return best
+}
+
+// lessLoaded compares leased/weight without division.
+func lessLoaded(a, b *shardBackend) bool {
+	return a.backend.Leased.Load()*int64(b.backend.Settings().Weight) < b.backend.Leased.Load()*int64(a.backend.Settings().Weight)
+}
+
+// WeightedRandom picks at random in proportion to the weights.
+type WeightedRandom struct{}
+
+func (WeightedRandom) Pick(cands []*shardBackend, rng *rand.Rand) *shardBackend {
+	var pick *shardBackend
+	sum := 0
+	for _, s := range cands { // weighted reservoir sampling
+		w := s.backend.Settings().Weight
+		sum += w
+		if rng.IntN(sum) < w {
+			pick = s
+		}
+	}
+	return pick
+}
+
+// MostIdle picks the backend with the most idle connections in the shard,
+// ties at random: it spreads connections, not load (kept for pools whose
+// backends are identical and whose sessions are alike).
+type MostIdle struct{}
+
+func (MostIdle) Pick(cands []*shardBackend, rng *rand.Rand) *shardBackend {
+	var best *shardBackend
+	ties := 0
+	for _, s := range cands {
+		switch {
+		case best == nil || s.idleN > best.idleN:
+			best, ties = s, 1
+		case s.idleN == best.idleN:
+			ties++
+			if rng.IntN(ties) == 0 {
+				best = s
+			}
+		}
+	}
+	return best
+}
+
+// pick is the group's balancer over this shard's candidates.
+func (sh *ShardPool) pick(group string) *shardBackend {
+	backends := sh.pool.Backends()
+	healthyOnly := false
+	for _, b := range backends {
+		if sh.candidate(b, group, false) && b.Healthy() {
+			healthyOnly = true
+			break
+		}
+	}
+	cands := sh.cands[:0]
+	for _, b := range backends {
+		if sh.candidate(b, group, healthyOnly) {
+			cands = append(cands, b.shards[sh.Index])
+		}
+	}
+	sh.cands = cands[:0]
+	if len(cands) == 0 {
+		return nil
+	}
+	return sh.pool.balancer(group).Pick(cands, sh.rng)
+}
+
+// candidate reports whether b can serve a lease for group in this shard now.
+func (sh *ShardPool) candidate(b *Backend, group string, healthyOnly bool) bool {
+	return b.Group() == group && b.shards[sh.Index].idleN > 0 && b.TakesLeases() && (!healthyOnly || b.Healthy())
+}

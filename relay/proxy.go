@@ -1,0 +1,58 @@
+package relay
+
+import (
+	"time"
+
+	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/server"
+)
+
+// DefaultAcquireTimeout is how long a new session waits for an idle
+// backend connection before close 1013.
+const DefaultAcquireTimeout = 3 * time.Second
+
+// Proxy is the gateway's server.Handler. Safe for concurrent use (its
+// sessions are each on their own loop).
+type Proxy struct {
+	pool           *pool.Pool
+	acquireTimeout time.Duration
+}
+
+// New returns the relay for p's backends.
+func New(p *pool.Pool, acquireTimeout time.Duration) *Proxy {
+	if acquireTimeout <= 0 {
+		acquireTimeout = DefaultAcquireTimeout
+	}
+	return &Proxy{pool: p, acquireTimeout: acquireTimeout}
+}
+
+// Upgrade routes the session to a backend group by its path, and refuses
+// it before the upgrade when no route matches (404) or no backend of the
+// group can serve it (503).
+func (p *Proxy) Upgrade(s *server.Session, req *codec.UpgradeRequest) (server.SessionHandler, error) {
+	sp := p.pool.Shard(s.Shard().Index())
+	group, ok := p.pool.Routing().Lookup(req.URI)
+	if !ok {
+		return nil, &codec.HandshakeError{Status: 404, Reason: "no route for this path"}
+	}
+	if !sp.Available(group) {
+		return nil, &codec.HandshakeError{Status: 503, Reason: "no backend available", Header: "Retry-After: 1\r\n"}
+	}
+	b := &binding{proxy: p, s: s, sp: sp, group: group}
+	if p.sessionStartIn(group) {
+		b.req = req
+	}
+	return b, nil
+}
+
+// sessionStartIn reports whether a backend of group wants the session
+// start, so the request is kept until the session is bound.
+func (p *Proxy) sessionStartIn(group string) bool {
+	for _, b := range p.pool.Backends() {
+		if b.Group() == group && b.Settings().SessionStart && !b.Removed() {
+			return true
+		}
+	}
+	return false
+}

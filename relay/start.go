@@ -1,0 +1,49 @@
+package relay
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/server"
+)
+
+// sessionIDPrefix makes session ids unique across processes and restarts.
+var sessionIDPrefix = fmt.Sprintf("%08x", rand.Uint32())
+
+// SessionID is the id a session's start message and access record carry.
+func SessionID(id uint64) string { return fmt.Sprintf("%s-%x", sessionIDPrefix, id) }
+
+// sessionStart is the first message a backend sees of a session when
+// Settings.SessionStart is on: what it would have seen in a handshake.
+type sessionStart struct {
+	Type      string            `json:"type"` // "session_start"
+	SessionID string            `json:"session_id"`
+	Path      string            `json:"path"`
+	Query     string            `json:"query,omitempty"`
+	Client    string            `json:"client"` // client address, ip:port
+	Headers   map[string]string `json:"headers,omitempty"`
+}
+
+func sessionStartMessage(s *server.Session, req *codec.UpgradeRequest, headers []string) []byte {
+	path, query, _ := strings.Cut(req.URI, "?")
+	m := sessionStart{
+		Type:      "session_start",
+		SessionID: SessionID(s.ID()),
+		Path:      path,
+		Query:     query,
+		Client:    s.RemoteAddr().String(),
+	}
+	for _, name := range headers {
+		if v := req.Get(name); v != "" {
+			if m.Headers == nil {
+				m.Headers = make(map[string]string, len(headers))
+			}
+			m.Headers[name] = v
+		}
+	}
+	b, _ := json.Marshal(m) // strings and a map of strings cannot fail
+	return b
+}
