@@ -16,19 +16,21 @@ const PollInterval = 2 * time.Millisecond
 // cond is called at least once, even with a zero timeout, and its last
 // call comes after the deadline, so a condition that holds by then
 // passes. Make the error say what is missing and what there is instead
-// ("idle 1, want 2"): it is the failure message. Call it from the test's
-// goroutine.
-func CheckFor(t testing.TB, timeout time.Duration, cond func() error) {
+// ("idle 1, want 2"): it is the failure message. It returns how long the
+// condition took to hold, for tests that bound it tighter than timeout or
+// report it. Call it from the test's goroutine.
+func CheckFor(t testing.TB, timeout time.Duration, cond func() error) time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for {
 		err := cond()
 		if err == nil {
-			return
+			return time.Since(start)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after %v: %v", timeout, err)
-			return // t.Fatalf ends the goroutine; a fake TB may not
+			return time.Since(start) // t.Fatalf ends the goroutine; a fake TB may not
 		}
 		time.Sleep(PollInterval)
 	}
@@ -36,9 +38,10 @@ func CheckFor(t testing.TB, timeout time.Duration, cond func() error) {
 
 // WaitFor is CheckFor for a condition that has nothing to say but whether
 // it holds: on timeout the failure names what, the condition waited for.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// It returns how long the condition took to hold.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	CheckFor(t, timeout, func() error {
+	return CheckFor(t, timeout, func() error {
 		if cond() {
 			return nil
 		}
