@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zaptest"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/server"
 )
@@ -185,15 +186,12 @@ func (g *gateway) backend(url string) *pool.Backend {
 }
 
 // checkNoLeaks is deferred first by a test: when everything else has
-// stopped, no goroutine of ours is left. gnet's shared worker pool (ants)
-// runs Enroll and parks its idle workers for a while: not ours, ignored.
+// stopped, no goroutine of ours is left (gnet's shared worker pool is
+// not ours).
 func checkNoLeaks(t *testing.T) func() {
 	ignore := goleak.IgnoreCurrent()
 	return func() {
-		goleak.VerifyNone(t, ignore,
-			goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
-			goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
-			goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
+		goleak.VerifyNone(t, testutil.IgnoreGnetWorkers(ignore)...)
 	}
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // PollInterval is how long CheckFor waits between two calls of its
@@ -47,4 +49,14 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		}
 		return errors.New("still waiting for " + what)
 	})
+}
+
+// IgnoreGnetWorkers adds gnet's shared worker pool (ants) to what goleak
+// ignores: gnet runs Enroll on it and its idle workers park for a while
+// before they expire. They are a fixed pool, not per connection, not ours.
+func IgnoreGnetWorkers(opts ...goleak.Option) []goleak.Option {
+	return append(opts,
+		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
 }
