@@ -8,8 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/pool"
-	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -146,7 +146,7 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 		if err != nil {
 			return o, warnings, fmt.Errorf("%w: configuration file: %v", ErrFlags, err)
 		}
-		c, err := reconcile.ParseYAML(data)
+		c, err := config.ParseYAML(data)
 		if err != nil {
 			return o, warnings, fmt.Errorf("%w: configuration file %s: %v", ErrFlags, f.ConfigFile, err)
 		}
@@ -156,7 +156,7 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 		o.Initial = f.flagConfig()
 	}
 	if o.Initial != nil {
-		if _, err := reconcile.Compile(o.Initial, "start"); err != nil {
+		if _, err := config.Compile(o.Initial, "start"); err != nil {
 			return o, warnings, err
 		}
 	}
@@ -165,25 +165,25 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 
 // flagConfig is the configuration the flags describe: one group, the
 // default route, the -backend list.
-func (f *Flags) flagConfig() *reconcile.GatewayConfig {
-	g := reconcile.Group{Name: pool.DefaultGroup}
+func (f *Flags) flagConfig() *config.GatewayConfig {
+	g := config.Group{Name: pool.DefaultGroup}
 	for _, u := range f.Backends {
-		g.Backends = append(g.Backends, reconcile.BackendConfig{
+		g.Backends = append(g.Backends, config.BackendConfig{
 			URL: u, PoolTarget: f.PoolSize, MaxConns: f.PoolMax, ReleasePolicy: f.Policy,
 			ResetMessage: f.ResetMessage, ResetAck: f.ResetAck,
-			ResetQuiet: reconcile.Duration(f.ResetQuiet), ResetTimeout: reconcile.Duration(f.ResetTimeout),
+			ResetQuiet: config.Duration(f.ResetQuiet), ResetTimeout: config.Duration(f.ResetTimeout),
 			SessionStart: f.SessionStart, SessionHeaders: f.SessionHeaders,
-			MaxLifetime: reconcile.Duration(f.MaxLifetime), IdleTimeout: reconcile.Duration(f.IdleTimeout),
-			PingInterval: reconcile.Duration(f.BackendPing), PongTimeout: reconcile.Duration(f.BackendPong),
-			DialTimeout: reconcile.Duration(f.DialTimeout),
+			MaxLifetime: config.Duration(f.MaxLifetime), IdleTimeout: config.Duration(f.IdleTimeout),
+			PingInterval: config.Duration(f.BackendPing), PongTimeout: config.Duration(f.BackendPong),
+			DialTimeout: config.Duration(f.DialTimeout),
 		})
 	}
-	return &reconcile.GatewayConfig{Listen: f.Server.Addr, Groups: []reconcile.Group{g}, DefaultGroup: pool.DefaultGroup}
+	return &config.GatewayConfig{Listen: f.Server.Addr, Groups: []config.Group{g}, DefaultGroup: pool.DefaultGroup}
 }
 
 // applyFileBase lets a configuration file set the listener, limits and
 // timeouts (flags given explicitly still win).
-func (f *Flags) applyFileBase(o *Options, c *reconcile.GatewayConfig, set map[string]bool) {
+func (f *Flags) applyFileBase(o *Options, c *config.GatewayConfig, set map[string]bool) {
 	cfg := &o.Server
 	if c.Listen != "" && !set["listen"] {
 		cfg.Addr = c.Listen
@@ -202,7 +202,7 @@ func (f *Flags) applyFileBase(o *Options, c *reconcile.GatewayConfig, set map[st
 	if c.Limits.MaxMessageBytes != 0 && !set["max-message-bytes"] {
 		cfg.MaxMessageBytes = c.Limits.MaxMessageBytes
 	}
-	setDur := func(name string, dst *time.Duration, v reconcile.Duration) {
+	setDur := func(name string, dst *time.Duration, v config.Duration) {
 		if v != 0 && !set[name] {
 			*dst = time.Duration(v)
 		}

@@ -19,8 +19,8 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 
 	"github.com/wsgate/wsgate/admin"
+	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/pool"
-	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -152,8 +152,8 @@ func TestConfigStatusAndReload(t *testing.T) {
 	write("default_group: main\ngroups: [{name: main, backends: [{url: 'ws://127.0.0.1:9/', pool_target: 1}]}]\n")
 	log := zaptest.NewLogger(t)
 	p := pool.New(pool.Config{Shards: 1, Logger: log})
-	applier := reconcile.NewApplier(p, log)
-	src := reconcile.NewFileSource(path, applier, log)
+	applier := config.NewApplier(p, log)
+	src := config.NewFileSource(path, applier, log)
 	src.PollInterval = time.Hour // only explicit reloads
 	if err := src.Load(); err != nil {
 		t.Fatal(err)
@@ -163,7 +163,7 @@ func TestConfigStatusAndReload(t *testing.T) {
 	go func() { defer close(done); src.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 
-	d := opsDeps{pool: p, log: log, config: applier, reload: src.Reload}
+	d := opsDeps{pool: p, log: log, applier: applier, reload: src.Reload}
 	st := configStatus(d)()
 	if st.Version != 1 || st.LastReload != admin.ReloadOK || !strings.HasPrefix(st.Source, "file:") {
 		t.Fatalf("initial status %+v", st)

@@ -1,4 +1,4 @@
-package reconcile
+package config
 
 import (
 	"context"
@@ -79,12 +79,12 @@ CREATE TRIGGER wsgate_settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNC
 func Migrate(ctx context.Context, url string) (int, error) {
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
-		return 0, fmt.Errorf("reconcile: migrate: %w", err)
+		return 0, fmt.Errorf("config: migrate: %w", err)
 	}
 	defer conn.Close(context.Background())
 	tx, err := conn.Begin(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("reconcile: migrate: %w", err)
+		return 0, fmt.Errorf("config: migrate: %w", err)
 	}
 	defer tx.Rollback(context.Background()) //nolint:errcheck // after Commit it is a no-op
 	steps := []string{
@@ -93,23 +93,23 @@ func Migrate(ctx context.Context, url string) (int, error) {
 	}
 	for _, q := range steps {
 		if _, err := tx.Exec(ctx, q); err != nil {
-			return 0, fmt.Errorf("reconcile: migrate: %w", err)
+			return 0, fmt.Errorf("config: migrate: %w", err)
 		}
 	}
 	var have int
 	if err := tx.QueryRow(ctx, `SELECT coalesce(max(version), 0) FROM wsgate_schema`).Scan(&have); err != nil {
-		return 0, fmt.Errorf("reconcile: migrate: %w", err)
+		return 0, fmt.Errorf("config: migrate: %w", err)
 	}
 	for v := have + 1; v <= len(migrations); v++ {
 		if _, err := tx.Exec(ctx, migrations[v-1]); err != nil {
-			return 0, fmt.Errorf("reconcile: migration %d: %w", v, err)
+			return 0, fmt.Errorf("config: migration %d: %w", v, err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO wsgate_schema (version) VALUES ($1)`, v); err != nil {
-			return 0, fmt.Errorf("reconcile: migration %d: %w", v, err)
+			return 0, fmt.Errorf("config: migration %d: %w", v, err)
 		}
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("reconcile: migrate: %w", err)
+		return 0, fmt.Errorf("config: migrate: %w", err)
 	}
 	return len(migrations), nil
 }
@@ -263,7 +263,7 @@ func (d *DBSource) Run(ctx context.Context) {
 		msg := err.Error()
 		d.lastError.Store(&msg)
 		// Health and metrics show it; the next good load clears it.
-		d.Applier.noteFailure(fmt.Errorf("configuration database unavailable: %w", err))
+		d.Applier.noteFailure(fmt.Errorf("config: database unavailable: %w", err))
 		wait := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
 		d.Log.Warn("configuration database unavailable; keeping the last good version",
 			zap.Error(err), zap.Duration("retry_in", wait), zap.Int64("version_in_force", d.Applier.Status().Version))
@@ -300,7 +300,7 @@ func (d *DBSource) session(ctx context.Context) (connected bool, err error) {
 		if interval <= 0 {
 			interval = 10 * time.Second
 		}
-		wctx, cancel := context.WithTimeout(ctx, jitter(interval, 0.1))
+		wctx, cancel := context.WithTimeout(ctx, time.Duration(float64(interval)*(0.9+0.2*rand.Float64())))
 		go d.endWaitOnReload(wctx, cancel)
 		_, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil && ctx.Err() == nil

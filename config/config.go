@@ -1,4 +1,4 @@
-package reconcile
+package config
 
 import (
 	"errors"
@@ -111,7 +111,7 @@ func ParseYAML(data []byte) (*GatewayConfig, error) {
 
 // ErrInvalid wraps every validation failure; the message names the field
 // and the value.
-var ErrInvalid = errors.New("reconcile: invalid configuration")
+var ErrInvalid = errors.New("config: invalid configuration")
 
 // Snapshot is one validated, immutable version of the configuration, in
 // the form the pool takes.

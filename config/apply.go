@@ -1,4 +1,4 @@
-package reconcile
+package config
 
 import (
 	"context"
@@ -150,13 +150,13 @@ func (f *FileSource) Load() error {
 		data, err = os.ReadFile(f.Path)
 	}
 	if err != nil {
-		err = fmt.Errorf("reconcile: config file: %w", err)
+		err = fmt.Errorf("config: file: %w", err)
 		f.Applier.noteFailure(err)
 		f.Log.Warn("configuration file unreadable; the last good version stays", zap.String("path", f.Path), zap.Error(err))
 		return err
 	}
 	if after, err := stampOf(f.Path); err != nil || after != before {
-		return fmt.Errorf("reconcile: config file %s changed while read", f.Path)
+		return fmt.Errorf("config: file %s changed while read", f.Path)
 	}
 	f.seen.Store(&before)
 	c, err := ParseYAML(data)
@@ -217,7 +217,7 @@ func (f *FileSource) Run(ctx context.Context) {
 			st, err := stampOf(f.Path)
 			if err != nil {
 				if !missing {
-					f.Applier.noteFailure(fmt.Errorf("reconcile: config file: %w", err))
+					f.Applier.noteFailure(fmt.Errorf("config: file: %w", err))
 					f.Log.Warn("configuration file missing; the last good version stays", zap.String("path", f.Path), zap.Error(err))
 				}
 				missing = true
