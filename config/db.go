@@ -63,7 +63,7 @@ func LoadDB(ctx context.Context, conn querier, base GatewayConfig) (*GatewayConf
 			rows.Close()
 			return nil, fmt.Errorf("%w: wsgate_backends[id=%d].group_name = %q: no such group", ErrInvalid, id, group)
 		}
-		ms := func(v int64) Duration { return Duration(time.Duration(v) * time.Millisecond) }
+		ms := func(v int64) time.Duration { return time.Duration(v) * time.Millisecond }
 		b.ResetQuiet, b.ResetTimeout, b.DrainTimeout, b.MaxLifetime = ms(quiet), ms(timeout), ms(drain), ms(lifetime)
 		b.Enabled = &enabled
 		c.Groups[gi].Backends = append(c.Groups[gi].Backends, b)

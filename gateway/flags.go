@@ -171,11 +171,11 @@ func (f *Flags) flagConfig() *config.GatewayConfig {
 		g.Backends = append(g.Backends, config.BackendConfig{
 			URL: u, PoolTarget: f.PoolSize, MaxConns: f.PoolMax, ReleasePolicy: f.Policy,
 			ResetMessage: f.ResetMessage, ResetAck: f.ResetAck,
-			ResetQuiet: config.Duration(f.ResetQuiet), ResetTimeout: config.Duration(f.ResetTimeout),
+			ResetQuiet: f.ResetQuiet, ResetTimeout: f.ResetTimeout,
 			SessionStart: f.SessionStart, SessionHeaders: f.SessionHeaders,
-			MaxLifetime: config.Duration(f.MaxLifetime), IdleTimeout: config.Duration(f.IdleTimeout),
-			PingInterval: config.Duration(f.BackendPing), PongTimeout: config.Duration(f.BackendPong),
-			DialTimeout: config.Duration(f.DialTimeout),
+			MaxLifetime: f.MaxLifetime, IdleTimeout: f.IdleTimeout,
+			PingInterval: f.BackendPing, PongTimeout: f.BackendPong,
+			DialTimeout: f.DialTimeout,
 		})
 	}
 	return &config.GatewayConfig{Listen: f.Server.Addr, Groups: []config.Group{g}, DefaultGroup: pool.DefaultGroup}
@@ -202,9 +202,9 @@ func (f *Flags) applyFileBase(o *Options, c *config.GatewayConfig, set map[strin
 	if c.Limits.MaxMessageBytes != 0 && !set["max-message-bytes"] {
 		cfg.MaxMessageBytes = c.Limits.MaxMessageBytes
 	}
-	setDur := func(name string, dst *time.Duration, v config.Duration) {
+	setDur := func(name string, dst *time.Duration, v time.Duration) {
 		if v != 0 && !set[name] {
-			*dst = time.Duration(v)
+			*dst = v
 		}
 	}
 	setDur("handshake-timeout", &cfg.HandshakeTimeout, c.Timeouts.Handshake)
