@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/internal/jitter"
 )
 
 // querier is a connection or a transaction.
@@ -162,7 +163,7 @@ func (d *DBSource) Run(ctx context.Context) {
 		d.lastError.Store(&msg)
 		// Health and metrics show it; the next good load clears it.
 		d.Applier.noteFailure(fmt.Errorf("config: database unavailable: %w", err))
-		wait := time.Duration(float64(backoff) * (0.8 + 0.4*rand.Float64()))
+		wait := jitter.Scale(backoff, 0.2)
 		d.Log.Warn("configuration database unavailable; keeping the last good version",
 			zap.Error(err), zap.Duration("retry_in", wait), zap.Int64("version_in_force", d.Applier.Status().Version))
 		select {
@@ -198,7 +199,7 @@ func (d *DBSource) session(ctx context.Context) (connected bool, err error) {
 		if interval <= 0 {
 			interval = 10 * time.Second
 		}
-		wctx, cancel := context.WithTimeout(ctx, time.Duration(float64(interval)*(0.9+0.2*rand.Float64())))
+		wctx, cancel := context.WithTimeout(ctx, jitter.Scale(interval, 0.1))
 		go d.endWaitOnReload(wctx, cancel)
 		_, err := conn.WaitForNotification(wctx)
 		timedOut := wctx.Err() != nil && ctx.Err() == nil

@@ -2,7 +2,6 @@ package reconcile
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -10,6 +9,7 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/internal/jitter"
 	"github.com/wsgate/wsgate/pool"
 )
 
@@ -124,7 +124,7 @@ func (w *worker) run(ctx context.Context, wg *sync.WaitGroup) {
 		case <-next.C:
 		}
 		wakeAt := w.safeEnsureCapacity(ctx)
-		d := jitter(w.cfg.Interval, 0.1)
+		d := jitter.Scale(w.cfg.Interval, 0.1)
 		if !wakeAt.IsZero() {
 			// A little late rather than early: a run that finds the
 			// backoff not quite over would only schedule another.
@@ -320,8 +320,4 @@ func share(n, shards, i int) int {
 		return q + 1
 	}
 	return q
-}
-
-func jitter(d time.Duration, f float64) time.Duration {
-	return time.Duration(float64(d) * (1 - f + 2*f*rand.Float64()))
 }

@@ -2,13 +2,14 @@ package goroutineproxy
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/internal/jitter"
 )
 
 // Pool holds the connections to one backend. Its counters are the truth
@@ -148,7 +149,7 @@ func (p *Pool) reconcileLoop(ctx context.Context) {
 			p.log.Error("reconcile worker panicked", zap.Any("panic", r), zap.Stack("stack"))
 		}
 	}()
-	tick := time.NewTimer(jitter(p.cfg.ReconcileInterval))
+	tick := time.NewTimer(jitter.Scale(p.cfg.ReconcileInterval, 0.1))
 	defer tick.Stop()
 	for {
 		select {
@@ -156,7 +157,7 @@ func (p *Pool) reconcileLoop(ctx context.Context) {
 			return
 		case <-p.signal:
 		case <-tick.C:
-			tick.Reset(jitter(p.cfg.ReconcileInterval))
+			tick.Reset(jitter.Scale(p.cfg.ReconcileInterval, 0.1))
 		}
 		if backoff := p.ensureCapacity(ctx); backoff > 0 {
 			select {
@@ -197,7 +198,7 @@ func (p *Pool) ensureCapacity(ctx context.Context) (backoff time.Duration) {
 		return 0
 	}
 	n := p.failures.Add(1)
-	return jitter(min(100*time.Millisecond<<min(n, 8), 30*time.Second))
+	return jitter.Scale(min(100*time.Millisecond<<min(n, 8), 30*time.Second), 0.1)
 }
 
 // purgeDead takes every connection off the idle channel once and puts the
@@ -357,10 +358,4 @@ func (p *Pool) Stats() PoolStats {
 		Idle: p.nIdle.Load(), DeadIdle: p.nDeadIdle.Load(), Leased: p.nLeased.Load(), Dialing: p.nDialing.Load(),
 		Dials: p.dials.Load(), DialErrors: p.dialErrors.Load(), Leases: p.leases.Load(), Broken: p.broken.Load(),
 	}
-}
-
-// jitter returns d ± 10%, so the periodic work of many pools and
-// connections does not line up.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
 }
