@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/internal/backoff"
 	"github.com/wsgate/wsgate/internal/jitter"
 )
 
@@ -149,12 +150,12 @@ func (d *DBSource) Run(ctx context.Context) {
 			d.Log.Error("configuration database watcher panicked; database changes are no longer applied", zap.Any("panic", r))
 		}
 	}()
-	backoff := 100 * time.Millisecond
+	retry := backoff.Backoff{Base: 100 * time.Millisecond, Cap: 30 * time.Second, Jitter: 0.2}
 	for ctx.Err() == nil {
 		connected, err := d.session(ctx)
 		d.connected.Store(false)
 		if connected {
-			backoff = 100 * time.Millisecond // a new outage starts from the bottom
+			retry.Reset() // a new outage starts from the bottom
 		}
 		if ctx.Err() != nil {
 			return
@@ -163,7 +164,7 @@ func (d *DBSource) Run(ctx context.Context) {
 		d.lastError.Store(&msg)
 		// Health and metrics show it; the next good load clears it.
 		d.Applier.noteFailure(fmt.Errorf("config: database unavailable: %w", err))
-		wait := jitter.Scale(backoff, 0.2)
+		wait := retry.Next()
 		d.Log.Warn("configuration database unavailable; keeping the last good version",
 			zap.Error(err), zap.Duration("retry_in", wait), zap.Int64("version_in_force", d.Applier.Status().Version))
 		select {
@@ -171,7 +172,6 @@ func (d *DBSource) Run(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, 30*time.Second)
 	}
 }
 

@@ -1,6 +1,7 @@
 package jitter
 
 import (
+	"math"
 	"testing"
 	"time"
 )
@@ -35,5 +36,10 @@ func TestScaleStaysWithinBounds(t *testing.T) {
 	}
 	if got := Scale(time.Second, 0); got != time.Second {
 		t.Errorf("Scale(1s, 0) = %v, want 1s", got)
+	}
+	for range 1000 {
+		if got := Scale(math.MaxInt64, 0.5); got < math.MaxInt64/2 {
+			t.Fatalf("Scale(the longest duration, 0.5) = %v: overflowed", got)
+		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/internal/backoff"
 	"github.com/wsgate/wsgate/internal/jitter"
 )
 
@@ -34,8 +35,8 @@ type Pool struct {
 	nLeased   atomic.Int64
 	nDialing  atomic.Int64
 
-	dials, dialErrors, leases, broken atomic.Int64 // totals since start
-	failures                          atomic.Int64 // consecutive failed dials (backoff)
+	dials, dialErrors, leases, broken atomic.Int64    // totals since start
+	retry                             backoff.Backoff // after a run with failed dials; reset by one without
 
 	signal chan struct{} // size 1: reconcile requests coalesce
 	conns  sync.WaitGroup
@@ -50,6 +51,7 @@ func newPool(url string, cfg *Config, dialer *websocket.Dialer, nextID *atomic.U
 		nextID: nextID,
 		idle:   make(chan *backendConn, cfg.PoolSize),
 		signal: make(chan struct{}, 1),
+		retry:  backoff.Backoff{Base: 200 * time.Millisecond, Cap: 25600 * time.Millisecond, Jitter: 0.1},
 	}
 }
 
@@ -194,11 +196,10 @@ func (p *Pool) ensureCapacity(ctx context.Context) (backoff time.Duration) {
 		}
 	}
 	if failed == 0 {
-		p.failures.Store(0)
+		p.retry.Reset()
 		return 0
 	}
-	n := p.failures.Add(1)
-	return jitter.Scale(min(100*time.Millisecond<<min(n, 8), 30*time.Second), 0.1)
+	return p.retry.Next()
 }
 
 // purgeDead takes every connection off the idle channel once and puts the
