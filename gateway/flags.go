@@ -5,10 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/internal/flagvalue"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/server"
 )
@@ -17,7 +17,7 @@ import (
 // limits, client timers, logs. Zero values mean the server's defaults.
 type EndpointFlags struct {
 	Server          server.Config
-	Subprotocols    StringList
+	Subprotocols    flagvalue.StringList
 	LogFormat       string
 	LogLevel        string
 	ShutdownTimeout time.Duration
@@ -55,7 +55,7 @@ func (f *EndpointFlags) ServerConfig() server.Config {
 // their pool settings, and the configuration sources.
 type Flags struct {
 	EndpointFlags
-	Backends       StringList
+	Backends       flagvalue.StringList
 	PoolSize       int
 	PoolMax        int
 	Policy         string
@@ -64,7 +64,7 @@ type Flags struct {
 	ResetQuiet     time.Duration
 	ResetTimeout   time.Duration
 	SessionStart   bool
-	SessionHeaders StringList
+	SessionHeaders flagvalue.StringList
 	AcquireTimeout time.Duration
 	MaxLifetime    time.Duration
 	IdleTimeout    time.Duration
@@ -214,12 +214,6 @@ func (f *Flags) applyFileBase(o *Options, c *config.GatewayConfig, set map[strin
 	setDur("acquire-timeout", &o.AcquireTimeout, c.Timeouts.Acquire)
 	setDur("shutdown-grace", &cfg.ShutdownGrace, c.Timeouts.ShutdownGrace)
 }
-
-// StringList is a repeatable string flag.
-type StringList []string
-
-func (l *StringList) String() string     { return strings.Join(*l, ",") }
-func (l *StringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // ParseArgs parses args exactly as the binary's gateway mode does (same
 // flags, same defaults) into Options: what tests use to build a gateway.
