@@ -314,6 +314,9 @@ func (w *worker) sweep(ctx context.Context) ([]pool.SweepResult, bool) {
 
 func dialable(b *pool.Backend) bool { return b.KeepsConnections() }
 
+// share is shard i's part of a backend-wide number n split over shards:
+// the same split as pool's (pool/pool.go), which the shards' sweeps use.
+// It goes once pool exports its own.
 func share(n, shards, i int) int {
 	q, r := n/shards, n%shards
 	if i < r {
