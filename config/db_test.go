@@ -61,11 +61,7 @@ func exec(t *testing.T, conn *pgx.Conn, q string, args ...any) {
 func runDBSource(t *testing.T, f *fleet, dbURL string) (*config.DBSource, func()) {
 	src := config.NewDBSource(dbURL, config.GatewayConfig{}, f.applier, zaptest.NewLogger(t))
 	src.PollInterval = time.Hour // only notifications drive changes here
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); src.Run(ctx) }()
-	return src, func() { cancel(); wg.Wait() }
+	return src, runSource(src.Run)
 }
 
 // TestDBSourceAppliesChangesLive: rows inserted, updated and deleted while

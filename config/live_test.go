@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,6 +155,27 @@ func (s *session) check(t *testing.T) {
 	}
 }
 
+// runSource runs a source's goroutine until stop is called; stop returns
+// once it has ended.
+func runSource(run func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// watchFile loads the file at path into a and watches it, polling every
+// poll (0: the default), until stop is called.
+func watchFile(t *testing.T, path string, a *config.Applier, poll time.Duration) (stop func()) {
+	t.Helper()
+	src := config.NewFileSource(path, a, zaptest.NewLogger(t))
+	src.PollInterval = poll
+	if err := src.Load(); err != nil {
+		t.Fatal(err)
+	}
+	return runSource(src.Run)
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	tmp := path + ".tmp"
@@ -181,18 +201,7 @@ func TestFileSourceAppliesChangesLive(t *testing.T) {
 		return "default_group: main\ngroups:\n  - name: main\n    backends:\n" + backends
 	}
 	writeFile(t, path, doc(fmt.Sprintf("      - {url: %q, pool_target: 2, max_conns: 20}\n", a)))
-	src := config.NewFileSource(path, f.applier, zaptest.NewLogger(t))
-	src.PollInterval = 20 * time.Millisecond
-	if err := src.Load(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Add(1)
-	go func() { defer wg.Done(); src.Run(ctx) }()
+	defer watchFile(t, path, f.applier, 20*time.Millisecond)()
 
 	testutil.WaitFor(t, 5*time.Second, "backend A filled", func() bool { return f.backend(a).Idle.Load() == 2 })
 	s := f.open("/")
@@ -234,14 +243,7 @@ func TestFileRewrittenOftenStillApplies(t *testing.T) {
 		return fmt.Sprintf("default_group: main\ngroups:\n  - name: main\n    backends:\n      - {url: \"ws://127.0.0.1:1/\", pool_target: %d}\n", target)
 	}
 	writeFile(t, path, doc(1))
-	src := config.NewFileSource(path, a, zaptest.NewLogger(t)) // default poll and settle
-	if err := src.Load(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); src.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer watchFile(t, path, a, 0)() // default poll and settle
 	first := a.Status().Version
 	for target := 2; target < 14; target++ { // 2.4 s of rewrites, one every 200 ms
 		writeFile(t, path, doc(target))
