@@ -1,8 +1,8 @@
 // Package gateway assembles wsgate's gateway from its rooms: the server
 // (client sessions on the event loops), the pool (backend connections),
 // the reconcile workers that keep the pools at target, and the
-// configuration applier with its source (flags, a YAML file or
-// PostgreSQL).
+// configuration (package config): its applier with its source (flags, a
+// YAML file or PostgreSQL).
 //
 // It owns the one path from command-line flags to a running gateway:
 // Flags registers and reads the wsgate binary's flags, Options is what

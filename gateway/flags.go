@@ -5,11 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"strings"
 	"time"
 
+	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/internal/flagvalue"
 	"github.com/wsgate/wsgate/pool"
-	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/relay"
 	"github.com/wsgate/wsgate/server"
 )
@@ -18,7 +18,7 @@ import (
 // limits, client timers, logs. Zero values mean the server's defaults.
 type EndpointFlags struct {
 	Server          server.Config
-	Subprotocols    StringList
+	Subprotocols    flagvalue.StringList
 	LogFormat       string
 	LogLevel        string
 	ShutdownTimeout time.Duration
@@ -57,7 +57,7 @@ func (f *EndpointFlags) ServerConfig() server.Config {
 // their pool settings, and the configuration sources.
 type Flags struct {
 	EndpointFlags
-	Backends       StringList
+	Backends       flagvalue.StringList
 	PoolSize       int
 	PoolMax        int
 	Policy         string
@@ -66,7 +66,7 @@ type Flags struct {
 	ResetQuiet     time.Duration
 	ResetTimeout   time.Duration
 	SessionStart   bool
-	SessionHeaders StringList
+	SessionHeaders flagvalue.StringList
 	AcquireTimeout time.Duration
 	MaxLifetime    time.Duration
 	IdleTimeout    time.Duration
@@ -148,7 +148,7 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 		if err != nil {
 			return o, warnings, fmt.Errorf("%w: configuration file: %v", ErrFlags, err)
 		}
-		c, err := reconcile.ParseYAML(data)
+		c, err := config.ParseYAML(data)
 		if err != nil {
 			return o, warnings, fmt.Errorf("%w: configuration file %s: %v", ErrFlags, f.ConfigFile, err)
 		}
@@ -158,7 +158,7 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 		o.Initial = f.flagConfig()
 	}
 	if o.Initial != nil {
-		if _, err := reconcile.Compile(o.Initial, "start"); err != nil {
+		if _, err := config.Compile(o.Initial, "start"); err != nil {
 			return o, warnings, err
 		}
 	}
@@ -167,25 +167,25 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 
 // flagConfig is the configuration the flags describe: one group, the
 // default route, the -backend list.
-func (f *Flags) flagConfig() *reconcile.GatewayConfig {
-	g := reconcile.Group{Name: pool.DefaultGroup}
+func (f *Flags) flagConfig() *config.GatewayConfig {
+	g := config.Group{Name: pool.DefaultGroup}
 	for _, u := range f.Backends {
-		g.Backends = append(g.Backends, reconcile.BackendConfig{
+		g.Backends = append(g.Backends, config.BackendConfig{
 			URL: u, PoolTarget: f.PoolSize, MaxConns: f.PoolMax, ReleasePolicy: f.Policy,
 			ResetMessage: f.ResetMessage, ResetAck: f.ResetAck,
-			ResetQuiet: reconcile.Duration(f.ResetQuiet), ResetTimeout: reconcile.Duration(f.ResetTimeout),
+			ResetQuiet: f.ResetQuiet, ResetTimeout: f.ResetTimeout,
 			SessionStart: f.SessionStart, SessionHeaders: f.SessionHeaders,
-			MaxLifetime: reconcile.Duration(f.MaxLifetime), IdleTimeout: reconcile.Duration(f.IdleTimeout),
-			PingInterval: reconcile.Duration(f.BackendPing), PongTimeout: reconcile.Duration(f.BackendPong),
-			DialTimeout: reconcile.Duration(f.DialTimeout),
+			MaxLifetime: f.MaxLifetime, IdleTimeout: f.IdleTimeout,
+			PingInterval: f.BackendPing, PongTimeout: f.BackendPong,
+			DialTimeout: f.DialTimeout,
 		})
 	}
-	return &reconcile.GatewayConfig{Listen: f.Server.Addr, Groups: []reconcile.Group{g}, DefaultGroup: pool.DefaultGroup}
+	return &config.GatewayConfig{Listen: f.Server.Addr, Groups: []config.Group{g}, DefaultGroup: pool.DefaultGroup}
 }
 
 // applyFileBase lets a configuration file set the listener, limits and
 // timeouts (flags given explicitly still win).
-func (f *Flags) applyFileBase(o *Options, c *reconcile.GatewayConfig, set map[string]bool) {
+func (f *Flags) applyFileBase(o *Options, c *config.GatewayConfig, set map[string]bool) {
 	cfg := &o.Server
 	if c.Listen != "" && !set["listen"] {
 		cfg.Addr = c.Listen
@@ -197,15 +197,16 @@ func (f *Flags) applyFileBase(o *Options, c *reconcile.GatewayConfig, set map[st
 	}
 	setInt("max-conns", &cfg.MaxConns, c.Limits.MaxConns)
 	setInt("max-header-bytes", &cfg.MaxHeaderBytes, c.Limits.MaxHeaderBytes)
+	setInt("flow-window", &cfg.FlowWindow, c.Limits.FlowWindow)
 	if c.Limits.MaxFrameBytes != 0 && !set["max-frame-bytes"] {
 		cfg.MaxFrameBytes = c.Limits.MaxFrameBytes
 	}
 	if c.Limits.MaxMessageBytes != 0 && !set["max-message-bytes"] {
 		cfg.MaxMessageBytes = c.Limits.MaxMessageBytes
 	}
-	setDur := func(name string, dst *time.Duration, v reconcile.Duration) {
+	setDur := func(name string, dst *time.Duration, v time.Duration) {
 		if v != 0 && !set[name] {
-			*dst = time.Duration(v)
+			*dst = v
 		}
 	}
 	setDur("handshake-timeout", &cfg.HandshakeTimeout, c.Timeouts.Handshake)
@@ -214,13 +215,8 @@ func (f *Flags) applyFileBase(o *Options, c *reconcile.GatewayConfig, set map[st
 	setDur("close-timeout", &cfg.CloseTimeout, c.Timeouts.Close)
 	setDur("acquire-timeout", &o.AcquireTimeout, c.Timeouts.Acquire)
 	setDur("shutdown-grace", &cfg.ShutdownGrace, c.Timeouts.ShutdownGrace)
+	setDur("stall-timeout", &cfg.StallTimeout, c.Timeouts.Stall)
 }
-
-// StringList is a repeatable string flag.
-type StringList []string
-
-func (l *StringList) String() string     { return strings.Join(*l, ",") }
-func (l *StringList) Set(v string) error { *l = append(*l, v); return nil }
 
 // ParseArgs parses args exactly as the binary's gateway mode does (same
 // flags, same defaults) into Options: what tests use to build a gateway.

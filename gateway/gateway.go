@@ -9,6 +9,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/relay"
@@ -17,7 +18,7 @@ import (
 
 // Options is what a gateway is built from; Flags.Options reads it from the
 // command line. Zero values take the defaults of the parts (server,
-// pool, reconcile).
+// pool, reconcile, config).
 type Options struct {
 	// Server is the client side: listener, loops, limits (which apply to
 	// backend frames too), timers. Its Pool and Handler are set by New.
@@ -26,9 +27,12 @@ type Options struct {
 	AcquireTimeout time.Duration
 	// Initial is the configuration to start with (from flags or the file);
 	// nil with ConfigDB, whose first load brings it.
-	Initial *reconcile.GatewayConfig
+	Initial *config.GatewayConfig
 	// ConfigFile or ConfigDB, if set, is the live configuration source.
 	ConfigFile, ConfigDB string
+	// FilePollInterval is how often the ConfigFile source looks for a
+	// change (default 250 ms; SIGHUP and Reload read the file at once).
+	FilePollInterval time.Duration
 	// ReconcileInterval is the reconcile workers' safety-net tick (default 5 s).
 	ReconcileInterval time.Duration
 	// Logger receives everything (default: none).
@@ -39,7 +43,7 @@ type Options struct {
 type Gateway struct {
 	Server  *server.Server
 	Pool    *pool.Pool
-	Applier *reconcile.Applier
+	Applier *config.Applier
 
 	opts    Options
 	log     *zap.Logger
@@ -74,7 +78,7 @@ func New(o Options) (*Gateway, error) {
 		QueueLimit: limits.FlowWindow, Logger: o.Logger.Named("pool"),
 	})
 	g := &Gateway{Pool: p, opts: o, log: o.Logger}
-	g.Applier = reconcile.NewApplier(p, o.Logger.Named("config"))
+	g.Applier = config.NewApplier(p, o.Logger.Named("config"))
 	if o.Initial != nil {
 		source := "flags"
 		if o.ConfigFile != "" {
@@ -117,12 +121,13 @@ func (g *Gateway) Start() error {
 	g.sources.cancel = cancel
 	switch {
 	case g.opts.ConfigFile != "":
-		src := reconcile.NewFileSource(g.opts.ConfigFile, g.Applier, g.log.Named("config"))
+		src := config.NewFileSource(g.opts.ConfigFile, g.Applier, g.log.Named("config"))
+		src.PollInterval = g.opts.FilePollInterval
 		g.reload = src.Reload
 		g.runSource(ctx, src.Run)
 	case g.opts.ConfigDB != "":
-		base := reconcile.GatewayConfig{Listen: g.Server.Addr()} // the rest comes from the database
-		src := reconcile.NewDBSource(g.opts.ConfigDB, base, g.Applier, g.log.Named("config"))
+		base := config.GatewayConfig{Listen: g.Server.Addr()} // the rest comes from the database
+		src := config.NewDBSource(g.opts.ConfigDB, base, g.Applier, g.log.Named("config"))
 		g.reload = src.Reload
 		g.runSource(ctx, src.Run)
 	}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
-	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
 	"github.com/wsgate/wsgate/gateway"
@@ -191,15 +190,4 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
-}
-
-// ignoreGnetWorkers adds gnet's shared worker pool (ants) to what goleak
-// ignores: gnet runs Enroll on it and its idle workers park for a while
-// before they expire. They are a fixed pool, not per connection, not ours.
-// (The same list as server's leak test.)
-func ignoreGnetWorkers(opts ...goleak.Option) []goleak.Option {
-	return append(opts,
-		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
 }

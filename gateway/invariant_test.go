@@ -250,7 +250,7 @@ churn:
 			t.Errorf("backend %d: %d connections left after stop", b.ID, b.Total.Load())
 		}
 	}
-	goleak.VerifyNone(t, ignoreGnetWorkers(ignore)...)
+	goleak.VerifyNone(t, testutil.IgnoreGnetWorkers(ignore)...)
 	testutil.CheckFor(t, 5*time.Second, func() error {
 		if n := openFDs(t); n != fdsBefore {
 			return fmt.Errorf("open descriptors: %d before, %d after stop", fdsBefore, n)

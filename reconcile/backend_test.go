@@ -15,6 +15,7 @@ import (
 
 	"github.com/wsgate/wsgate/codec"
 	wsgateway "github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/server"
 )
@@ -187,15 +188,12 @@ func (g *gateway) backend(url string) *pool.Backend {
 }
 
 // checkNoLeaks is deferred first by a test: when everything else has
-// stopped, no goroutine of ours is left. gnet's shared worker pool (ants)
-// runs Enroll and parks its idle workers for a while: not ours, ignored.
+// stopped, no goroutine of ours is left (gnet's shared worker pool is
+// not ours).
 func checkNoLeaks(t *testing.T) func() {
 	ignore := goleak.IgnoreCurrent()
 	return func() {
-		goleak.VerifyNone(t, ignore,
-			goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
-			goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
-			goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
+		goleak.VerifyNone(t, testutil.IgnoreGnetWorkers(ignore)...)
 	}
 }
 

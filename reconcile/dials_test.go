@@ -16,6 +16,7 @@ import (
 
 	"github.com/wsgate/wsgate/codec"
 	"github.com/wsgate/wsgate/internal/rawbackend"
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
 )
@@ -55,7 +56,7 @@ func TestDialGivesUpWhenCancelled(t *testing.T) {
 		}
 		errc <- err
 	}()
-	eventually(t, "the backend holds the connection", 5*time.Second, func() bool { return be.Open() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the backend holds the connection", func() bool { return be.Open() == 1 })
 	cancel()
 	select {
 	case err := <-errc:
@@ -65,7 +66,7 @@ func TestDialGivesUpWhenCancelled(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Dial did not give up when its context was cancelled")
 	}
-	eventually(t, "the connection closed", 5*time.Second, func() bool { return be.Open() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the connection closed", func() bool { return be.Open() == 0 })
 }
 
 // TestDialLeavesBytesAfterTheResponse: a backend that sends a frame in the
@@ -141,14 +142,14 @@ func TestPoolRefillsWithinSecondsOfBackendReturn(t *testing.T) {
 	rec := reconcile.Start(reconcile.Config{Pool: g.pool, Logger: zaptest.NewLogger(t)})
 	defer rec.Stop()
 	b := g.pool.Backends()[0]
-	eventually(t, "pool filled", 5*time.Second, func() bool { return b.Idle.Load() == 4 })
+	testutil.WaitFor(t, 5*time.Second, "pool filled", func() bool { return b.Idle.Load() == 4 })
 
 	be.Close() // the backend goes away: its connections close, redials are refused
-	eventually(t, "backend marked down", 5*time.Second, func() bool { return !b.Healthy() && b.Idle.Load() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "backend marked down", func() bool { return !b.Healthy() && b.Idle.Load() == 0 })
 	// The outage lasts until three more dials were refused (about 0.7 s
 	// with the schedule); the backoff never passes its cap meanwhile.
 	failures := b.DialFailures.Load()
-	eventually(t, "three more refused dials", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "three more refused dials", func() bool {
 		now := time.Now()
 		if _, until := b.BackedOff(now); until.Sub(now) > backoffCap {
 			t.Fatalf("backed off for %v, past the 1 s cap", until.Sub(now))
@@ -157,7 +158,7 @@ func TestPoolRefillsWithinSecondsOfBackendReturn(t *testing.T) {
 	})
 
 	be = listenBackend(t, addr, modeServe) // back, on the same port
-	took := eventually(t, "pool refilled", 3*time.Second, func() bool { return b.Healthy() && b.Idle.Load() == 4 })
+	took := testutil.WaitFor(t, 3*time.Second, "pool refilled", func() bool { return b.Healthy() && b.Idle.Load() == 4 })
 	t.Logf("pool refilled %v after the backend came back", took)
 }
 
@@ -180,7 +181,7 @@ func TestOneProbeAtATimeAndItsClaimAlwaysReturns(t *testing.T) {
 
 	// Every shard dials at first (the backend is presumed healthy); they
 	// all fail. From then on only probes dial.
-	eventually(t, "backend marked down", 5*time.Second, func() bool { return !b.Healthy() && b.Dialing.Load() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "backend marked down", func() bool { return !b.Healthy() && b.Dialing.Load() == 0 })
 	oneProbe := func() bool {
 		now := time.Now()
 		if d := b.Dialing.Load(); d > 1 {
@@ -194,13 +195,13 @@ func TestOneProbeAtATimeAndItsClaimAlwaysReturns(t *testing.T) {
 
 	// Failure: a probe after a failed probe means the claim came back.
 	accepted := be.accepted.Load()
-	eventually(t, "three more probes, one at a time", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "three more probes, one at a time", func() bool {
 		return oneProbe() && be.accepted.Load() >= accepted+3
 	})
 
 	// Abort: a probe hangs; Stop cancels it promptly.
 	be.setMode(modeHang)
-	eventually(t, "a probe hangs", 10*time.Second, func() bool {
+	testutil.WaitFor(t, 10*time.Second, "a probe hangs", func() bool {
 		return oneProbe() && b.Probing() && be.Open() == 1
 	})
 	failures := b.DialFailures.Load()
@@ -209,14 +210,14 @@ func TestOneProbeAtATimeAndItsClaimAlwaysReturns(t *testing.T) {
 		t.Fatalf("after Stop: probing %v, dialing %d, total %d, failures %d (were %d)",
 			b.Probing(), b.Dialing.Load(), b.Total.Load(), b.DialFailures.Load(), failures)
 	}
-	eventually(t, "the hung probe's connection closed", 5*time.Second, func() bool { return be.Open() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the hung probe's connection closed", func() bool { return be.Open() == 0 })
 
 	// Success: the backend serves again; a new reconciler's probe gets
 	// through, and every shard fills, not only the one that probed.
 	be.setMode(modeServe)
 	rec = reconcile.Start(reconcile.Config{Pool: g.pool, Logger: zaptest.NewLogger(t)})
 	defer rec.Stop()
-	eventually(t, "every shard refilled", 3*time.Second, func() bool {
+	testutil.WaitFor(t, 3*time.Second, "every shard refilled", func() bool {
 		for i := 0; i < shards; i++ {
 			if b.InShard(i).Idle.Load() != 2 {
 				return false
@@ -278,7 +279,7 @@ func TestHungBackendDoesNotStarveHealthyOne(t *testing.T) {
 	endMonitor := func() { stopMonitor.Do(func() { close(stop); <-monitorDone }) }
 	defer endMonitor()
 
-	eventually(t, "healthy backend filled while the hung dials pend", 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, "healthy backend filled while the hung dials pend", func() bool {
 		return eb.Idle.Load() == 2 && hb.Dialing.Load() > 0
 	})
 	// Rounds of six sessions at once; each closes its backend connection
@@ -303,7 +304,7 @@ func TestHungBackendDoesNotStarveHealthyOne(t *testing.T) {
 	}
 	// At least its target: a connection moved between shards for a waiting
 	// session may leave one shard above its share for an idle timeout.
-	eventually(t, "healthy backend refilled", 5*time.Second, func() bool { return eb.Idle.Load() >= 2 })
+	testutil.WaitFor(t, 5*time.Second, "healthy backend refilled", func() bool { return eb.Idle.Load() >= 2 })
 	if hb.Dialing.Load() == 0 || hb.Total.Load() != hb.Dialing.Load() {
 		t.Fatalf("hung backend: dialing %d, total %d: its dials should still be pending", hb.Dialing.Load(), hb.Total.Load())
 	}
@@ -317,10 +318,10 @@ func TestHungBackendDoesNotStarveHealthyOne(t *testing.T) {
 		t.Fatalf("hung backend after Stop: dialing %d, total %d, failures %d, probing %v, healthy %v",
 			hb.Dialing.Load(), hb.Total.Load(), hb.DialFailures.Load(), hb.Probing(), hb.Healthy())
 	}
-	eventually(t, "healthy backend's counters settle", 5*time.Second, func() bool {
+	testutil.WaitFor(t, 5*time.Second, "healthy backend's counters settle", func() bool {
 		return eb.Dialing.Load() == 0 && eb.Total.Load() == eb.Idle.Load()
 	})
-	eventually(t, "the hung connections closed", 5*time.Second, func() bool { return hung.Open() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "the hung connections closed", func() bool { return hung.Open() == 0 })
 }
 
 // echoSession opens a session through the gateway, checks one echo and

@@ -2,13 +2,13 @@ package reconcile
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/internal/jitter"
 	"github.com/wsgate/wsgate/pool"
 )
 
@@ -123,7 +123,7 @@ func (w *worker) run(ctx context.Context, wg *sync.WaitGroup) {
 		case <-next.C:
 		}
 		wakeAt := w.safeEnsureCapacity(ctx)
-		d := jitter(w.cfg.Interval, 0.1)
+		d := jitter.Scale(w.cfg.Interval, 0.1)
 		if !wakeAt.IsZero() {
 			// A little late rather than early: a run that finds the
 			// backoff not quite over would only schedule another.
@@ -308,7 +308,3 @@ func (w *worker) sweep(ctx context.Context) ([]pool.SweepResult, bool) {
 }
 
 func dialable(b *pool.Backend) bool { return b.KeepsConnections() }
-
-func jitter(d time.Duration, f float64) time.Duration {
-	return time.Duration(float64(d) * (1 - f + 2*f*rand.Float64()))
-}

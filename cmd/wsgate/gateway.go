@@ -9,7 +9,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/gateway"
-	"github.com/wsgate/wsgate/reconcile"
 )
 
 // gatewayFlags are the gateway mode's flags: the gateway's own (package
@@ -58,20 +57,15 @@ func runGateway(args []string) int {
 	}
 	ctx, stopWatch := context.WithCancel(context.Background())
 	var watching sync.WaitGroup
-	onHUP := func() {
-		if !gw.Reload() {
-			log.Info("SIGHUP: the configuration comes from flags; nothing to reload")
-		}
-	}
-	watchHUP := reconcile.WatchSIGHUP(onHUP)
+	hup := watchSIGHUP(gw.Reload, log)
 	watching.Add(1)
-	go func() { defer watching.Done(); watchHUP(ctx) }()
+	go hup.run(ctx, &watching)
 	defer func() { stopWatch(); watching.Wait() }()
 	var reload func()
 	if gw.CanReload() {
 		reload = func() { gw.Reload() }
 	}
-	stopOps, err := f.ops.start(opsDeps{server: gw.Server, pool: gw.Pool, log: log, config: gw.Applier, reload: reload,
+	stopOps, err := f.ops.start(opsDeps{server: gw.Server, pool: gw.Pool, log: log, applier: gw.Applier, reload: reload,
 		logDropped: sink.Dropped})
 	if err != nil {
 		log.Error("admin endpoint", zap.Error(err))

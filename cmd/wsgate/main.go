@@ -18,9 +18,9 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/logsink"
-	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -152,7 +152,7 @@ func runMigrate(args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	v, err := reconcile.Migrate(ctx, *url)
+	v, err := config.Migrate(ctx, *url)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "wsgate migrate:", err)
 		return 1

@@ -10,8 +10,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/admin"
+	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/pool"
-	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -43,9 +43,9 @@ type opsDeps struct {
 	server *server.Server
 	pool   *pool.Pool
 	log    *zap.Logger
-	// config, if set, reports the configuration version in force and the
+	// applier, if set, reports the configuration version in force and the
 	// last reload's result; without it the version is the pool routing's.
-	config *reconcile.Applier
+	applier *config.Applier
 	// reload, if set, asks the configuration source (file or database) to
 	// reload now; nil when the configuration came from flags.
 	reload func()
@@ -105,7 +105,7 @@ func (o *opsFlags) start(d opsDeps) (stop func(), err error) {
 // the applier's version and last result when there is one, else the
 // version of the routing in force (0 until a configuration is applied).
 func configStatus(d opsDeps) func() admin.ConfigStatus {
-	if a := d.config; a != nil {
+	if a := d.applier; a != nil {
 		return func() admin.ConfigStatus {
 			st := a.Status()
 			out := admin.ConfigStatus{Version: uint64(max(st.Version, 0)), Source: st.Source, LastReload: admin.ReloadOK}
@@ -143,18 +143,18 @@ func reloadNow(d opsDeps) func(context.Context) error {
 		return nil
 	}
 	return func(ctx context.Context) error {
-		if d.config == nil {
+		if d.applier == nil {
 			d.reload()
 			return admin.ErrReloadPending
 		}
-		before := d.config.Status()
+		before := d.applier.Status()
 		d.reload()
 		ctx, cancel := context.WithTimeout(ctx, reloadWait)
 		defer cancel()
 		tick := time.NewTicker(20 * time.Millisecond)
 		defer tick.Stop()
 		for {
-			st := d.config.Status()
+			st := d.applier.Status()
 			if st.LastAttempt.After(before.LastAttempt) || st.LastError != before.LastError {
 				if st.LastError != "" {
 					return errors.New(st.LastError)

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/wsgate/wsgate/admin"
 	"github.com/wsgate/wsgate/pool"
-	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -136,47 +134,31 @@ func TestAdminServes(t *testing.T) {
 	}
 }
 
-// TestConfigStatusAndReload: with the applier and a file source wired in,
-// the admin endpoint reports the version in force and POST
-// /actions/reload returns the reload's result: the new version, or the
-// reason the file was rejected (the last good version stays).
+// TestConfigStatusAndReload: with the gateway's applier and file source
+// wired in as runGateway wires them, the admin endpoint reports the
+// version in force and POST /actions/reload returns the reload's result:
+// the new version, or the reason the file was rejected (the last good
+// version stays).
 func TestConfigStatusAndReload(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "wsgate.yaml")
-	write := func(doc string) {
-		t.Helper()
-		if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("default_group: main\ngroups: [{name: main, backends: [{url: 'ws://127.0.0.1:9/', pool_target: 1}]}]\n")
-	log := zaptest.NewLogger(t)
-	p := pool.New(pool.Config{Shards: 1, Logger: log})
-	applier := reconcile.NewApplier(p, log)
-	src := reconcile.NewFileSource(path, applier, log)
-	src.PollInterval = time.Hour // only explicit reloads
-	if err := src.Load(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); src.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	path := filepath.Join(t.TempDir(), "wsgate.yaml")
+	writeConfig(t, path, "default_group: main\ngroups: [{name: main, backends: [{url: 'ws://127.0.0.1:9/', pool_target: 1}]}]\n")
+	gw := startFileGateway(t, path)
+	p, log := gw.Pool, zaptest.NewLogger(t)
 
-	d := opsDeps{pool: p, log: log, config: applier, reload: src.Reload}
+	d := opsDeps{pool: p, log: log, applier: gw.Applier, reload: func() { gw.Reload() }}
 	st := configStatus(d)()
 	if st.Version != 1 || st.LastReload != admin.ReloadOK || !strings.HasPrefix(st.Source, "file:") {
 		t.Fatalf("initial status %+v", st)
 	}
 	reload := reloadNow(d)
-	write("default_group: main\ngroups: [{name: main, backends: [{url: 'ws://127.0.0.1:9/', pool_target: 2}]}]\n")
+	writeConfig(t, path, "default_group: main\ngroups: [{name: main, backends: [{url: 'ws://127.0.0.1:9/', pool_target: 2}]}]\n")
 	if err := reload(context.Background()); err != nil {
 		t.Fatalf("good reload: %v", err)
 	}
 	if st := configStatus(d)(); st.Version != 2 || st.LastReload != admin.ReloadOK {
 		t.Fatalf("after a good reload: %+v", st)
 	}
-	write("default_group: main\ngroups: [{name: main, backends: [{url: 'ftp://nope/'}]}]\n")
+	writeConfig(t, path, "default_group: main\ngroups: [{name: main, backends: [{url: 'ftp://nope/'}]}]\n")
 	err := reload(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "ftp://nope/") {
 		t.Fatalf("bad reload: %v, want the rejection naming the value", err)

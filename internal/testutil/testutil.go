@@ -4,6 +4,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
 )
 
 // PollInterval is how long CheckFor waits between two calls of its
@@ -16,19 +18,21 @@ const PollInterval = 2 * time.Millisecond
 // cond is called at least once, even with a zero timeout, and its last
 // call comes after the deadline, so a condition that holds by then
 // passes. Make the error say what is missing and what there is instead
-// ("idle 1, want 2"): it is the failure message. Call it from the test's
-// goroutine.
-func CheckFor(t testing.TB, timeout time.Duration, cond func() error) {
+// ("idle 1, want 2"): it is the failure message. It returns how long the
+// condition took to hold, for tests that bound it tighter than timeout or
+// report it. Call it from the test's goroutine.
+func CheckFor(t testing.TB, timeout time.Duration, cond func() error) time.Duration {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	start := time.Now()
+	deadline := start.Add(timeout)
 	for {
 		err := cond()
 		if err == nil {
-			return
+			return time.Since(start)
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("after %v: %v", timeout, err)
-			return // t.Fatalf ends the goroutine; a fake TB may not
+			return time.Since(start) // t.Fatalf ends the goroutine; a fake TB may not
 		}
 		time.Sleep(PollInterval)
 	}
@@ -36,12 +40,23 @@ func CheckFor(t testing.TB, timeout time.Duration, cond func() error) {
 
 // WaitFor is CheckFor for a condition that has nothing to say but whether
 // it holds: on timeout the failure names what, the condition waited for.
-func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// It returns how long the condition took to hold.
+func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
-	CheckFor(t, timeout, func() error {
+	return CheckFor(t, timeout, func() error {
 		if cond() {
 			return nil
 		}
 		return errors.New("still waiting for " + what)
 	})
+}
+
+// IgnoreGnetWorkers adds gnet's shared worker pool (ants) to what goleak
+// ignores: gnet runs Enroll on it and its idle workers park for a while
+// before they expire. They are a fixed pool, not per connection, not ours.
+func IgnoreGnetWorkers(opts ...goleak.Option) []goleak.Option {
+	return append(opts,
+		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
+		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
 }

@@ -71,8 +71,12 @@ func TestWaitFor(t *testing.T) {
 	}
 	f = &fakeTB{TB: t}
 	n := 0
-	WaitFor(f, time.Second, "three calls", func() bool { n++; return n == 3 })
+	start := time.Now()
+	took := WaitFor(f, time.Second, "three calls", func() bool { n++; return n == 3 })
 	if f.failed != "" || n != 3 {
 		t.Errorf("failed %q after %d calls", f.failed, n)
+	}
+	if took < 2*PollInterval || took > time.Since(start) {
+		t.Errorf("took %v for three calls two polls apart, outside [%v, %v]", took, 2*PollInterval, time.Since(start))
 	}
 }

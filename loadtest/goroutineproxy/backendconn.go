@@ -8,6 +8,8 @@ import (
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/internal/jitter"
 )
 
 // Connection states; a connection is broken for good.
@@ -115,7 +117,7 @@ func (bc *backendConn) healthLoop() {
 	defer bc.pool.conns.Done()
 	defer recoverLog(bc.pool.log, "backend health")
 	cfg := bc.pool.cfg
-	t := time.NewTimer(jitter(cfg.HealthInterval))
+	t := time.NewTimer(jitter.Scale(cfg.HealthInterval, 0.1))
 	defer t.Stop()
 	var pingSent int64 // unix ns of the outstanding ping, 0 if none
 	for {
@@ -142,7 +144,7 @@ func (bc *backendConn) healthLoop() {
 			t.Reset(cfg.PongTimeout)
 			continue
 		}
-		t.Reset(jitter(cfg.HealthInterval))
+		t.Reset(jitter.Scale(cfg.HealthInterval, 0.1))
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/wsgate/wsgate/internal/flagvalue"
 )
 
 // Main runs the proxy as a command (`loadtest goroutine-proxy`) until
@@ -22,7 +24,7 @@ import (
 func Main(args []string) int {
 	fs := flag.NewFlagSet("goroutine-proxy", flag.ContinueOnError)
 	var cfg Config
-	var backends stringList
+	var backends flagvalue.StringList
 	var admin, logLevel string
 	fs.StringVar(&cfg.Listen, "listen", "127.0.0.1:8081", "client listen address host:port")
 	fs.Var(&backends, "backend", "backend WebSocket URL (repeatable)")
@@ -110,9 +112,3 @@ func serveAdmin(addr string, p *Proxy, log *zap.Logger) error {
 	}()
 	return nil
 }
-
-// stringList is a repeatable string flag.
-type stringList []string
-
-func (l *stringList) String() string     { return fmt.Sprint([]string(*l)) }
-func (l *stringList) Set(v string) error { *l = append(*l, v); return nil }

@@ -2,13 +2,15 @@ package goroutineproxy
 
 import (
 	"context"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap"
+
+	"github.com/wsgate/wsgate/internal/backoff"
+	"github.com/wsgate/wsgate/internal/jitter"
 )
 
 // Pool holds the connections to one backend. Its counters are the truth
@@ -33,8 +35,8 @@ type Pool struct {
 	nLeased   atomic.Int64
 	nDialing  atomic.Int64
 
-	dials, dialErrors, leases, broken atomic.Int64 // totals since start
-	failures                          atomic.Int64 // consecutive failed dials (backoff)
+	dials, dialErrors, leases, broken atomic.Int64    // totals since start
+	retry                             backoff.Backoff // after a run with failed dials; reset by one without
 
 	signal chan struct{} // size 1: reconcile requests coalesce
 	conns  sync.WaitGroup
@@ -49,6 +51,7 @@ func newPool(url string, cfg *Config, dialer *websocket.Dialer, nextID *atomic.U
 		nextID: nextID,
 		idle:   make(chan *backendConn, cfg.PoolSize),
 		signal: make(chan struct{}, 1),
+		retry:  backoff.Backoff{Base: 200 * time.Millisecond, Cap: 25600 * time.Millisecond, Jitter: 0.1},
 	}
 }
 
@@ -148,7 +151,7 @@ func (p *Pool) reconcileLoop(ctx context.Context) {
 			p.log.Error("reconcile worker panicked", zap.Any("panic", r), zap.Stack("stack"))
 		}
 	}()
-	tick := time.NewTimer(jitter(p.cfg.ReconcileInterval))
+	tick := time.NewTimer(jitter.Scale(p.cfg.ReconcileInterval, 0.1))
 	defer tick.Stop()
 	for {
 		select {
@@ -156,7 +159,7 @@ func (p *Pool) reconcileLoop(ctx context.Context) {
 			return
 		case <-p.signal:
 		case <-tick.C:
-			tick.Reset(jitter(p.cfg.ReconcileInterval))
+			tick.Reset(jitter.Scale(p.cfg.ReconcileInterval, 0.1))
 		}
 		if backoff := p.ensureCapacity(ctx); backoff > 0 {
 			select {
@@ -193,11 +196,10 @@ func (p *Pool) ensureCapacity(ctx context.Context) (backoff time.Duration) {
 		}
 	}
 	if failed == 0 {
-		p.failures.Store(0)
+		p.retry.Reset()
 		return 0
 	}
-	n := p.failures.Add(1)
-	return jitter(min(100*time.Millisecond<<min(n, 8), 30*time.Second))
+	return p.retry.Next()
 }
 
 // purgeDead takes every connection off the idle channel once and puts the
@@ -357,10 +359,4 @@ func (p *Pool) Stats() PoolStats {
 		Idle: p.nIdle.Load(), DeadIdle: p.nDeadIdle.Load(), Leased: p.nLeased.Load(), Dialing: p.nDialing.Load(),
 		Dials: p.dials.Load(), DialErrors: p.dialErrors.Load(), Leases: p.leases.Load(), Broken: p.broken.Load(),
 	}
-}
-
-// jitter returns d ± 10%, so the periodic work of many pools and
-// connections does not line up.
-func jitter(d time.Duration) time.Duration {
-	return d + time.Duration((rand.Float64()*0.2-0.1)*float64(d))
 }

@@ -1,4 +1,4 @@
-package reconcile
+package config
 
 import (
 	"errors"
@@ -6,8 +6,6 @@ import (
 	"net/url"
 	"strings"
 	"time"
-
-	"gopkg.in/yaml.v3"
 
 	"github.com/wsgate/wsgate/pool"
 )
@@ -27,21 +25,22 @@ type GatewayConfig struct {
 
 // Limits bound what clients may do (0: the server's default).
 type Limits struct {
-	MaxConns         int   `yaml:"max_conns"`
-	MaxHeaderBytes   int   `yaml:"max_header_bytes"`
-	MaxFrameBytes    int64 `yaml:"max_frame_bytes"`
-	MaxMessageBytes  int64 `yaml:"max_message_bytes"`
-	WriteBufferLimit int   `yaml:"write_buffer_limit"`
+	MaxConns        int   `yaml:"max_conns"`
+	MaxHeaderBytes  int   `yaml:"max_header_bytes"`
+	MaxFrameBytes   int64 `yaml:"max_frame_bytes"`
+	MaxMessageBytes int64 `yaml:"max_message_bytes"`
+	FlowWindow      int   `yaml:"flow_window"` // bytes held per session and direction (backpressure past half)
 }
 
 // Timeouts of client sessions (0: the server's default).
 type Timeouts struct {
-	Handshake     Duration `yaml:"handshake"`
-	PingInterval  Duration `yaml:"ping_interval"`
-	PongTimeout   Duration `yaml:"pong_timeout"`
-	Close         Duration `yaml:"close"`
-	Acquire       Duration `yaml:"acquire"`
-	ShutdownGrace Duration `yaml:"shutdown_grace"`
+	Handshake     time.Duration `yaml:"handshake"`
+	PingInterval  time.Duration `yaml:"ping_interval"`
+	PongTimeout   time.Duration `yaml:"pong_timeout"`
+	Close         time.Duration `yaml:"close"`
+	Acquire       time.Duration `yaml:"acquire"`
+	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	Stall         time.Duration `yaml:"stall"` // a peer that has not drained its queue this long is closed
 }
 
 // Group is a set of interchangeable backends that routes point at.
@@ -52,25 +51,25 @@ type Group struct {
 
 // BackendConfig is one backend server.
 type BackendConfig struct {
-	URL            string   `yaml:"url"`
-	PoolTarget     int      `yaml:"pool_target"` // idle connections kept ready (min idle)
-	MaxConns       int      `yaml:"max_conns"`   // bound on its connections, any state (0: default)
-	Weight         int      `yaml:"weight"`      // share of new sessions in its group (0: 1)
-	ReleasePolicy  string   `yaml:"release_policy"`
-	ResetMessage   string   `yaml:"reset_message"`
-	ResetAck       string   `yaml:"reset_ack"`
-	ResetQuiet     Duration `yaml:"reset_quiet"`
-	ResetTimeout   Duration `yaml:"reset_timeout"`
-	SessionStart   bool     `yaml:"session_start"`
-	SessionHeaders []string `yaml:"session_headers"`
-	Enabled        *bool    `yaml:"enabled"` // nil: true
-	Draining       bool     `yaml:"draining"`
-	DrainTimeout   Duration `yaml:"drain_timeout"`
-	MaxLifetime    Duration `yaml:"max_lifetime"`
-	IdleTimeout    Duration `yaml:"idle_timeout"`
-	PingInterval   Duration `yaml:"ping_interval"`
-	PongTimeout    Duration `yaml:"pong_timeout"`
-	DialTimeout    Duration `yaml:"dial_timeout"`
+	URL            string        `yaml:"url"`
+	PoolTarget     int           `yaml:"pool_target"` // idle connections kept ready (min idle)
+	MaxConns       int           `yaml:"max_conns"`   // bound on its connections, any state (0: default)
+	Weight         int           `yaml:"weight"`      // share of new sessions in its group (0: 1)
+	ReleasePolicy  string        `yaml:"release_policy"`
+	ResetMessage   string        `yaml:"reset_message"`
+	ResetAck       string        `yaml:"reset_ack"`
+	ResetQuiet     time.Duration `yaml:"reset_quiet"`
+	ResetTimeout   time.Duration `yaml:"reset_timeout"`
+	SessionStart   bool          `yaml:"session_start"`
+	SessionHeaders []string      `yaml:"session_headers"`
+	Enabled        *bool         `yaml:"enabled"` // nil: true
+	Draining       bool          `yaml:"draining"`
+	DrainTimeout   time.Duration `yaml:"drain_timeout"`
+	MaxLifetime    time.Duration `yaml:"max_lifetime"`
+	IdleTimeout    time.Duration `yaml:"idle_timeout"`
+	PingInterval   time.Duration `yaml:"ping_interval"`
+	PongTimeout    time.Duration `yaml:"pong_timeout"`
+	DialTimeout    time.Duration `yaml:"dial_timeout"`
 }
 
 // RouteConfig maps a path (prefix, or exact) to a group.
@@ -80,38 +79,9 @@ type RouteConfig struct {
 	Group string `yaml:"group"`
 }
 
-// Duration is a time.Duration written as "5s", "250ms" in YAML.
-type Duration time.Duration
-
-// UnmarshalYAML reads a Go duration string.
-func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
-	var s string
-	if err := n.Decode(&s); err != nil {
-		return err
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("line %d: %q is not a duration (like 5s or 250ms)", n.Line, s)
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// ParseYAML reads a configuration; unknown keys are errors (a typo must
-// not silently become a default).
-func ParseYAML(data []byte) (*GatewayConfig, error) {
-	var c GatewayConfig
-	dec := yaml.NewDecoder(strings.NewReader(string(data)))
-	dec.KnownFields(true)
-	if err := dec.Decode(&c); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalid, err)
-	}
-	return &c, nil
-}
-
 // ErrInvalid wraps every validation failure; the message names the field
 // and the value.
-var ErrInvalid = errors.New("reconcile: invalid configuration")
+var ErrInvalid = errors.New("config: invalid configuration")
 
 // Snapshot is one validated, immutable version of the configuration, in
 // the form the pool takes.
@@ -130,14 +100,14 @@ func Compile(c *GatewayConfig, source string) (*Snapshot, error) {
 		return nil, fmt.Errorf("%w: %s = %v: %s", ErrInvalid, field, value, why)
 	}
 	if c.Limits.MaxConns < 0 || c.Limits.MaxHeaderBytes < 0 || c.Limits.MaxFrameBytes < 0 ||
-		c.Limits.MaxMessageBytes < 0 || c.Limits.WriteBufferLimit < 0 {
+		c.Limits.MaxMessageBytes < 0 || c.Limits.FlowWindow < 0 {
 		return fail("limits", fmt.Sprintf("%+v", c.Limits), "limits must not be negative")
 	}
-	for name, d := range map[string]Duration{"timeouts.handshake": c.Timeouts.Handshake, "timeouts.ping_interval": c.Timeouts.PingInterval,
+	for name, d := range map[string]time.Duration{"timeouts.handshake": c.Timeouts.Handshake, "timeouts.ping_interval": c.Timeouts.PingInterval,
 		"timeouts.pong_timeout": c.Timeouts.PongTimeout, "timeouts.close": c.Timeouts.Close, "timeouts.acquire": c.Timeouts.Acquire,
-		"timeouts.shutdown_grace": c.Timeouts.ShutdownGrace} {
+		"timeouts.shutdown_grace": c.Timeouts.ShutdownGrace, "timeouts.stall": c.Timeouts.Stall} {
 		if d < 0 {
-			return fail(name, time.Duration(d), "must not be negative")
+			return fail(name, d, "must not be negative")
 		}
 	}
 	snap := &Snapshot{Source: source, Config: c}
@@ -216,11 +186,11 @@ func (b BackendConfig) settings(group, field string) (pool.Settings, error) {
 			return fail("release_policy", fmt.Sprintf("%q", b.ReleasePolicy), "want close, reset or reuse")
 		}
 	}
-	for name, d := range map[string]Duration{"reset_quiet": b.ResetQuiet, "reset_timeout": b.ResetTimeout, "drain_timeout": b.DrainTimeout,
+	for name, d := range map[string]time.Duration{"reset_quiet": b.ResetQuiet, "reset_timeout": b.ResetTimeout, "drain_timeout": b.DrainTimeout,
 		"max_lifetime": b.MaxLifetime, "idle_timeout": b.IdleTimeout, "ping_interval": b.PingInterval,
 		"pong_timeout": b.PongTimeout, "dial_timeout": b.DialTimeout} {
 		if d < 0 {
-			return fail(name, time.Duration(d), "must not be negative")
+			return fail(name, d, "must not be negative")
 		}
 	}
 	for i, h := range b.SessionHeaders {
@@ -230,11 +200,11 @@ func (b BackendConfig) settings(group, field string) (pool.Settings, error) {
 	}
 	st := pool.Settings{
 		URL: b.URL, Group: group, Target: b.PoolTarget, Max: b.MaxConns, Weight: b.Weight, Policy: policy,
-		ResetMessage: b.ResetMessage, ResetAck: b.ResetAck, ResetQuiet: time.Duration(b.ResetQuiet), ResetTimeout: time.Duration(b.ResetTimeout),
+		ResetMessage: b.ResetMessage, ResetAck: b.ResetAck, ResetQuiet: b.ResetQuiet, ResetTimeout: b.ResetTimeout,
 		SessionStart: b.SessionStart, SessionHeaders: b.SessionHeaders,
-		Draining: b.Draining || (b.Enabled != nil && !*b.Enabled), DrainTimeout: time.Duration(b.DrainTimeout),
-		MaxLifetime: time.Duration(b.MaxLifetime), IdleTimeout: time.Duration(b.IdleTimeout),
-		PingInterval: time.Duration(b.PingInterval), PongTimeout: time.Duration(b.PongTimeout), DialTimeout: time.Duration(b.DialTimeout),
+		Draining: b.Draining || (b.Enabled != nil && !*b.Enabled), DrainTimeout: b.DrainTimeout,
+		MaxLifetime: b.MaxLifetime, IdleTimeout: b.IdleTimeout,
+		PingInterval: b.PingInterval, PongTimeout: b.PongTimeout, DialTimeout: b.DialTimeout,
 	}
 	st, err = st.Normalize()
 	if err != nil {

@@ -1,4 +1,4 @@
-package reconcile_test
+package config_test
 
 import (
 	"context"
@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -13,7 +14,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/wsgate/wsgate/reconcile"
+	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // testDB returns the test database URL, with the wsgate schema freshly
@@ -40,10 +42,10 @@ func testDB(t *testing.T) (string, *pgx.Conn) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := reconcile.Migrate(ctx, dbURL); err != nil {
+	if _, err := config.Migrate(ctx, dbURL); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := reconcile.Migrate(ctx, dbURL); err != nil || v != 2 {
+	if v, err := config.Migrate(ctx, dbURL); err != nil || v != 2 {
 		t.Fatalf("second migrate: %d %v", v, err)
 	}
 	return dbURL, conn
@@ -56,14 +58,10 @@ func exec(t *testing.T, conn *pgx.Conn, q string, args ...any) {
 	}
 }
 
-func runDBSource(t *testing.T, f *fleet, dbURL string) (*reconcile.DBSource, func()) {
-	src := reconcile.NewDBSource(dbURL, reconcile.GatewayConfig{}, f.applier, zaptest.NewLogger(t))
+func runDBSource(t *testing.T, f *fleet, dbURL string) (*config.DBSource, func()) {
+	src := config.NewDBSource(dbURL, config.GatewayConfig{}, f.applier, zaptest.NewLogger(t))
 	src.PollInterval = time.Hour // only notifications drive changes here
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); src.Run(ctx) }()
-	return src, func() { cancel(); wg.Wait() }
+	return src, runSource(src.Run)
 }
 
 // TestDBSourceAppliesChangesLive: rows inserted, updated and deleted while
@@ -81,15 +79,15 @@ func TestDBSourceAppliesChangesLive(t *testing.T) {
 	exec(t, conn, `INSERT INTO wsgate_settings VALUES ('default_group', 'main')`)
 	_, stop := runDBSource(t, f, dbURL)
 	defer stop()
-	eventually(t, "first version", 5*time.Second, func() bool { return f.applier.Status().Version == 1 })
-	eventually(t, "A filled", 5*time.Second, func() bool { return f.backend(a).Idle.Load() == 2 })
+	testutil.WaitFor(t, 5*time.Second, "first version", func() bool { return f.applier.Status().Version == 1 })
+	testutil.WaitFor(t, 5*time.Second, "A filled", func() bool { return f.backend(a).Idle.Load() == 2 })
 	s := f.open("/")
 
 	applied := func(what string, change func()) {
 		t.Helper()
 		v := f.applier.Status().Version
 		change()
-		took := eventually(t, what, 5*time.Second, func() bool { return f.applier.Status().Version > v })
+		took := testutil.WaitFor(t, 5*time.Second, what, func() bool { return f.applier.Status().Version > v })
 		if took > time.Second {
 			t.Errorf("%s applied %v after the commit, want within 1s", what, took)
 		}
@@ -98,14 +96,14 @@ func TestDBSourceAppliesChangesLive(t *testing.T) {
 	applied("insert backend B", func() {
 		exec(t, conn, `INSERT INTO wsgate_backends (group_name, url, pool_target, max_conns) VALUES ('main', $1, 3, 20)`, b)
 	})
-	eventually(t, "B filled", 5*time.Second, func() bool { return f.backend(b).Idle.Load() == 3 })
+	testutil.WaitFor(t, 5*time.Second, "B filled", func() bool { return f.backend(b).Idle.Load() == 3 })
 
 	applied("raise A's target", func() { exec(t, conn, `UPDATE wsgate_backends SET pool_target = 5 WHERE url = $1`, a) })
-	eventually(t, "A grown", 5*time.Second, func() bool { return f.backend(a).Idle.Load() == 5 })
+	testutil.WaitFor(t, 5*time.Second, "A grown", func() bool { return f.backend(a).Idle.Load() == 5 })
 	applied("lower B's max below its pool", func() {
 		exec(t, conn, `UPDATE wsgate_backends SET pool_target = 1, max_conns = 1 WHERE url = $1`, b)
 	})
-	eventually(t, "B shrunk to its new max", 5*time.Second, func() bool { return f.backend(b).Total.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "B shrunk to its new max", func() bool { return f.backend(b).Total.Load() == 1 })
 
 	applied("add a group, a backend and a route", func() {
 		tx, err := conn.Begin(context.Background())
@@ -125,7 +123,7 @@ func TestDBSourceAppliesChangesLive(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
-	eventually(t, "C filled", 5*time.Second, func() bool { return f.backend(c).Idle.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "C filled", func() bool { return f.backend(c).Idle.Load() == 1 })
 	tts := f.open("/tts/en")
 	if f.backend(c).Leases.Load() != 1 {
 		t.Fatalf("the /tts/ route did not lead to its group's backend")
@@ -134,23 +132,23 @@ func TestDBSourceAppliesChangesLive(t *testing.T) {
 	// A bad row is refused, the field named, and nothing changes.
 	v := f.applier.Status().Version
 	exec(t, conn, `INSERT INTO wsgate_routes (path, group_name) VALUES ('/asr/', 'asr')`)
-	eventually(t, "bad version refused", 5*time.Second, func() bool { return contains(f.applier.Status().LastError, "routes[1].group") })
+	testutil.WaitFor(t, 5*time.Second, "bad version refused", func() bool { return strings.Contains(f.applier.Status().LastError, "routes[1].group") })
 	if f.applier.Status().Version != v {
 		t.Fatal("a bad version was applied")
 	}
 	// Deleting it brings back exactly the version in force: no new
 	// version, but the error clears.
 	exec(t, conn, `DELETE FROM wsgate_routes WHERE path = '/asr/'`)
-	eventually(t, "error cleared", 5*time.Second, func() bool { return f.applier.Status().LastError == "" })
+	testutil.WaitFor(t, 5*time.Second, "error cleared", func() bool { return f.applier.Status().LastError == "" })
 
 	applied("delete backend B", func() { exec(t, conn, `DELETE FROM wsgate_backends WHERE url = $1`, b) })
 	// Its idle connections close, then it leaves the pool.
-	eventually(t, "B gone", 5*time.Second, func() bool { return f.backend(b) == nil })
+	testutil.WaitFor(t, 5*time.Second, "B gone", func() bool { return f.backend(b) == nil })
 
 	// A changed URL is a removal plus an addition: the old connections go.
 	applied("move C to another URL", func() { exec(t, conn, `UPDATE wsgate_backends SET url = $1 WHERE url = $2`, b, c) })
 	tts.check(t) // the open session on the old URL continues until it ends
-	eventually(t, "old C idle closed", 5*time.Second, func() bool { return f.backend(c) == nil || f.backend(c).Idle.Load() == 0 })
+	testutil.WaitFor(t, 5*time.Second, "old C idle closed", func() bool { return f.backend(c) == nil || f.backend(c).Idle.Load() == 0 })
 
 	s.check(t)
 	if n := f.srv.Stats().Sessions.Load(); n != 2 {
@@ -249,13 +247,13 @@ func TestDBSourceSurvivesTheDatabaseGoingAway(t *testing.T) {
 	exec(t, conn, `INSERT INTO wsgate_settings VALUES ('default_group', 'main')`)
 	src, stop := runDBSource(t, f, u.String())
 	defer stop()
-	eventually(t, "first version", 5*time.Second, func() bool { return f.applier.Status().Version == 1 && src.Status().Connected })
-	eventually(t, "A filled", 5*time.Second, func() bool { return f.backend(a).Idle.Load() == 2 })
+	testutil.WaitFor(t, 5*time.Second, "first version", func() bool { return f.applier.Status().Version == 1 && src.Status().Connected })
+	testutil.WaitFor(t, 5*time.Second, "A filled", func() bool { return f.backend(a).Idle.Load() == 2 })
 	s := f.open("/")
 
 	fwd.cut()
-	eventually(t, "the source notices", 10*time.Second, func() bool { return !src.Status().Connected && src.Status().LastError != "" })
-	if !contains(f.applier.Status().LastError, "database unavailable") {
+	testutil.WaitFor(t, 10*time.Second, "the source notices", func() bool { return !src.Status().Connected && src.Status().LastError != "" })
+	if !strings.Contains(f.applier.Status().LastError, "database unavailable") {
 		t.Fatalf("health does not show the outage: %+v", f.applier.Status())
 	}
 	exec(t, conn, `INSERT INTO wsgate_backends (group_name, url, pool_target) VALUES ('main', $1, 1)`, b)
@@ -265,7 +263,7 @@ func TestDBSourceSurvivesTheDatabaseGoingAway(t *testing.T) {
 	}
 
 	fwd.restore()
-	eventually(t, "back and applied", 15*time.Second, func() bool {
+	testutil.WaitFor(t, 15*time.Second, "back and applied", func() bool {
 		bb := f.backend(b)
 		return src.Status().Connected && bb != nil && bb.Idle.Load() == 1 && f.applier.Status().LastError == ""
 	})

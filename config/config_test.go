@@ -1,9 +1,10 @@
-package reconcile
+package config
 
 import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/wsgate/wsgate/pool"
 )
@@ -92,15 +93,75 @@ func TestCompileRejects(t *testing.T) {
 	}
 }
 
-func TestParseYAMLRejectsUnknownKeysAndBadDurations(t *testing.T) {
-	for _, doc := range []string{
-		"groups: [{name: a, backends: [{url: 'ws://h:1/', pool_size: 3}]}]", // typo of pool_target
-		"timeouts: {acquire: soon}",
-		"listen: [1, 2]",
+// TestParseYAMLRejects: unknown keys, values of the wrong kind and
+// documents that do not parse are refused, the error naming the line and,
+// where it is about one value, the field and the value.
+func TestParseYAMLRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		doc  string
+		want []string // each must appear in the error
+	}{
+		{"unknown key (a typo of pool_target)",
+			"groups:\n  - name: a\n    backends:\n      - url: ws://h:1/\n        pool_size: 3\n",
+			[]string{"line 5", "groups[0].backends[0].pool_size", "unknown key"}},
+		{"unknown key at the top", "listen: x\nlimit: {max_conns: 1}\n", []string{"line 2", "limit", "unknown key"}},
+		{"bad duration", "listen: x\ntimeouts:\n  acquire: soon\n",
+			[]string{"line 3", "timeouts.acquire", `"soon"`, "duration"}},
+		{"duration without a unit", "groups: [{name: a, backends: [{url: 'ws://h:1/', dial_timeout: 5}]}]",
+			[]string{"line 1", "groups[0].backends[0].dial_timeout", `"5"`, "duration"}},
+		{"a list for a string", "listen: [1, 2]", []string{"line 1", "listen is a list", "a string"}},
+		{"a word for a number", "limits:\n  max_conns: many\n", []string{"line 2", "limits.max_conns", `"many"`, "whole number"}},
+		{"a string for a list", "groups: main", []string{"line 1", "groups", `"main"`, "a list"}},
+		{"not a mapping", "- a\n- b\n", []string{"line 1", "the document is a list"}},
+		{"syntax", "groups: [\n", []string{"line"}},
+		{"empty", "# nothing\n", []string{"empty"}},
 	} {
-		if _, err := ParseYAML([]byte(doc)); !errors.Is(err, ErrInvalid) {
-			t.Errorf("%q: accepted (%v)", doc, err)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseYAML([]byte(tc.doc))
+			if !errors.Is(err, ErrInvalid) {
+				t.Fatalf("accepted (%v)", err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// TestParseYAMLReadsDurationsAndMerges: durations are Go duration
+// strings; an empty value leaves the default; anchors and merge keys work
+// (and the keys they bring are checked like any other).
+func TestParseYAMLReadsDurationsAndMerges(t *testing.T) {
+	doc := `
+timeouts: {acquire: 250ms, handshake: 1h30m, close: }
+defaults: &defaults
+groups:
+  - name: main
+    backends:
+      - &b {url: "ws://h:1/", reset_quiet: 5s, pool_target: 2}
+      - {<<: *b, url: "ws://h:2/", dial_timeout: 1.5s}
+`
+	_, err := ParseYAML([]byte(doc))
+	if err == nil || !strings.Contains(err.Error(), "line 3: defaults: unknown key") {
+		t.Fatalf("the unknown key 'defaults' (line 3): %v", err)
+	}
+	c, err := ParseYAML([]byte(strings.Replace(doc, "defaults: &defaults\n", "", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Timeouts.Acquire != 250*time.Millisecond || c.Timeouts.Handshake != 90*time.Minute || c.Timeouts.Close != 0 {
+		t.Errorf("timeouts %+v", c.Timeouts)
+	}
+	b := c.Groups[0].Backends
+	if b[1].URL != "ws://h:2/" || b[1].ResetQuiet != 5*time.Second || b[1].PoolTarget != 2 || b[1].DialTimeout != 1500*time.Millisecond {
+		t.Errorf("merged backend %+v", b[1])
+	}
+	_, err = ParseYAML([]byte("groups:\n  - name: a\n    backends:\n      - &b {url: 'ws://h:1/', pool_sise: 1}\n      - {<<: *b}\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 4: groups[0].backends[0].pool_sise: unknown key") {
+		t.Fatalf("a typo in an anchored mapping: %v", err)
 	}
 }
 

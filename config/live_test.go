@@ -1,11 +1,10 @@
-package reconcile_test
+package config_test
 
 import (
 	"context"
 	"fmt"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,7 +12,9 @@ import (
 	"github.com/gorilla/websocket"
 	"go.uber.org/zap/zaptest"
 
+	"github.com/wsgate/wsgate/config"
 	wsgateway "github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/server"
@@ -25,7 +26,7 @@ type fleet struct {
 	srv     *server.Server
 	pool    *pool.Pool
 	rec     *reconcile.Reconciler
-	applier *reconcile.Applier
+	applier *config.Applier
 	echoes  []*server.Server
 
 	stopMonitor chan struct{}
@@ -55,7 +56,7 @@ func startFleet(t *testing.T, n int) *fleet {
 	}
 	log := zaptest.NewLogger(t)
 	f.pool = pool.New(pool.Config{Shards: 2, MaxFrameBytes: 1 << 20, MaxMessageBytes: 1 << 20, Logger: log})
-	f.applier = reconcile.NewApplier(f.pool, log)
+	f.applier = config.NewApplier(f.pool, log)
 	cfg := server.Config{Addr: "127.0.0.1:0", Loops: 2, Logger: log, TickInterval: 10 * time.Millisecond}
 	wsgateway.Wire(&cfg, f.pool, 0)
 	srv, err := server.New(cfg)
@@ -126,18 +127,6 @@ func (f *fleet) backend(url string) *pool.Backend {
 	return nil
 }
 
-func eventually(t *testing.T, what string, d time.Duration, cond func() bool) time.Duration {
-	t.Helper()
-	start := time.Now()
-	for !cond() {
-		if time.Since(start) > d {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-	return time.Since(start)
-}
-
 // session is a client that keeps talking; check proves it is still alive.
 type session struct {
 	c *websocket.Conn
@@ -168,6 +157,27 @@ func (s *session) check(t *testing.T) {
 	}
 }
 
+// runSource runs a source's goroutine until stop is called; stop returns
+// once it has ended.
+func runSource(run func(context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// watchFile loads the file at path into a and watches it, polling every
+// poll (0: the default), until stop is called.
+func watchFile(t *testing.T, path string, a *config.Applier, poll time.Duration) (stop func()) {
+	t.Helper()
+	src := config.NewFileSource(path, a, zaptest.NewLogger(t))
+	src.PollInterval = poll
+	if err := src.Load(); err != nil {
+		t.Fatal(err)
+	}
+	return runSource(src.Run)
+}
+
 func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	tmp := path + ".tmp"
@@ -193,24 +203,13 @@ func TestFileSourceAppliesChangesLive(t *testing.T) {
 		return "default_group: main\ngroups:\n  - name: main\n    backends:\n" + backends
 	}
 	writeFile(t, path, doc(fmt.Sprintf("      - {url: %q, pool_target: 2, max_conns: 20}\n", a)))
-	src := reconcile.NewFileSource(path, f.applier, zaptest.NewLogger(t))
-	src.PollInterval = 20 * time.Millisecond
-	if err := src.Load(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	wg.Add(1)
-	go func() { defer wg.Done(); src.Run(ctx) }()
+	defer watchFile(t, path, f.applier, 20*time.Millisecond)()
 
-	eventually(t, "backend A filled", 5*time.Second, func() bool { return f.backend(a).Idle.Load() == 2 })
+	testutil.WaitFor(t, 5*time.Second, "backend A filled", func() bool { return f.backend(a).Idle.Load() == 2 })
 	s := f.open("/")
 
 	writeFile(t, path, doc(fmt.Sprintf("      - {url: %q, pool_target: 4, max_conns: 20}\n      - {url: %q, pool_target: 3, max_conns: 20}\n", a, b)))
-	took := eventually(t, "B added and A grown", 5*time.Second, func() bool {
+	took := testutil.WaitFor(t, 5*time.Second, "B added and A grown", func() bool {
 		bb := f.backend(b)
 		return bb != nil && bb.Idle.Load() == 3 && f.backend(a).Idle.Load() == 4
 	})
@@ -219,53 +218,19 @@ func TestFileSourceAppliesChangesLive(t *testing.T) {
 
 	version := f.applier.Status().Version
 	writeFile(t, path, doc(fmt.Sprintf("      - {url: %q, pool_target: -1}\n", a)))
-	eventually(t, "bad version refused", 5*time.Second, func() bool { return f.applier.Status().LastError != "" })
-	if st := f.applier.Status(); st.Version != version || !contains(st.LastError, "pool_target") || !contains(st.LastError, "-1") {
+	testutil.WaitFor(t, 5*time.Second, "bad version refused", func() bool { return f.applier.Status().LastError != "" })
+	if st := f.applier.Status(); st.Version != version || !strings.Contains(st.LastError, "pool_target") || !strings.Contains(st.LastError, "-1") {
 		t.Fatalf("status after a bad file: %+v", st)
 	}
 	s.check(t)
 
 	writeFile(t, path, doc(fmt.Sprintf("      - {url: %q, pool_target: 4, max_conns: 20}\n", a)))
-	eventually(t, "B removed, closed and gone from the pool", 5*time.Second, func() bool { return f.backend(b) == nil })
+	testutil.WaitFor(t, 5*time.Second, "B removed, closed and gone from the pool", func() bool { return f.backend(b) == nil })
 	s.check(t)
 	if n := f.srv.Stats().Closed(server.ReasonBackendLost); n != 0 {
 		t.Fatalf("%d sessions lost their backend", n)
 	}
 }
-
-// TestSIGHUPReloadsTheFile: with file polling off, SIGHUP alone applies
-// an edit.
-func TestSIGHUPReloadsTheFile(t *testing.T) {
-	f := startFleet(t, 2)
-	defer f.stop()
-	path := t.TempDir() + "/wsgate.yaml"
-	doc := "default_group: main\ngroups:\n  - name: main\n    backends:\n      - {url: %q, pool_target: 1}\n"
-	writeFile(t, path, fmt.Sprintf(doc, f.echoURL(0)))
-	src := reconcile.NewFileSource(path, f.applier, zaptest.NewLogger(t))
-	src.PollInterval = time.Hour
-	if err := src.Load(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-	watch := reconcile.WatchSIGHUP(src.Reload)
-	wg.Add(2)
-	go func() { defer wg.Done(); src.Run(ctx) }()
-	go func() { defer wg.Done(); watch(ctx) }()
-
-	writeFile(t, path, fmt.Sprintf(doc, f.echoURL(1)))
-	if err := syscallKillHUP(); err != nil {
-		t.Fatal(err)
-	}
-	eventually(t, "SIGHUP reload", 5*time.Second, func() bool {
-		bb := f.backend(f.echoURL(1))
-		return bb != nil && bb.Idle.Load() == 1
-	})
-}
-
-func contains(s, sub string) bool { return strings.Contains(s, sub) }
 
 // TestFileRewrittenOftenStillApplies is the regression test for the
 // hardening issue's defect 12: the watcher applied a change only once the
@@ -274,20 +239,13 @@ func contains(s, sub string) bool { return strings.Contains(s, sub) }
 // times, versions land while the rewrites go on.
 func TestFileRewrittenOftenStillApplies(t *testing.T) {
 	p := pool.New(pool.Config{Shards: 1})
-	a := reconcile.NewApplier(p, zaptest.NewLogger(t))
+	a := config.NewApplier(p, zaptest.NewLogger(t))
 	path := t.TempDir() + "/wsgate.yaml"
 	doc := func(target int) string {
 		return fmt.Sprintf("default_group: main\ngroups:\n  - name: main\n    backends:\n      - {url: \"ws://127.0.0.1:1/\", pool_target: %d}\n", target)
 	}
 	writeFile(t, path, doc(1))
-	src := reconcile.NewFileSource(path, a, zaptest.NewLogger(t)) // default poll and settle
-	if err := src.Load(); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); src.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer watchFile(t, path, a, 0)() // default poll and settle
 	first := a.Status().Version
 	for target := 2; target < 14; target++ { // 2.4 s of rewrites, one every 200 ms
 		writeFile(t, path, doc(target))
