@@ -1,22 +1,20 @@
 package pool
 
 import (
-	"math/rand/v2"
 	"sync/atomic"
 	"time"
+
+	"github.com/wsgate/wsgate/internal/backoff"
 )
 
-// Dial backoff: a failure episode backs the backend off for backoffBase,
-// doubling per episode in a row up to backoffMax, then scaled by a random
-// factor in [1-backoffJitter, 1+backoffJitter] so shards and gateways do
-// not probe in step. The cap is short on purpose: a backend that comes
-// back is used again within about a second.
-const (
-	backoffBase   = 100 * time.Millisecond
-	backoffMax    = time.Second
-	backoffJitter = 0.2
-	maxBackoffExp = 16 // clamps backoffStep; backoffBase<<maxBackoffExp is far past backoffMax
-)
+// newDialBackoff is a backend's dial backoff: a failure episode backs the
+// backend off 100 ms, doubling per episode in a row up to 1 s, scaled by a
+// random factor in [0.8, 1.2] so shards and gateways do not probe in
+// step. The cap is short on purpose: a backend that comes back is used
+// again within about a second.
+func newDialBackoff() backoff.Backoff {
+	return backoff.Backoff{Base: 100 * time.Millisecond, Cap: time.Second, Jitter: 0.2}
+}
 
 // health is a backend's dial health: whether its dials succeed, the backoff
 // after a failure episode, the last dial error, and the probe claim.
@@ -34,7 +32,7 @@ const (
 type health struct {
 	healthy      atomic.Bool            // the last dial that said anything new succeeded; optimistic at creation
 	backoffUntil atomic.Int64           // unix ns before which an unhealthy backend is not probed; 0 = no backoff
-	backoffStep  atomic.Int32           // failure episodes in a row; 0 after a success
+	backoff      backoff.Backoff        // the schedule, per failure episode in a row
 	episodeStart atomic.Int64           // unix ns when the latest failure episode began; 0 = never failed
 	probing      atomic.Bool            // the probe claim: a probe dial is in flight (see ClaimProbe)
 	lastError    atomic.Pointer[string] // the last dial error; nil if none yet
@@ -84,7 +82,7 @@ func (h *health) Probing() bool { return h.probing.Load() }
 // DialSucceeded marks the backend healthy and ends its backoff. Called when
 // a dialed connection joins the pool. Safe for concurrent use.
 func (h *health) DialSucceeded() {
-	h.backoffStep.Store(0)
+	h.backoff.Reset()
 	h.backoffUntil.Store(0)
 	h.healthy.Store(true)
 }
@@ -108,21 +106,9 @@ func (h *health) dialFailed(err error, started, now time.Time) bool {
 			break
 		}
 	}
-	step := h.backoffStep.Add(1)
-	if step > maxBackoffExp {
-		h.backoffStep.Store(maxBackoffExp)
-		step = maxBackoffExp
-	}
-	h.backoffUntil.Store(now.Add(backoffDelay(step, rand.Float64())).UnixNano())
+	h.backoffUntil.Store(now.Add(h.backoff.Next()).UnixNano())
 	h.healthy.Store(false)
 	return true
-}
-
-// backoffDelay is the backoff after the step-th failure episode in a row
-// (step >= 1), for a uniform random r in [0, 1).
-func backoffDelay(step int32, r float64) time.Duration {
-	d := min(backoffBase<<min(step-1, maxBackoffExp), backoffMax)
-	return time.Duration(float64(d) * (1 - backoffJitter + 2*backoffJitter*r))
 }
 
 // DialFailed gives back a reservation of shard i whose dial or handshake

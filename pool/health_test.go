@@ -29,7 +29,7 @@ func checkBackoff(t *testing.T, b *Backend, now time.Time, step int) time.Time {
 	if d := until.Sub(now); d < lo || d > hi {
 		t.Fatalf("step %d: backed off for %v, want %v..%v", step, d, lo, hi)
 	}
-	if got := b.backoffStep.Load(); got != int32(step) {
+	if got := int32(b.backoff.Failures()); got != int32(step) {
 		t.Fatalf("backoff step %d, want %d", got, step)
 	}
 	return until
@@ -87,8 +87,8 @@ func TestBackoffStepsOnceWhenFailuresRace(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if began != 1 || b.backoffStep.Load() != 1 {
-		t.Fatalf("%d failures began an episode; step %d", began, b.backoffStep.Load())
+	if began != 1 || int32(b.backoff.Failures()) != 1 {
+		t.Fatalf("%d failures began an episode; step %d", began, int32(b.backoff.Failures()))
 	}
 	if b.Total.Load() != 0 || b.DialFailures.Load() != n {
 		t.Fatalf("total %d failures %d", b.Total.Load(), b.DialFailures.Load())
@@ -117,24 +117,13 @@ func TestBackoffDoublesPerEpisodeUpToOneSecond(t *testing.T) {
 	}
 }
 
-// TestBackoffJitterStaysWithinBounds: the schedule's jitter, at both ends
-// of the random range and in between.
-func TestBackoffJitterStaysWithinBounds(t *testing.T) {
-	for _, tc := range []struct {
-		step   int32
-		r      float64
-		lo, hi time.Duration
-	}{
-		{1, 0, 80 * time.Millisecond, 80 * time.Millisecond},
-		{1, 0.999999, 119 * time.Millisecond, 120 * time.Millisecond},
-		{3, 0.5, 400 * time.Millisecond, 400 * time.Millisecond},
-		{5, 0, 800 * time.Millisecond, 800 * time.Millisecond},
-		{5, 0.999999, 1199 * time.Millisecond, 1200 * time.Millisecond},
-		{maxBackoffExp, 0.5, time.Second, time.Second},
-	} {
-		if d := backoffDelay(tc.step, tc.r); d < tc.lo || d > tc.hi {
-			t.Errorf("step %d r %v: %v, want %v..%v", tc.step, tc.r, d, tc.lo, tc.hi)
-		}
+// The schedule's own bounds (jitter at both ends) are internal/backoff's
+// tests; here, each backend gets the dial schedule.
+func TestEveryBackendHasTheDialSchedule(t *testing.T) {
+	b, _ := newHealthFixture(t)
+	want := newDialBackoff()
+	if b.backoff.Base != want.Base || b.backoff.Cap != want.Cap || b.backoff.Jitter != want.Jitter {
+		t.Fatalf("backoff %v/%v/%v", b.backoff.Base, b.backoff.Cap, b.backoff.Jitter)
 	}
 }
 
@@ -148,8 +137,8 @@ func TestDialSuccessEndsBackoff(t *testing.T) {
 		now = now.Add(2 * time.Second)
 	}
 	b.DialSucceeded()
-	if off, _ := b.BackedOff(now); !b.Healthy() || off || b.backoffStep.Load() != 0 {
-		t.Fatalf("after a success: healthy %v, backed off %v, step %d", b.Healthy(), off, b.backoffStep.Load())
+	if off, _ := b.BackedOff(now); !b.Healthy() || off || int32(b.backoff.Failures()) != 0 {
+		t.Fatalf("after a success: healthy %v, backed off %v, step %d", b.Healthy(), off, int32(b.backoff.Failures()))
 	}
 	b.Reserve(0)
 	b.DialFailed(0, errRefused, now, now.Add(time.Millisecond))
@@ -219,8 +208,8 @@ func TestProbeClaim(t *testing.T) {
 	if b.Probing() || !b.ClaimProbe(now) {
 		t.Fatal("claim not free after an aborted probe")
 	}
-	if b.backoffStep.Load() != 1 {
-		t.Fatalf("an abort stepped the backoff to %d", b.backoffStep.Load())
+	if int32(b.backoff.Failures()) != 1 {
+		t.Fatalf("an abort stepped the backoff to %d", int32(b.backoff.Failures()))
 	}
 
 	// The probe fails: released, and the next claim waits for the doubled backoff.

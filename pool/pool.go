@@ -124,6 +124,7 @@ func (p *Pool) SetBackends(list []Settings) error {
 		p.nextID++
 		b.SetSettings(&s)
 		b.healthy.Store(true) // optimistic until a dial says otherwise
+		b.backoff = newDialBackoff()
 		for j := range p.shards {
 			b.shards = append(b.shards, newShardBackend(b, j))
 		}

@@ -61,21 +61,11 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 	if got := srv.Stats().Open.Load(); got != 0 {
 		t.Errorf("Stats.Open = %d after stop", got)
 	}
-	goleak.VerifyNone(t, ignoreGnetWorkers(ignore)...)
+	goleak.VerifyNone(t, testutil.IgnoreGnetWorkers(ignore)...)
 	testutil.CheckFor(t, 5*time.Second, func() error {
 		if got := openFDs(t); got != fdsBefore {
 			return fmt.Errorf("open descriptors: %d before, %d after stop", fdsBefore, got)
 		}
 		return nil
 	})
-}
-
-// ignoreGnetWorkers adds gnet's shared worker pool (ants) to what goleak
-// ignores: gnet runs Enroll on it and its idle workers park for a while
-// before they expire. They are a fixed pool, not per connection, not ours.
-func ignoreGnetWorkers(opts ...goleak.Option) []goleak.Option {
-	return append(opts,
-		goleak.IgnoreAnyFunction("github.com/panjf2000/ants/v2.(*goWorker).run.func1"),
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).purgeStaleWorkers"),
-		goleak.IgnoreTopFunction("github.com/panjf2000/ants/v2.(*poolCommon).ticktock"))
 }
