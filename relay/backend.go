@@ -54,12 +54,16 @@ func (d *backendSide) relay() {
 	b, c := d.b, d.c
 	gc := c.Gnet()
 	sh := b.s.Shard()
+	client := b.s.Conn()
+	w := sh.Writer()
+	w.Batch(client) // every piece of this read toward the client in one writev
 	buf, _ := gc.Peek(-1)
 	off := 0
 	c.NoteRead()
 	for off < len(buf) && d.current() {
 		pc, n, err := c.Reader().Next(buf[off:min(len(buf), off+pieceMax)])
 		if err != nil {
+			_ = w.Flush() // what came before the error goes through
 			d.protocolError(err)
 			return // the connection is closing: its buffer goes with it
 		}
@@ -70,11 +74,12 @@ func (d *backendSide) relay() {
 		if !d.onPiece(pc) {
 			break
 		}
-		if gc.OutboundBuffered() > sh.High() || b.s.Conn().OutboundBuffered() > sh.High() {
+		if gc.OutboundBuffered() > sh.High() || client.OutboundBuffered()+w.Pending(client) > sh.High() {
 			sh.Pause(gc, d) // resumes once both queues drained
 			break
 		}
 	}
+	_ = w.Flush() // before Discard frees the pieces
 	if off > 0 && c.Gnet() == gc && gc.InboundBuffered() >= off {
 		_, _ = gc.Discard(off)
 	}

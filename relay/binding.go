@@ -96,11 +96,13 @@ func (b *binding) Data(pc codec.Piece) bool {
 	if c == nil {
 		return false // no backend (it went away): the session is closing
 	}
+	w := b.s.Shard().Writer()
+	w.Batch(c.Gnet()) // the session flushes once its read is done
 	if err := c.WritePiece(pc); err != nil {
 		return false // gnet closed it; the backend side's OnClose ran
 	}
 	b.midMessage = !(pc.Last && pc.Header.Fin)
-	if c.Gnet().OutboundBuffered() > b.s.Shard().High() {
+	if c.Gnet().OutboundBuffered()+w.Pending(c.Gnet()) > b.s.Shard().High() {
 		b.s.Pause()
 		return false
 	}

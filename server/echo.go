@@ -48,11 +48,16 @@ func (e *echoSession) Data(pc codec.Piece) bool {
 	// pool too (two later sessions would share it).
 	buf := e.buf
 	e.buf = nil
+	if buf == nil {
+		s.shard.writer.Batch(s.conn) // straight from the inbound buffer: echoes of one read go out in one writev
+	} else {
+		_ = s.shard.writer.Flush() // the gathered buffer goes back to the pool right after the write
+	}
 	_ = s.Write(s.reader.MessageOpCode(), true, payload)
 	if buf != nil {
 		bytebufferpool.Put(buf)
 	}
-	if s.conn.OutboundBuffered() > s.shard.High() {
+	if s.conn.OutboundBuffered()+s.shard.writer.Pending(s.conn) > s.shard.High() {
 		s.Pause() // resumes once the client read its echoes
 		return false
 	}

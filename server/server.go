@@ -405,6 +405,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) (action gnet.Action) {
 	sh.queue.Enter()
 	defer sh.leave()
 	defer s.recoverCallback(nil, "OnClose", &action)
+	sh.writer.Forget(c) // never write to a closed descriptor: it may be reused already
 	switch ctx := c.Context().(type) {
 	case *Session:
 		ctx.onClose(err)

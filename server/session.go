@@ -388,6 +388,7 @@ func (s *Session) readFrames() gnet.Action {
 			break
 		}
 	}
+	_ = s.shard.writer.Flush() // what the pieces gathered toward their peer; before Discard frees them
 	if s.state == stateClosed {
 		return gnet.Close
 	}
