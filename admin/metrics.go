@@ -29,6 +29,7 @@ type serverCollector struct {
 	draining, accessLines                       *prometheus.Desc
 	acceptEMFILE, enrollFailures, panics        *prometheus.Desc
 	logDropped, failed                          *prometheus.Desc
+	pausedNow, pauses, pausedSeconds, stalls    *prometheus.Desc
 }
 
 func newServerCollector(a *Admin) *serverCollector {
@@ -52,13 +53,18 @@ func newServerCollector(a *Admin) *serverCollector {
 		panics:         desc("wsgate_callback_panics_total", "Event-loop callbacks that panicked (each a bug; its connection was closed)."),
 		logDropped:     desc("wsgate_log_lines_dropped_total", "Log lines dropped because the log output did not take them in time."),
 		failed:         desc("wsgate_server_failed", "1 once the server failed (its event engine stopped by itself): the process exits."),
+		pausedNow:      desc("wsgate_paused_connections", "Connections (client and backend) not read right now: their peer's queue is full (backpressure)."),
+		pauses:         desc("wsgate_pauses_total", "Times a connection was paused for backpressure."),
+		pausedSeconds:  desc("wsgate_paused_seconds_total", "Time connections spent paused, counted when they resume or close."),
+		stalls:         desc("wsgate_stalls_total", "Paused connections whose peer did not drain for the stall timeout (their session was closed)."),
 	}
 }
 
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.accepted, c.connsOpen, c.sessionsOpen, c.upgraded, c.frames, c.bytes,
 		c.refused, c.closed, c.timeouts, c.shardSessions, c.shardWaiting, c.draining, c.accessLines,
-		c.acceptEMFILE, c.enrollFailures, c.panics, c.logDropped, c.failed} {
+		c.acceptEMFILE, c.enrollFailures, c.panics, c.logDropped, c.failed,
+		c.pausedNow, c.pauses, c.pausedSeconds, c.stalls} {
 		ch <- d
 	}
 }
@@ -95,6 +101,10 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.enrollFailures, st.EnrollFailures.Load())
 		counter(c.panics, st.Panics.Load())
 		gauge(c.failed, b2i(srv.Err() != nil))
+		gauge(c.pausedNow, srv.PausedNow())
+		counter(c.pauses, st.Pauses.Load())
+		ch <- prometheus.MustNewConstMetric(c.pausedSeconds, prometheus.CounterValue, float64(st.PausedNanos.Load())/1e9)
+		counter(c.stalls, st.Stalls.Load())
 		gauge(c.draining, b2i(srv.ShuttingDown()))
 		for _, si := range srv.Shards() {
 			gauge(c.shardSessions, si.Sessions, strconv.Itoa(si.Index))

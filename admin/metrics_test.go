@@ -110,6 +110,8 @@ func TestMetricsMatchTraffic(t *testing.T) {
 	check("wsgate_config_version", 1)
 	check("wsgate_config_last_reload_success", 1)
 	check("wsgate_shutting_down", 0)
+	check("wsgate_paused_connections", 0) // nobody is slow here
+	check("wsgate_stalls_total", 0)
 
 	testutil.CheckFor(t, 10*time.Second, func() error {
 		m = g.scrape()

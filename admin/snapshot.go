@@ -186,6 +186,10 @@ type StatsView struct {
 	SessionsEnded       map[string]int64            `json:"sessions_ended"`     // upgraded sessions, by outcome
 	CloseCodes          map[string]map[string]int64 `json:"close_codes"`        // by side, then code
 	Waiting             int64                       `json:"waiting"`            // sessions waiting for a backend, all shards
+	Paused              int64                       `json:"paused"`             // connections not read right now (backpressure)
+	Pauses              int64                       `json:"pauses"`             // times a connection was paused
+	PausedSeconds       float64                     `json:"paused_seconds"`     // time spent paused, all connections
+	Stalls              int64                       `json:"stalls"`             // sessions closed for not draining
 	Goroutines          int                         `json:"goroutines"`
 	AccessLogWritten    int64                       `json:"access_log_written"`
 	AccessLogSkipped    int64                       `json:"access_log_skipped"`
@@ -213,6 +217,8 @@ func (a *Admin) stats() StatsView {
 		v.FramesIn, v.FramesOut = st.FramesIn.Load(), st.FramesOut.Load()
 		v.BytesIn, v.BytesOut = st.BytesIn.Load(), st.BytesOut.Load()
 		v.CloseTimeouts = st.CloseTimeouts.Load()
+		v.Paused = srv.PausedNow()
+		v.Pauses, v.PausedSeconds, v.Stalls = st.Pauses.Load(), float64(st.PausedNanos.Load())/1e9, st.Stalls.Load()
 		for i, name := range reasonNames {
 			if n := st.Closed(server.CloseReason(i)); n > 0 {
 				v.ClosedByReason[name] = n

@@ -136,6 +136,12 @@ func (x *scriptSession) Data(pc codec.Piece) bool {
 		}
 	case msg == "die":
 		s.Abort(server.ReasonServerClose) // TCP gone without a close frame
+	case strings.HasPrefix(msg, "numbered "):
+		var n, size int
+		_, _ = fmt.Sscanf(msg, "numbered %d %d", &n, &size)
+		for i := 0; i < n; i++ {
+			_ = s.Write(ws.OpBinary, true, numbered(i, size))
+		}
 	case msg == "flood":
 		chunk := make([]byte, 64<<10)
 		for i := 0; i < 256; i++ { // 16 MiB, far past the gateway's flow window

@@ -9,3 +9,13 @@ func (s *Server) ShuttingDown() bool { return s.shuttingDown.Load() }
 
 // SetSessionEnd installs Config.OnSessionEnd. Call it before Start.
 func (s *Server) SetSessionEnd(fn func(*SessionRecord)) { s.cfg.OnSessionEnd = fn }
+
+// PausedNow is the number of connections (client and backend) not read
+// right now for backpressure, all shards. Safe for concurrent use.
+func (s *Server) PausedNow() int64 {
+	var n int64
+	for _, sh := range s.loops {
+		n += sh.flow.count.Load()
+	}
+	return n
+}

@@ -15,6 +15,7 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
 
@@ -24,9 +25,12 @@ import (
 // Server is a running raw backend. Safe for concurrent use.
 type Server struct {
 	ln          net.Listener
-	IgnorePings atomic.Bool  // when set, pings get no pong
-	Conns       atomic.Int64 // connections accepted
-	Pings       atomic.Int64 // pings received
+	IgnorePings atomic.Bool // when set, pings get no pong
+	// ReadDelay, when set, is slept before reading each frame: a backend
+	// that reads slower than its clients send (flow control tests).
+	ReadDelay atomic.Int64 // nanoseconds
+	Conns     atomic.Int64 // connections accepted
+	Pings     atomic.Int64 // pings received
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -88,6 +92,9 @@ func (s *Server) serveConn(c net.Conn) {
 		return
 	}
 	for {
+		if d := s.ReadDelay.Load(); d > 0 {
+			time.Sleep(time.Duration(d))
+		}
 		h, payload, err := readFrame(r)
 		if err != nil {
 			return
