@@ -10,6 +10,7 @@ import (
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/internal/flagvalue"
 	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/relay"
 	"github.com/wsgate/wsgate/server"
 )
@@ -73,6 +74,7 @@ type Flags struct {
 	BackendPing    time.Duration
 	BackendPong    time.Duration
 	DialTimeout    time.Duration
+	SocketBuffer   int
 	ShutdownGrace  time.Duration
 	ConfigFile     string
 	ConfigDB       string
@@ -106,6 +108,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.BackendPing, "backend-ping-interval", 0, "ping quiet backend connections this often (default 10s)")
 	fs.DurationVar(&f.BackendPong, "backend-pong-timeout", 0, "close a backend connection whose ping is unanswered this long (default 5s)")
 	fs.DurationVar(&f.DialTimeout, "dial-timeout", 0, "backend connect plus handshake timeout (default 5s)")
+	fs.IntVar(&f.SocketBuffer, "backend-socket-buffer", reconcile.DefaultSocketBuffer, "send and receive buffer of each backend socket, bytes (the kernel doubles it); 0 = kernel autotuning")
 	fs.DurationVar(&f.ShutdownGrace, "shutdown-grace", 0, "on SIGTERM/SIGINT, let sessions end by themselves this long before close 1001")
 	fs.StringVar(&f.ConfigFile, "config", "", "YAML configuration file (groups, backends, routes, limits); reloaded when it changes and on SIGHUP")
 	fs.StringVar(&f.ConfigDB, "config-db", "", "PostgreSQL URL holding groups, backends and routes (see `wsgate migrate`); changes apply live")
@@ -119,7 +122,11 @@ var ErrFlags = errors.New("gateway: bad flags")
 func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	o := Options{Server: f.ServerConfig(), AcquireTimeout: f.AcquireTimeout, ConfigFile: f.ConfigFile, ConfigDB: f.ConfigDB}
+	o := Options{Server: f.ServerConfig(), AcquireTimeout: f.AcquireTimeout, ConfigFile: f.ConfigFile, ConfigDB: f.ConfigDB,
+		BackendSocketBuffer: f.SocketBuffer}
+	if f.SocketBuffer == 0 {
+		o.BackendSocketBuffer = -1 // autotuning
+	}
 	o.Server.ShutdownGrace = f.ShutdownGrace
 	sources := 0
 	for _, on := range []bool{len(f.Backends) > 0, f.ConfigFile != "", f.ConfigDB != ""} {

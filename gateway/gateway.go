@@ -35,6 +35,9 @@ type Options struct {
 	FilePollInterval time.Duration
 	// ReconcileInterval is the reconcile workers' safety-net tick (default 5 s).
 	ReconcileInterval time.Duration
+	// BackendSocketBuffer is a backend socket's send and receive buffer
+	// (default reconcile.DefaultSocketBuffer; negative: kernel autotuning).
+	BackendSocketBuffer int
 	// Logger receives everything (default: none).
 	Logger *zap.Logger
 }
@@ -116,7 +119,8 @@ func (g *Gateway) Start() error {
 	if err := g.Server.Start(); err != nil {
 		return err
 	}
-	g.rec = reconcile.Start(reconcile.Config{Pool: g.Pool, Logger: g.log.Named("reconcile"), Interval: g.opts.ReconcileInterval})
+	g.rec = reconcile.Start(reconcile.Config{Pool: g.Pool, Logger: g.log.Named("reconcile"), Interval: g.opts.ReconcileInterval,
+		SocketBuffer: g.opts.BackendSocketBuffer})
 	ctx, cancel := context.WithCancel(context.Background())
 	g.sources.cancel = cancel
 	switch {

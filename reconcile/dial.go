@@ -17,16 +17,39 @@ import (
 // maxResponseHeader bounds a backend's handshake response.
 const maxResponseHeader = 8 << 10
 
+// DefaultSocketBuffer is the send and receive buffer of a backend
+// connection's socket (the kernel doubles it): what the kernel may queue
+// toward and from a backend on top of the relay's flow window. Left to
+// autotuning a loopback or LAN socket grows to megabytes, seconds of a
+// session's traffic hidden from flow control.
+const DefaultSocketBuffer = 128 << 10
+
 // Dial connects to b and runs the client handshake, within timeout. It
 // reads exactly the response header block and nothing after it, so frames
 // the backend sends right behind its 101 stay in the socket for the event
 // loop that takes the connection over. Both the connect and the handshake
 // give up as soon as ctx ends (the reconciler stops): a backend that
-// accepts and never answers holds nothing past that.
-func Dial(ctx context.Context, b *pool.Backend, timeout time.Duration) (*net.TCPConn, error) {
+// accepts and never answers holds nothing past that. socketBuffer sets the
+// socket's send and receive buffers before it connects (0: the kernel's
+// autotuning).
+func Dial(ctx context.Context, b *pool.Backend, timeout time.Duration, socketBuffer int) (*net.TCPConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var d net.Dialer
+	if socketBuffer > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			err := rc.Control(func(fd uintptr) {
+				if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, socketBuffer); serr == nil {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, socketBuffer)
+				}
+			})
+			if err != nil {
+				return err
+			}
+			return serr
+		}
+	}
 	nc, err := d.DialContext(ctx, "tcp", b.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("reconcile: dial %s: %w", b.Addr, err)

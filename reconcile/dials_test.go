@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -50,7 +51,7 @@ func TestDialGivesUpWhenCancelled(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		nc, err := reconcile.Dial(ctx, b, time.Minute)
+		nc, err := reconcile.Dial(ctx, b, time.Minute, 0)
 		if nc != nil {
 			_ = nc.Close()
 		}
@@ -110,7 +111,7 @@ func TestDialLeavesBytesAfterTheResponse(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r)
 	}()
 	b := dialBackend(t, "ws://"+ln.Addr().String()+"/")
-	nc, err := reconcile.Dial(context.Background(), b, 5*time.Second)
+	nc, err := reconcile.Dial(context.Background(), b, 5*time.Second, reconcile.DefaultSocketBuffer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,6 +123,17 @@ func TestDialLeavesBytesAfterTheResponse(t *testing.T) {
 	got := make([]byte, len(frame))
 	if _, err := io.ReadFull(nc, got); err != nil || string(got) != string(frame) {
 		t.Fatalf("after the handshake read %q, %v; want the frame %q", got, err, frame)
+	}
+	// The socket's buffers are the configured ones (the kernel doubles
+	// them), not autotuned: flow control sees the queue, not the kernel.
+	rc, _ := nc.SyscallConn()
+	var snd, rcv int
+	_ = rc.Control(func(fd uintptr) {
+		snd, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF)
+		rcv, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF)
+	})
+	if snd != 2*reconcile.DefaultSocketBuffer || rcv != 2*reconcile.DefaultSocketBuffer {
+		t.Fatalf("socket buffers %d/%d, want %d", snd, rcv, 2*reconcile.DefaultSocketBuffer)
 	}
 }
 

@@ -19,7 +19,10 @@ type Config struct {
 	MinSpacing      time.Duration // least time between two runs of a worker (default 5 ms)
 	DialConcurrency int           // dials in flight per worker, all backends together (default 16)
 	DialsPerBackend int           // dials in flight per worker to one backend (default 4)
-	Logger          *zap.Logger
+	// SocketBuffer is a backend socket's send and receive buffer (default
+	// DefaultSocketBuffer; negative: the kernel's autotuning).
+	SocketBuffer int
+	Logger       *zap.Logger
 }
 
 // Reconciler runs one worker per shard. Start and Stop are
@@ -56,6 +59,9 @@ func Start(cfg Config) *Reconciler {
 	}
 	if cfg.DialConcurrency <= 0 {
 		cfg.DialConcurrency = 16
+	}
+	if cfg.SocketBuffer == 0 {
+		cfg.SocketBuffer = DefaultSocketBuffer
 	}
 	if cfg.DialsPerBackend <= 0 {
 		cfg.DialsPerBackend = 4
@@ -241,7 +247,7 @@ func (w *worker) ensureCapacity(ctx context.Context) (wakeAt time.Time) {
 func (w *worker) dial(ctx context.Context, b *pool.Backend, started time.Time, probe bool) {
 	reserved := true // the reservation is still ours to give back
 	defer w.dialEnded(b, probe, &reserved)
-	nc, err := Dial(ctx, b, b.Settings().DialTimeout)
+	nc, err := Dial(ctx, b, b.Settings().DialTimeout, max(w.cfg.SocketBuffer, 0))
 	if err != nil {
 		reserved = false
 		if ctx.Err() != nil {
