@@ -96,6 +96,7 @@ func (a *Applier) install(snap *Snapshot) error {
 	}
 	snap.Version = a.version.Add(1)
 	snap.Routing = pool.NewRouting(snap.Version, snap.Routing.Routes, snap.Routing.Default)
+	a.pool.SetBalancers(snap.Balancers)
 	a.pool.SetRouting(snap.Routing)
 	a.current.Store(snap)
 	if a.first == nil {

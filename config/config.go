@@ -45,7 +45,11 @@ type Timeouts struct {
 
 // Group is a set of interchangeable backends that routes point at.
 type Group struct {
-	Name     string          `yaml:"name"`
+	Name string `yaml:"name"`
+	// Balance picks the backend of a new session's connection:
+	// least-leased (the default: fewest sessions for the backend's weight),
+	// random (in proportion to the weights) or most-idle.
+	Balance  string          `yaml:"balance"`
 	Backends []BackendConfig `yaml:"backends"`
 }
 
@@ -86,11 +90,12 @@ var ErrInvalid = errors.New("config: invalid configuration")
 // Snapshot is one validated, immutable version of the configuration, in
 // the form the pool takes.
 type Snapshot struct {
-	Version  int64
-	Source   string // "flags", "file:PATH", "postgres"
-	Config   *GatewayConfig
-	Backends []pool.Settings
-	Routing  *pool.Routing
+	Version   int64
+	Source    string // "flags", "file:PATH", "postgres"
+	Config    *GatewayConfig
+	Backends  []pool.Settings
+	Routing   *pool.Routing
+	Balancers map[string]pool.Balancer // per group
 }
 
 // Compile validates c and builds a snapshot. Any invalid field rejects the
@@ -121,6 +126,14 @@ func Compile(c *GatewayConfig, source string) (*Snapshot, error) {
 		if groups[g.Name] {
 			return fail(gf+".name", g.Name, "duplicate group")
 		}
+		bal, err := pool.ParseBalancer(g.Balance)
+		if err != nil {
+			return fail(gf+".balance", fmt.Sprintf("%q", g.Balance), "want "+strings.Join(pool.BalancerNames, ", "))
+		}
+		if snap.Balancers == nil {
+			snap.Balancers = make(map[string]pool.Balancer)
+		}
+		snap.Balancers[g.Name] = bal
 		groups[g.Name] = true
 		for bi, b := range g.Backends {
 			bf := fmt.Sprintf("%s.backends[%d]", gf, bi)

@@ -27,17 +27,17 @@ func LoadDB(ctx context.Context, conn querier, base GatewayConfig) (*GatewayConf
 	c := base
 	c.Groups, c.Routes, c.DefaultGroup = nil, nil, ""
 	index := make(map[string]int)
-	rows, err := conn.Query(ctx, `SELECT name FROM wsgate_groups ORDER BY name`)
+	rows, err := conn.Query(ctx, `SELECT name, balance FROM wsgate_groups ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
 	for rows.Next() {
-		var name string
-		if err := rows.Scan(&name); err != nil {
+		var name, balance string
+		if err := rows.Scan(&name, &balance); err != nil {
 			return nil, err
 		}
 		index[name] = len(c.Groups)
-		c.Groups = append(c.Groups, Group{Name: name})
+		c.Groups = append(c.Groups, Group{Name: name, Balance: balance})
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -45,7 +45,7 @@ func testDB(t *testing.T) (string, *pgx.Conn) {
 	if _, err := config.Migrate(ctx, dbURL); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := config.Migrate(ctx, dbURL); err != nil || v != 2 {
+	if v, err := config.Migrate(ctx, dbURL); err != nil || v != 3 {
 		t.Fatalf("second migrate: %d %v", v, err)
 	}
 	return dbURL, conn

@@ -67,6 +67,9 @@ CREATE TRIGGER wsgate_settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNC
 	// default (close: nothing a backend sends late reaches another
 	// session). Rows written before kept the 'reuse' they were given.
 	`ALTER TABLE wsgate_backends ALTER COLUMN release_policy SET DEFAULT '';
+`,
+	// 3: a group's balancing policy ('' is the default, least-leased).
+	`ALTER TABLE wsgate_groups ADD COLUMN balance text NOT NULL DEFAULT '';
 `}
 
 // Migrate brings the database at url to the latest schema (`wsgate migrate`).

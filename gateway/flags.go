@@ -75,6 +75,7 @@ type Flags struct {
 	BackendPong    time.Duration
 	DialTimeout    time.Duration
 	SocketBuffer   int
+	Balance        string
 	ShutdownGrace  time.Duration
 	ConfigFile     string
 	ConfigDB       string
@@ -83,7 +84,7 @@ type Flags struct {
 // backendFlags are the flags that describe backends; with -config or
 // -config-db the backends come from there, so these are ignored (with a
 // warning).
-var backendFlags = []string{"pool-size", "pool-max", "release-policy", "reset-message", "reset-ack", "reset-quiet",
+var backendFlags = []string{"balance", "pool-size", "pool-max", "release-policy", "reset-message", "reset-ack", "reset-quiet",
 	"reset-timeout", "session-start", "session-header", "max-lifetime", "idle-timeout", "backend-ping-interval",
 	"backend-pong-timeout", "dial-timeout"}
 
@@ -92,6 +93,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	f.EndpointFlags.Register(fs)
 	fs.Var(&f.Backends, "backend", "backend WebSocket URL ws://host:port/path (repeatable)")
 	fs.IntVar(&f.PoolSize, "pool-size", 10, "idle connections to keep ready per backend (pool target, min idle)")
+	fs.StringVar(&f.Balance, "balance", "", "which backend a new session's connection comes from: least-leased (default: fewest sessions for its weight), random (by weight) or most-idle")
 	fs.IntVar(&f.PoolMax, "pool-max", 0, "max connections per backend, all states (default max(4 x pool-size, 1024))")
 	fs.StringVar(&f.Policy, "release-policy", "", "what a backend connection does when its session ends: close (default: never reused, "+
 		"so nothing a backend sends late reaches another session), reset (reset message and ack, or a quiet drain) or reuse "+
@@ -175,7 +177,7 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 // flagConfig is the configuration the flags describe: one group, the
 // default route, the -backend list.
 func (f *Flags) flagConfig() *config.GatewayConfig {
-	g := config.Group{Name: pool.DefaultGroup}
+	g := config.Group{Name: pool.DefaultGroup, Balance: f.Balance}
 	for _, u := range f.Backends {
 		g.Backends = append(g.Backends, config.BackendConfig{
 			URL: u, PoolTarget: f.PoolSize, MaxConns: f.PoolMax, ReleasePolicy: f.Policy,

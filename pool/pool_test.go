@@ -502,3 +502,52 @@ func TestRemovedBackendsArePruned(t *testing.T) {
 		t.Fatalf("after its connection closed: %d backends", len(got))
 	}
 }
+
+// TestLeastLeasedFollowsWeights: the default balancer gives each backend
+// sessions in proportion to its weight whatever their length (most-idle
+// spread connections, not load: under short sessions one backend took
+// four times the others' leases), ties at random.
+func TestLeastLeasedFollowsWeights(t *testing.T) {
+	f := newFixture(t, Settings{URL: "ws://a:1/", Weight: 1, Max: 64, Policy: PolicyReuse},
+		Settings{URL: "ws://b:1/", Weight: 2, Max: 64, Policy: PolicyReuse})
+	a, b := f.pool.Backends()[0], f.pool.Backends()[1]
+	for i := 0; i < 40; i++ {
+		f.enroll(a)
+		f.enroll(b)
+	}
+	// Leases that are never released (long sessions): after 30, the
+	// weights split them 10 and 20.
+	for i := 0; i < 30; i++ {
+		if f.shard.Acquire(&session{}, DefaultGroup) == nil {
+			t.Fatal("no connection")
+		}
+	}
+	if a.Leased.Load() != 10 || b.Leased.Load() != 20 {
+		t.Fatalf("leased %d and %d, want 10 and 20", a.Leased.Load(), b.Leased.Load())
+	}
+	// Short sessions, each released at once, on loads already in
+	// proportion: ties, split at random.
+	for i := 0; i < 300; i++ {
+		c := f.shard.Acquire(&session{}, DefaultGroup)
+		f.release(c, true)
+	}
+	la, lb := a.Leases.Load()-10, b.Leases.Load()-20
+	if la+lb != 300 || la < 100 || la > 200 { // about half each: neither is busier
+		t.Fatalf("short sessions split %d / %d", la, lb)
+	}
+	f.checkCounters()
+}
+
+func TestBalancerPolicies(t *testing.T) {
+	for _, name := range BalancerNames {
+		if _, err := ParseBalancer(name); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+	}
+	if b, err := ParseBalancer(""); err != nil || b != (LeastLeased{}) {
+		t.Errorf("default: %v %v", b, err)
+	}
+	if _, err := ParseBalancer("fastest"); err == nil {
+		t.Error("an unknown policy was accepted")
+	}
+}
