@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"github.com/panjf2000/gnet/v2"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
+
+	"github.com/wsgate/wsgate/internal/looptls"
 )
 
 // The acceptor takes client TCP connections off the listener itself and
@@ -35,7 +38,9 @@ import (
 // OnOpen on its loop (as the gnet context of the enroll).
 type acceptedConn struct {
 	shard  *Shard
-	opened atomic.Bool // OnOpen ran: the loop owns the connection
+	opened atomic.Bool   // OnOpen ran: the loop owns the connection
+	tls    *tls.Conn     // its TLS state, handshake done; nil on the plain listener
+	shim   *looptls.Shim // what tls reads and writes through
 }
 
 // overCapacityResponse is written to connections refused before any loop
@@ -43,9 +48,9 @@ type acceptedConn struct {
 var overCapacityResponse = []byte("HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n" +
 	"Connection: close\r\nRetry-After: 1\r\nContent-Length: 19\r\n\r\nserver at capacity\n")
 
-// runAcceptor is the acceptor goroutine: it accepts until the listener is
-// closed (Shutdown or Stop).
-func (s *Server) runAcceptor() {
+// runAcceptor is the acceptor goroutine of ln (the plain listener, or the
+// TLS one when isTLS): it accepts until ln is closed (Shutdown or Stop).
+func (s *Server) runAcceptor(ln *net.TCPListener, isTLS bool) {
 	defer s.acceptorDone.Done()
 	defer func() {
 		if r := recover(); r != nil {
@@ -61,13 +66,13 @@ func (s *Server) runAcceptor() {
 	}()
 	pause := time.Duration(0)
 	for {
-		c, err := s.ln.AcceptTCP()
+		c, err := ln.AcceptTCP()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
-				spare = s.shedOne(spare)
+				spare = s.shedOne(ln, spare, isTLS)
 				pause = min(max(2*pause, time.Millisecond), 50*time.Millisecond)
 				s.limitedWarn(&s.acceptLog, "out of descriptors: refusing new connections",
 					zap.Error(err), zap.Int64("open", s.stats.Open.Load()))
@@ -81,27 +86,39 @@ func (s *Server) runAcceptor() {
 		pause = 0
 		s.stats.Accepted.Add(1)
 		if s.shuttingDown.Load() || s.stats.Open.Load() >= int64(s.cfg.MaxConns) {
-			s.refuseAtAccept(c)
+			s.refuseAtAccept(c, isTLS)
 			continue
 		}
-		s.handOff(c)
+		s.stats.Open.Add(1)
+		if !isTLS {
+			s.handOff(c, &acceptedConn{})
+			continue
+		}
+		select {
+		case s.tlsSlots <- struct{}{}:
+			s.handshakes.Add(1)
+			go s.handshakeTLS(c)
+		default: // as many handshakes running as allowed: refuse, do not queue
+			_ = c.Close()
+			s.stats.Open.Add(-1)
+			s.tlsFailed(TLSBusy, errors.New("too many TLS handshakes at once"))
+		}
 	}
 }
 
-// handOff gives c to the loop with the fewest client connections; ties go
-// round the loops, so sessions one after another still use every loop.
-func (s *Server) handOff(c *net.TCPConn) {
-	first := s.nextLoop % len(s.loops)
-	s.nextLoop++
+// handOff gives c (counted in Open) to the loop with the fewest client
+// connections; ties go round the loops, so sessions one after another
+// still use every loop. The acceptor and the TLS handshakes call it.
+func (s *Server) handOff(c *net.TCPConn, ac *acceptedConn) {
+	first := int(s.nextLoop.Add(1) % uint64(len(s.loops)))
 	sh := s.loops[first]
 	for i := 1; i < len(s.loops); i++ {
 		if o := s.loops[(first+i)%len(s.loops)]; o.clients.Load() < sh.clients.Load() {
 			sh = o
 		}
 	}
-	s.stats.Open.Add(1)
 	sh.clients.Add(1)
-	ac := &acceptedConn{shard: sh}
+	ac.shard = sh
 	res, err := sh.loop.Enroll(gnet.NewContext(context.Background(), ac), c)
 	if err != nil {
 		_ = c.Close()
@@ -132,30 +149,46 @@ func (s *Server) enrollFailed(sh *Shard, err error) {
 	s.limitedWarn(&s.acceptLog, "could not hand a connection to an event loop", zap.Error(err))
 }
 
-// refuseAtAccept answers 503 and closes, never waiting for the client: the
-// write goes into an empty socket buffer, or is dropped.
-func (s *Server) refuseAtAccept(c *net.TCPConn) {
+// refuseAtAccept answers 503 (on the plain listener) and closes, never
+// waiting for the client: the write goes into an empty socket buffer, or
+// is dropped. A TLS client just sees the connection end.
+func (s *Server) refuseAtAccept(c *net.TCPConn, isTLS bool) {
 	s.stats.countRefusal(503)
 	s.stats.closed[ReasonOverCapacity].Add(1)
-	_ = c.SetWriteDeadline(time.Now())
-	_, _ = c.Write(overCapacityResponse)
+	if !isTLS {
+		writeWithoutWaiting(c, overCapacityResponse)
+	}
 	_ = c.Close()
 	s.limitedInfo(&s.refuseLog, "connection refused at accept",
 		zap.Bool("draining", s.shuttingDown.Load()), zap.Int64("open", s.stats.Open.Load()), zap.Int("max_conns", s.cfg.MaxConns))
 }
 
+// writeWithoutWaiting makes one write(2) of p on c, whatever it takes of
+// it. (A write deadline of now would not do: Go refuses the write outright
+// once the deadline has passed.)
+func writeWithoutWaiting(c *net.TCPConn, p []byte) {
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return
+	}
+	_ = rc.Write(func(fd uintptr) bool {
+		_, _ = syscall.Write(int(fd), p)
+		return true // done, written or not: never wait for room
+	})
+}
+
 // shedOne is the last resort when the process is out of descriptors: give
 // up the spare, accept the oldest waiting connection, refuse it, and take
 // the spare back.
-func (s *Server) shedOne(spare *os.File) *os.File {
+func (s *Server) shedOne(ln *net.TCPListener, spare *os.File, isTLS bool) *os.File {
 	s.stats.AcceptEMFILE.Add(1)
 	if spare == nil {
 		return openSpare()
 	}
 	_ = spare.Close()
-	if c, err := s.ln.AcceptTCP(); err == nil {
+	if c, err := ln.AcceptTCP(); err == nil {
 		s.stats.Accepted.Add(1)
-		s.refuseAtAccept(c)
+		s.refuseAtAccept(c, isTLS)
 	}
 	return openSpare()
 }

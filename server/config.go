@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"runtime"
@@ -15,8 +16,19 @@ import (
 // Config is what a Server needs. Zero fields take the defaults below
 // (see withDefaults); negative durations or sizes are refused.
 type Config struct {
-	// Addr is the listen address, "host:port" (port 0 picks a free one).
+	// Addr is the plain listen address, "host:port" (port 0 picks a free
+	// one); "" for none (then TLSAddr).
 	Addr string
+	// TLSAddr, if set, is a second listener whose connections speak TLS
+	// (with the TLS configuration); sessions on both are alike.
+	TLSAddr string
+	// TLS is the TLS listener's configuration (certificates, versions,
+	// client authentication); required with TLSAddr.
+	TLS *tls.Config
+	// TLSHandshakes bounds the TLS handshakes running at once (each on a
+	// goroutine of its own, off the loops); past it a new TLS connection
+	// is closed at once (default 1024).
+	TLSHandshakes int
 	// Loops is the number of event loops, one shard each (default GOMAXPROCS).
 	Loops int
 
@@ -101,8 +113,14 @@ func (c Config) WithDefaults() (Config, error) { return c.withDefaults() }
 func DefaultLoops() int { return runtime.GOMAXPROCS(0) }
 
 func (c Config) withDefaults() (Config, error) {
-	if c.Addr == "" {
-		return c, fmt.Errorf("%w: empty listen address", ErrConfig)
+	if c.Addr == "" && c.TLSAddr == "" {
+		return c, fmt.Errorf("%w: no listen address", ErrConfig)
+	}
+	if c.TLSAddr != "" && c.TLS == nil {
+		return c, fmt.Errorf("%w: a TLS listener needs certificates", ErrConfig)
+	}
+	if c.TLSHandshakes <= 0 {
+		c.TLSHandshakes = 1024
 	}
 	for name, v := range map[string]int64{
 		"loops": int64(c.Loops), "max-conns": int64(c.MaxConns), "max-header-bytes": int64(c.MaxHeaderBytes),

@@ -114,7 +114,7 @@ func (sh *Shard) requeued(c gnet.Conn) { sh.Repause(c) }
 // and must read the close reply, or it got what it waited for). Loop-only.
 func (sh *Shard) Unpause(c gnet.Conn) {
 	fd := c.Fd()
-	if p, ok := sh.flow.paused[fd]; ok && p.c == c {
+	if p, ok := sh.flow.paused[fd]; ok {
 		_ = sh.poller.Resume(fd, c.OutboundBuffered() > 0)
 		sh.unpause(fd, p)
 	}
@@ -122,7 +122,7 @@ func (sh *Shard) Unpause(c gnet.Conn) {
 
 // Forget drops c from the paused connections (it is closing). Loop-only.
 func (sh *Shard) Forget(c gnet.Conn) {
-	if p, ok := sh.flow.paused[c.Fd()]; ok && p.c == c {
+	if p, ok := sh.flow.paused[c.Fd()]; ok { // c may be the raw connection under a TLS one
 		sh.unpause(c.Fd(), p)
 	}
 }

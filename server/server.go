@@ -37,9 +37,12 @@ type Server struct {
 	shuttingDown atomic.Bool   // Shutdown began: new connections are refused
 	nextID       atomic.Uint64 // session ids
 
-	ln           *net.TCPListener // client listener, owned by the acceptor (closed by Shutdown or Stop)
-	nextLoop     int              // the acceptor's round-robin start among loops with equal load; acceptor-only
+	ln           *net.TCPListener // plain client listener (nil if none), owned by its acceptor (closed by Shutdown or Stop)
+	tlsLn        *net.TCPListener // TLS client listener (nil if none), likewise
+	nextLoop     atomic.Uint64    // round-robin start among loops with equal load (acceptors and handshakes)
 	acceptorDone sync.WaitGroup
+	tlsSlots     chan struct{}  // one per TLS handshake running; its capacity is Config.TLSHandshakes
+	handshakes   sync.WaitGroup // TLS handshakes running
 
 	anchorAddr  string     // path of the private unix listener used to find the loops (removed once they are)
 	anchorSeen  chan bool  // OnOpen of an anchor: true if it anchored a new loop
@@ -58,6 +61,7 @@ type Server struct {
 	refuseLog logLimiter // connections refused at accept
 	panicLog  logLimiter // callbacks that panicked
 	flowLog   logLimiter // pausing or resuming a connection failed
+	tlsLog    logLimiter // TLS handshakes and connections that failed
 }
 
 // New checks cfg and returns a server that is not yet listening.
@@ -88,14 +92,12 @@ func (s *Server) Config() Config { return s.cfg }
 // every loop has a shard and the acceptor runs, or with the reason the
 // server could not start.
 func (s *Server) Start() error {
-	ln, err := net.Listen("tcp", s.cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
+	if err := s.listen(); err != nil {
+		return err
 	}
-	s.ln = ln.(*net.TCPListener)
 	dir, err := os.MkdirTemp("", "wsgate-anchor-")
 	if err != nil {
-		_ = s.ln.Close()
+		s.closeListeners()
 		return fmt.Errorf("server: anchor dir: %w", err)
 	}
 	s.anchorAddr = filepath.Join(dir, "loops.sock")
@@ -113,7 +115,7 @@ func (s *Server) Start() error {
 	select {
 	case <-s.booted:
 	case <-s.dead:
-		_ = s.ln.Close()
+		s.closeListeners()
 		return fmt.Errorf("server: event loops: %w", s.Err())
 	}
 	if err := s.anchorLoops(); err != nil {
@@ -126,11 +128,47 @@ func (s *Server) Start() error {
 		s.loops[sh.index] = sh
 		return true
 	})
-	s.acceptorDone.Add(1)
-	go s.runAcceptor()
-	s.log.Info("listening", zap.String("addr", s.Addr()), zap.Int("loops", s.cfg.Loops),
+	if s.ln != nil {
+		s.acceptorDone.Add(1)
+		go s.runAcceptor(s.ln, false)
+	}
+	if s.tlsLn != nil {
+		s.tlsSlots = make(chan struct{}, s.cfg.TLSHandshakes)
+		s.acceptorDone.Add(1)
+		go s.runAcceptor(s.tlsLn, true)
+	}
+	s.log.Info("listening", zap.String("addr", s.Addr()), zap.String("tls_addr", s.TLSAddr()), zap.Int("loops", s.cfg.Loops),
 		zap.Int("max_conns", s.cfg.MaxConns))
 	return nil
+}
+
+// listen opens the plain listener and the TLS one, as configured.
+func (s *Server) listen() error {
+	if s.cfg.Addr != "" {
+		ln, err := net.Listen("tcp", s.cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("server: listen %s: %w", s.cfg.Addr, err)
+		}
+		s.ln = ln.(*net.TCPListener)
+	}
+	if s.cfg.TLSAddr != "" {
+		ln, err := net.Listen("tcp", s.cfg.TLSAddr)
+		if err != nil {
+			s.closeListeners()
+			return fmt.Errorf("server: listen %s (TLS): %w", s.cfg.TLSAddr, err)
+		}
+		s.tlsLn = ln.(*net.TCPListener)
+	}
+	return nil
+}
+
+func (s *Server) closeListeners() {
+	if s.ln != nil {
+		_ = s.ln.Close()
+	}
+	if s.tlsLn != nil {
+		_ = s.tlsLn.Close()
+	}
 }
 
 // runEngine runs gnet until it stops. If it stops without Stop asking,
@@ -153,9 +191,7 @@ func (s *Server) fail(err error) {
 	if s.deadErr.CompareAndSwap(nil, &err) {
 		s.log.Error("server failed", zap.Error(err))
 	}
-	if s.ln != nil {
-		_ = s.ln.Close()
-	}
+	s.closeListeners()
 }
 
 func (s *Server) markDead(err error) {
@@ -213,8 +249,22 @@ func (s *Server) anchorLoops() error {
 	return nil
 }
 
-// Addr is the bound TCP listen address (useful with port 0).
-func (s *Server) Addr() string { return s.ln.Addr().String() }
+// Addr is the plain listener's bound address (useful with port 0), "" if
+// there is none.
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// TLSAddr is the TLS listener's bound address, "" if there is none.
+func (s *Server) TLSAddr() string {
+	if s.tlsLn == nil {
+		return ""
+	}
+	return s.tlsLn.Addr().String()
+}
 
 // Shutdown refuses new sessions (503), lets open ones end by themselves
 // for the configured grace period, sends close 1001 to those left, waits
@@ -222,8 +272,9 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 // close 1001, and stops the engine.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.shuttingDown.Store(true)
-	_ = s.ln.Close() // no new connection may keep waitSessions waiting
+	s.closeListeners() // no new connection may keep waitSessions waiting
 	s.acceptorDone.Wait()
+	s.handshakes.Wait()
 	var err error
 	if s.cfg.ShutdownGrace > 0 {
 		err = s.waitSessions(ctx, s.cfg.ShutdownGrace)
@@ -269,8 +320,9 @@ func (s *Server) waitSessions(ctx context.Context, grace time.Duration) error {
 func (s *Server) Stop() {
 	s.stopOnce.Do(func() {
 		s.stopping.Store(true)
-		_ = s.ln.Close()
+		s.closeListeners()
 		s.acceptorDone.Wait()
+		s.handshakes.Wait()
 		s.stopTicks()
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -351,7 +403,7 @@ func (s *Server) OnOpen(c gnet.Conn) (out []byte, action gnet.Action) {
 	switch ctx := c.Context().(type) {
 	case *acceptedConn:
 		ctx.opened.Store(true)
-		sh.openSession(c)
+		sh.openSession(c, ctx)
 		return nil, gnet.None
 	case ConnHandler:
 		ctx.OnOpen(c)

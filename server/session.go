@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/looptls"
 	"github.com/wsgate/wsgate/internal/wheel"
 )
 
@@ -337,6 +338,18 @@ func (s *Session) Release() {
 	s.shard.Defer(s.readBuffered)
 }
 
+// readEarly reads what arrived with a TLS handshake: the request may sit
+// whole in crypto/tls's own buffer, which no readable event will announce,
+// hence Peek (it decrypts) rather than InboundBuffered. Deferred work.
+func (s *Session) readEarly() {
+	if s.state != stateHandshaking {
+		return
+	}
+	if buf, _ := s.conn.Peek(-1); len(buf) > 0 && s.onTraffic() == gnet.Close {
+		_ = s.conn.Close()
+	}
+}
+
 // readBuffered reads frames that arrived while the session was not read
 // (held, paused). Deferred work: gnet is not reading them for us.
 func (s *Session) readBuffered() {
@@ -655,6 +668,9 @@ func (s *Session) onOpenTimer(now int64, cfg *Config) {
 // once per session and does all the bookkeeping.
 func (s *Session) onClose(err error) {
 	sh, srv := s.shard, s.shard.srv
+	if t, ok := s.conn.(*looptls.Conn); ok {
+		t.Gone()
+	}
 	sh.wheel.Stop(&s.timer)
 	sh.Forget(s.conn)
 	delete(sh.sessions, s)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/wsgate/wsgate/internal/framewrite"
 	"github.com/wsgate/wsgate/internal/loopq"
+	"github.com/wsgate/wsgate/internal/looptls"
 	"github.com/wsgate/wsgate/internal/readpause"
 	"github.com/wsgate/wsgate/internal/wheel"
 )
@@ -129,12 +130,19 @@ func (sh *Shard) runTicker(ctx context.Context) {
 func (sh *Shard) now() int64 { return sh.wheel.Now() }
 
 // openSession starts a session for a new client connection. Loop-only.
-func (sh *Shard) openSession(c gnet.Conn) {
+func (sh *Shard) openSession(c gnet.Conn, ac *acceptedConn) {
 	srv := sh.srv
 	s := &Session{conn: c, shard: sh, id: srv.nextID.Add(1), started: srv.now()}
 	s.timer.Owner = s
 	s.reader = srv.newFrameReader()
 	c.SetContext(s)
+	if ac.tls != nil {
+		// The session reads and writes plaintext; what the handshake read
+		// past its end (the request, often) is read at once, after this
+		// callback: the socket may have nothing more to say.
+		s.conn = looptls.New(c, ac.tls, ac.shim, srv.tlsReadEnded)
+		sh.Defer(s.readEarly)
+	}
 	sh.sessions[s] = struct{}{}
 	if srv.shuttingDown.Load() { // accepted just before Shutdown began
 		s.flags |= flagRefuseBusy

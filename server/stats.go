@@ -71,8 +71,14 @@ type Stats struct {
 	// backpressure; PausedNanos the time they spent paused, counted when
 	// they resume or close; Stalls those that waited the stall timeout.
 	Pauses, PausedNanos, Stalls atomic.Int64
-	refused                     [len(refusalStatuses) + 1]atomic.Int64
-	closed                      [numCloseReasons]atomic.Int64
+	// TLSHandshakes counts TLS handshakes that completed; TLSReadErrors
+	// TLS sessions whose records failed (a bad record, an alert) rather
+	// than ending with close_notify or the TCP end. Failed handshakes are
+	// counted by reason (TLSFailures).
+	TLSHandshakes, TLSReadErrors atomic.Int64
+	tlsFailed                    [numTLSFailures]atomic.Int64
+	refused                      [len(refusalStatuses) + 1]atomic.Int64
+	closed                       [numCloseReasons]atomic.Int64
 }
 
 func (s *Stats) countRefusal(status int) {

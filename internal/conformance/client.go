@@ -3,6 +3,7 @@ package conformance
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -31,7 +32,7 @@ const maxResponseBytes = 64 << 10
 // on anything unexpected. A Client belongs to one test goroutine.
 type Client struct {
 	T       testing.TB
-	Conn    *net.TCPConn
+	Conn    net.Conn      // TCP, or TLS over TCP (DialTLS)
 	Timeout time.Duration // per read or write; DefaultTimeout if 0
 
 	r      *bufio.Reader
@@ -43,6 +44,13 @@ type Client struct {
 // sent at once as its own segment.
 func Dial(t testing.TB, addr string, timeout time.Duration) *Client {
 	t.Helper()
+	return DialTLS(t, addr, timeout, nil)
+}
+
+// DialTLS is Dial over TLS with cfg (nil: plain TCP); the handshake is
+// done within timeout. Each write is then sent as its own record.
+func DialTLS(t testing.TB, addr string, timeout time.Duration, cfg *tls.Config) *Client {
+	t.Helper()
 	if timeout <= 0 {
 		timeout = DefaultTimeout
 	}
@@ -51,10 +59,19 @@ func Dial(t testing.TB, addr string, timeout time.Duration) *Client {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	tc := nc.(*net.TCPConn)
-	_ = tc.SetNoDelay(true)
-	c := &Client{T: t, Conn: tc, Timeout: timeout, r: bufio.NewReaderSize(tc, maxResponseBytes)}
-	t.Cleanup(func() { _ = tc.Close() })
+	_ = nc.(*net.TCPConn).SetNoDelay(true)
+	if cfg != nil {
+		tc := tls.Client(nc, cfg)
+		_ = tc.SetDeadline(time.Now().Add(timeout))
+		if err := tc.Handshake(); err != nil {
+			_ = nc.Close()
+			t.Fatalf("TLS handshake with %s: %v", addr, err)
+		}
+		_ = tc.SetDeadline(time.Time{})
+		nc = tc
+	}
+	c := &Client{T: t, Conn: nc, Timeout: timeout, r: bufio.NewReaderSize(nc, maxResponseBytes)}
+	t.Cleanup(func() { _ = nc.Close() })
 	return c
 }
 

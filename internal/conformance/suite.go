@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"crypto/tls"
 	"fmt"
 	"path"
 	"strings"
@@ -38,6 +39,8 @@ type Target struct {
 	Subprotocols []string
 	// IOTimeout bounds every read and write (default DefaultTimeout).
 	IOTimeout time.Duration
+	// TLS, if set, is the client configuration: every case runs over TLS.
+	TLS *tls.Config
 
 	// NoEcho: the endpoint does not echo messages back whole; the cases
 	// that rely on echoes are skipped.
@@ -155,7 +158,7 @@ func (s *suite) skip(name string, n needs) string {
 }
 
 // dial opens a TCP connection to the target.
-func (s *suite) dial(t *testing.T) *Client { return Dial(t, s.Addr, s.IOTimeout) }
+func (s *suite) dial(t *testing.T) *Client { return DialTLS(t, s.Addr, s.IOTimeout, s.TLS) }
 
 // request is a valid upgrade request for the target.
 func (s *suite) request() *Request { return NewRequest(s.Host, s.Path) }

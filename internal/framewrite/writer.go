@@ -82,7 +82,7 @@ func (w *Writer) Pending(c gnet.Conn) int {
 // Forget drops what was gathered toward c: c closed (gnet's OnClose), and
 // its descriptor may already belong to another connection.
 func (w *Writer) Forget(c gnet.Conn) {
-	if w.batch != c {
+	if w.batch == nil || w.batch.Fd() != c.Fd() { // c may be the raw connection under a TLS one
 		return
 	}
 	w.batch = nil

@@ -1,0 +1,175 @@
+package looptls
+
+import (
+	"crypto/tls"
+	"errors"
+	"io"
+	"net"
+	"slices"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/bytebufferpool"
+)
+
+// Conn is a TLS connection on its event loop, as a gnet.Conn: the reading
+// and writing calls see plaintext; everything else (the descriptor,
+// addresses, context, Close) is the underlying connection's. Loop-only.
+type Conn struct {
+	gnet.Conn           // the loop's connection: ciphertext
+	tls       *tls.Conn // record layer, keys and sequence numbers
+	shim      *Shim     // tls's transport: reads gnet's buffer, gathers writes
+	plain     []byte    // decrypted and not yet discarded; nil when all was read
+	held      *bytebufferpool.ByteBuffer
+	err       error       // the read side's end (close_notify, an alert): sticky
+	onError   func(error) // told once of err
+	closed    bool        // Close was called
+}
+
+// New attaches a connection whose handshake completed on shim to c, its
+// connection on the loop. onError, if set, hears once why reading ended
+// (io.EOF for a clean close_notify); the connection then closes. What the handshake read past its end
+// (a request sent right behind the client's Finished) is kept: call Peek
+// once attached, the socket may have nothing more to say.
+func New(c gnet.Conn, conn *tls.Conn, shim *Shim, onError func(error)) *Conn {
+	shim.Attach(c)
+	return &Conn{Conn: c, tls: conn, shim: shim, onError: onError}
+}
+
+// TLS is the connection's state (version, cipher, peer certificates).
+func (c *Conn) TLS() tls.ConnectionState { return c.tls.ConnectionState() }
+
+// fill decrypts every whole record gnet has buffered.
+func (c *Conn) fill() {
+	if c.err != nil {
+		return
+	}
+	for {
+		if c.held == nil {
+			c.held = bytebufferpool.Get()
+		}
+		b := slices.Grow(c.held.B, 16<<10) // a record's plaintext fits
+		n, err := c.tls.Read(b[len(b):cap(b)])
+		c.held.B = b[:len(b)+n]
+		if err != nil {
+			var ne net.Error
+			if !errors.As(err, &ne) || !ne.Timeout() {
+				c.readEnded(err)
+			}
+			break
+		}
+	}
+	_ = c.shim.flush() // crypto/tls answers some records (a KeyUpdate, a bad one) by itself
+	c.plain = c.held.B
+	if len(c.plain) == 0 {
+		c.release()
+	}
+}
+
+// readEnded: nothing more can be read (the peer's close_notify, or a
+// record that failed, which crypto/tls answered with an alert). The
+// connection is closed once the current callback returns (gnet's Close
+// is queued), so what was decrypted before the end is still read, and a
+// close frame among it still answered.
+func (c *Conn) readEnded(err error) {
+	c.err = err
+	if c.onError != nil {
+		c.onError(err)
+	}
+	if errors.Is(err, io.EOF) {
+		_ = c.tls.CloseWrite() // close_notify in answer
+	}
+	_ = c.Conn.Close()
+}
+
+func (c *Conn) release() {
+	if c.held != nil {
+		bytebufferpool.Put(c.held)
+		c.held = nil
+	}
+	c.plain = nil
+}
+
+// Peek returns the first n bytes of plaintext (n <= 0: all there is).
+func (c *Conn) Peek(n int) ([]byte, error) {
+	c.fill()
+	if n <= 0 {
+		return c.plain, nil
+	}
+	if n > len(c.plain) {
+		return nil, io.ErrShortBuffer
+	}
+	return c.plain[:n], nil
+}
+
+// Discard drops the first n bytes of plaintext (n <= 0: all of it).
+func (c *Conn) Discard(n int) (int, error) {
+	if n <= 0 || n >= len(c.plain) {
+		n = len(c.plain)
+		c.release()
+		return n, nil
+	}
+	// Keep the rest at the start of the buffer.
+	rest := copy(c.held.B, c.plain[n:])
+	c.held.B = c.held.B[:rest]
+	c.plain = c.held.B
+	return n, nil
+}
+
+// InboundBuffered is the plaintext not yet discarded plus the ciphertext
+// gnet holds (an upper bound of the plaintext to come: enough to decide
+// whether reading is worth trying).
+func (c *Conn) InboundBuffered() int { return len(c.plain) + c.Conn.InboundBuffered() }
+
+// Write encrypts p and hands its records to gnet in one write.
+func (c *Conn) Write(p []byte) (int, error) {
+	if c.closed {
+		return 0, net.ErrClosed
+	}
+	n, err := c.tls.Write(p)
+	if ferr := c.shim.flush(); err == nil {
+		err = ferr
+	}
+	return n, err
+}
+
+// Writev encrypts the pieces as one message (one record where it fits,
+// not a record per piece) and hands the records to gnet in one write.
+func (c *Conn) Writev(bs [][]byte) (int, error) {
+	if len(bs) == 1 {
+		return c.Write(bs[0])
+	}
+	buf := bytebufferpool.Get()
+	defer bytebufferpool.Put(buf)
+	for _, b := range bs {
+		buf.B = append(buf.B, b...)
+	}
+	return c.Write(buf.B)
+}
+
+// OutboundBuffered is the ciphertext gnet has not written yet.
+func (c *Conn) OutboundBuffered() int { return c.Conn.OutboundBuffered() + len(c.shim.pending) }
+
+// Close sends close_notify and closes the connection.
+func (c *Conn) Close() error {
+	if !c.closed {
+		_ = c.tls.CloseWrite()
+		_ = c.shim.flush()
+		c.Gone()
+	}
+	return c.Conn.Close()
+}
+
+// Gone is gnet's OnClose reaching the connection: nothing is written to
+// its descriptor again (it may belong to another connection already), and
+// its buffers go back to their pools.
+func (c *Conn) Gone() {
+	c.closed = true
+	c.shim.pending = nil
+	if c.err == nil {
+		c.err = net.ErrClosed
+	}
+	c.release()
+}
+
+// ReadErr is why reading ended, nil while it goes on.
+func (c *Conn) ReadErr() error { return c.err }
