@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"net"
 	"os"
@@ -38,9 +37,8 @@ import (
 // OnOpen on its loop (as the gnet context of the enroll).
 type acceptedConn struct {
 	shard  *Shard
-	opened atomic.Bool   // OnOpen ran: the loop owns the connection
-	tls    *tls.Conn     // its TLS state, handshake done; nil on the plain listener
-	shim   *looptls.Shim // what tls reads and writes through
+	opened atomic.Bool         // OnOpen ran: the loop owns the connection
+	tls    *looptls.Handshaken // its TLS state, handshake done; nil on the plain listener
 }
 
 // overCapacityResponse is written to connections refused before any loop

@@ -10,7 +10,6 @@ import (
 
 	"github.com/wsgate/wsgate/internal/framewrite"
 	"github.com/wsgate/wsgate/internal/loopq"
-	"github.com/wsgate/wsgate/internal/looptls"
 	"github.com/wsgate/wsgate/internal/readpause"
 	"github.com/wsgate/wsgate/internal/wheel"
 )
@@ -140,7 +139,7 @@ func (sh *Shard) openSession(c gnet.Conn, ac *acceptedConn) {
 		// The session reads and writes plaintext; what the handshake read
 		// past its end (the request, often) is read at once, after this
 		// callback: the socket may have nothing more to say.
-		s.conn = looptls.New(c, ac.tls, ac.shim, srv.tlsReadEnded)
+		s.conn = ac.tls.Attach(c, srv.tlsReadEnded)
 		sh.Defer(s.readEarly)
 	}
 	sh.sessions[s] = struct{}{}

@@ -76,7 +76,7 @@ func (s *Server) handshakeTLS(c *net.TCPConn) {
 		s.stats.Open.Add(-1)
 		return
 	}
-	s.handOff(c, &acceptedConn{tls: tc, shim: shim})
+	s.handOff(c, &acceptedConn{tls: &looptls.Handshaken{TLS: tc, Shim: shim}})
 }
 
 func (s *Server) tlsFailed(f TLSFailure, err error) {

@@ -25,14 +25,31 @@ type Conn struct {
 	closed    bool        // Close was called
 }
 
-// New attaches a connection whose handshake completed on shim to c, its
-// connection on the loop. onError, if set, hears once why reading ended
-// (io.EOF for a clean close_notify); the connection then closes. What the handshake read past its end
-// (a request sent right behind the client's Finished) is kept: call Peek
-// once attached, the socket may have nothing more to say.
-func New(c gnet.Conn, conn *tls.Conn, shim *Shim, onError func(error)) *Conn {
-	shim.Attach(c)
-	return &Conn{Conn: c, tls: conn, shim: shim, onError: onError}
+// Handshaken is a connection whose handshake completed off the loop, on
+// its way to a loop: its TLS state, the shim under it, and plaintext
+// already read past what the handshaking side needed (a backend's first
+// frames behind its 101), which the loop reads first. Owned by whoever
+// holds it, then by the loop once attached.
+type Handshaken struct {
+	TLS    *tls.Conn
+	Shim   *Shim
+	Unread []byte
+}
+
+// Attach puts the connection on c, its connection on the loop, and
+// returns it. onError, if set, hears once why reading ended (io.EOF for a
+// clean close_notify); the connection then closes. crypto/tls may hold
+// records it read during the handshake that no readable event will
+// announce: call Peek once attached (after the callback that attached it).
+func (h *Handshaken) Attach(c gnet.Conn, onError func(error)) *Conn {
+	h.Shim.Attach(c)
+	conn := &Conn{Conn: c, tls: h.TLS, shim: h.Shim, onError: onError}
+	if len(h.Unread) > 0 {
+		conn.held = bytebufferpool.Get()
+		conn.held.B = append(conn.held.B, h.Unread...)
+		conn.plain = conn.held.B
+	}
+	return conn
 }
 
 // TLS is the connection's state (version, cipher, peer certificates).

@@ -124,7 +124,7 @@ func pair(t *testing.T, version uint16) (*Conn, *fakeLoopConn, *tls.Conn, *captu
 	capt.mu.Unlock()
 	fake := &fakeLoopConn{}
 	var errs []error
-	conn := New(fake, server, shim, func(err error) { errs = append(errs, err) })
+	conn := (&Handshaken{TLS: server, Shim: shim}).Attach(fake, func(err error) { errs = append(errs, err) })
 	return conn, fake, client, capt, &errs
 }
 
