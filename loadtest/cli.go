@@ -47,27 +47,9 @@ type cliFlags struct {
 // completed without loss, 1 when a run failed or lost anything, 2 for
 // usage errors.
 func Main(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var f cliFlags
-	f.register(fs)
-	fs.Usage = func() {
-		var list strings.Builder
-		for _, n := range ScenarioNames() {
-			fmt.Fprintf(&list, "  %-18s %s\n", n, Scenarios[n].Description)
-		}
-		fmt.Fprintf(stderr, usageText, list.String())
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "loadtest: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	f, fs, code, done := parseFlags(args, stderr)
+	if done {
+		return code
 	}
 	if f.replot != "" {
 		return replot(f.replot, f.chartPath, stdout, stderr)
@@ -105,25 +87,67 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "%s\n", describeScenario(o.Scenario))
 	results := Run(o)
 
-	code := 0
-	for _, r := range results {
-		if r.Failed != "" || r.Errors.Total() > 0 {
-			code = 1
-		}
-	}
+	code = exitCode(results)
 	if code == 0 && !keepLogs {
 		_ = os.RemoveAll(o.LogDir)
 	} else if code != 0 {
 		fmt.Fprintf(stderr, "logs kept in %s\n", o.LogDir)
 	}
+	if !f.writeReports(args, results, stdout, stderr) {
+		code = 1
+	}
+	return code
+}
 
+// parseFlags reads the command line. done says Main should return code
+// at once: 0 after -h, 2 for a usage error.
+func parseFlags(args []string, stderr io.Writer) (f *cliFlags, fs *flag.FlagSet, code int, done bool) {
+	fs = flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f = new(cliFlags)
+	f.register(fs)
+	fs.Usage = func() {
+		var list strings.Builder
+		for _, n := range ScenarioNames() {
+			fmt.Fprintf(&list, "  %-18s %s\n", n, Scenarios[n].Description)
+		}
+		fmt.Fprintf(stderr, usageText, list.String())
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return f, fs, 0, true
+		}
+		return f, fs, 2, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "loadtest: unexpected argument %q\n", fs.Arg(0))
+		return f, fs, 2, true
+	}
+	return f, fs, 0, false
+}
+
+// exitCode is 1 when a run failed or lost anything, else 0.
+func exitCode(results []*Result) int {
+	for _, r := range results {
+		if r.Failed != "" || r.Errors.Total() > 0 {
+			return 1
+		}
+	}
+	return 0
+}
+
+// writeReports prints the table and writes the -md, -json and -chart files
+// asked for; it reports whether all of them were written.
+func (f *cliFlags) writeReports(args []string, results []*Result, stdout, stderr io.Writer) bool {
+	ok := true
 	var table strings.Builder
 	WriteTable(&table, results)
 	fmt.Fprint(stdout, table.String())
 	if f.mdPath != "" {
 		if err := writeFile(f.mdPath, table.String()); err != nil {
 			fmt.Fprintln(stderr, "loadtest:", err)
-			code = 1
+			ok = false
 		}
 	}
 	if f.jsonPath != "" {
@@ -134,7 +158,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "loadtest: -json:", err)
-			code = 1
+			ok = false
 		}
 	}
 	if f.chartPath != "" {
@@ -144,10 +168,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		if err != nil {
 			fmt.Fprintln(stderr, "loadtest: -chart:", err)
-			code = 1
+			ok = false
 		}
 	}
-	return code
+	return ok
 }
 
 // register declares the flags on fs.
