@@ -47,27 +47,9 @@ type cliFlags struct {
 // completed without loss, 1 when a run failed or lost anything, 2 for
 // usage errors.
 func Main(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var f cliFlags
-	f.register(fs)
-	fs.Usage = func() {
-		var list strings.Builder
-		for _, n := range ScenarioNames() {
-			fmt.Fprintf(&list, "  %-18s %s\n", n, Scenarios[n].Description)
-		}
-		fmt.Fprintf(stderr, usageText, list.String())
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "loadtest: unexpected argument %q\n", fs.Arg(0))
-		return 2
+	f, fs, code, done := parseFlags(args, stderr)
+	if done {
+		return code
 	}
 	if f.replot != "" {
 		return replot(f.replot, f.chartPath, stdout, stderr)
@@ -105,49 +87,87 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "%s\n", describeScenario(o.Scenario))
 	results := Run(o)
 
-	code := 0
-	for _, r := range results {
-		if r.Failed != "" || r.Errors.Total() > 0 {
-			code = 1
-		}
-	}
+	code = exitCode(results)
 	if code == 0 && !keepLogs {
 		_ = os.RemoveAll(o.LogDir)
 	} else if code != 0 {
 		fmt.Fprintf(stderr, "logs kept in %s\n", o.LogDir)
 	}
+	if !f.writeReports(args, results, stdout, stderr) {
+		code = 1
+	}
+	return code
+}
 
+// parseFlags reads the command line. done says Main should return code
+// at once: 0 after -h, 2 for a usage error.
+func parseFlags(args []string, stderr io.Writer) (f *cliFlags, fs *flag.FlagSet, code int, done bool) {
+	fs = flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	f = new(cliFlags)
+	f.register(fs)
+	fs.Usage = func() {
+		var list strings.Builder
+		for _, n := range ScenarioNames() {
+			fmt.Fprintf(&list, "  %-18s %s\n", n, Scenarios[n].Description)
+		}
+		fmt.Fprintf(stderr, usageText, list.String())
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return f, fs, 0, true
+		}
+		return f, fs, 2, true
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "loadtest: unexpected argument %q\n", fs.Arg(0))
+		return f, fs, 2, true
+	}
+	return f, fs, 0, false
+}
+
+// exitCode is 1 when a run failed or lost anything, else 0.
+func exitCode(results []*Result) int {
+	for _, r := range results {
+		if r.Failed != "" || r.Errors.Total() > 0 {
+			return 1
+		}
+	}
+	return 0
+}
+
+// writeReports prints the table and writes the -md, -json and -chart files
+// asked for; it reports whether all of them were written.
+func (f *cliFlags) writeReports(args []string, results []*Result, stdout, stderr io.Writer) bool {
 	var table strings.Builder
 	WriteTable(&table, results)
 	fmt.Fprint(stdout, table.String())
-	if f.mdPath != "" {
-		if err := writeFile(f.mdPath, table.String()); err != nil {
-			fmt.Fprintln(stderr, "loadtest:", err)
-			code = 1
-		}
+	outputs := []struct {
+		path, prefix string
+		write        func(path string) error
+	}{
+		{f.mdPath, "loadtest:", func(path string) error { return os.WriteFile(path, []byte(table.String()), 0o644) }},
+		{f.jsonPath, "loadtest: -json:", func(path string) error {
+			return WriteJSON(path, Report{Time: time.Now().UTC(), Command: "loadtest " + strings.Join(args, " "), Machine: DescribeMachine(), Results: results})
+		}},
+		{f.chartPath, "loadtest: -chart:", func(path string) error { return WriteChart(path, results) }},
 	}
-	if f.jsonPath != "" {
-		rep := Report{Time: time.Now().UTC(), Command: "loadtest " + strings.Join(args, " "), Machine: DescribeMachine(), Results: results}
-		err := mkParent(f.jsonPath)
+	ok := true
+	for _, out := range outputs {
+		if out.path == "" {
+			continue
+		}
+		err := mkParent(out.path)
 		if err == nil {
-			err = WriteJSON(f.jsonPath, rep)
+			err = out.write(out.path)
 		}
 		if err != nil {
-			fmt.Fprintln(stderr, "loadtest: -json:", err)
-			code = 1
+			fmt.Fprintln(stderr, out.prefix, err)
+			ok = false
 		}
 	}
-	if f.chartPath != "" {
-		err := mkParent(f.chartPath)
-		if err == nil {
-			err = WriteChart(f.chartPath, results)
-		}
-		if err != nil {
-			fmt.Fprintln(stderr, "loadtest: -chart:", err)
-			code = 1
-		}
-	}
-	return code
+	return ok
 }
 
 // register declares the flags on fs.
@@ -155,17 +175,7 @@ func (f *cliFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.scenario, "scenario", "seed-table-scaled", "scenario name")
 	fs.StringVar(&f.proxy, "proxy", KindWsgate, "proxy under test: wsgate, goroutine, nginx, direct or url")
 	fs.StringVar(&f.compare, "compare", "", "comma-separated proxies to run in turn, or \"all\" (wsgate,goroutine,nginx,direct)")
-	fs.IntVar(&f.s.Conns, "conns", 0, "client sessions")
-	fs.IntVar(&f.s.Size, "size", 0, fmt.Sprintf("message size in bytes (at least %d)", MinMessageSize))
-	fs.BoolVar(&f.s.Binary, "binary", false, "send binary messages instead of text")
-	fs.Float64Var(&f.s.Rate, "rate", 0, "messages per second per session (0 with -scenario density: one echo, then idle)")
-	fs.Float64Var(&f.s.DialRate, "dial-rate", 0, "sessions opened per second (0: all at once)")
-	fs.DurationVar(&f.s.Duration, "duration", 0, "measured window")
-	fs.DurationVar(&f.s.Warmup, "warmup", 0, "warm-up after all sessions are open")
-	fs.IntVar(&f.s.Backends, "backends", 0, "echo backend processes")
-	fs.IntVar(&f.s.PoolSize, "pool-size", 0, "backend connections per backend for wsgate and goroutine (default ceil(conns/backends) + 5%)")
-	fs.IntVar(&f.s.Senders, "senders", 0, "sender goroutines in the load generator")
-	fs.DurationVar(&f.s.Settle, "settle", 0, "longest wait for the processes to go quiet before the idle baseline")
+	bindScenario(fs, &f.s)
 	fs.StringVar(&f.url, "url", "", "WebSocket URL of a running proxy (with -proxy url)")
 	fs.IntVar(&f.pid, "pid", 0, "process id of the proxy at -url, to measure it (its children are included)")
 	fs.StringVar(&f.jsonPath, "json", "", "write every result as JSON to FILE")
@@ -181,6 +191,24 @@ func (f *cliFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.replot, "replot", "", "run nothing: read a -json FILE and write its table (and -chart) again")
 }
 
+// bindScenario declares the flags that override a scenario's values, each
+// bound to its field of s with the value there as its default. register
+// binds them to the zero Scenario; options binds them again to the chosen
+// scenario to apply the ones given.
+func bindScenario(fs *flag.FlagSet, s *Scenario) {
+	fs.IntVar(&s.Conns, "conns", s.Conns, "client sessions")
+	fs.IntVar(&s.Size, "size", s.Size, fmt.Sprintf("message size in bytes (at least %d)", MinMessageSize))
+	fs.BoolVar(&s.Binary, "binary", s.Binary, "send binary messages instead of text")
+	fs.Float64Var(&s.Rate, "rate", s.Rate, "messages per second per session (0 with -scenario density: one echo, then idle)")
+	fs.Float64Var(&s.DialRate, "dial-rate", s.DialRate, "sessions opened per second (0: all at once)")
+	fs.DurationVar(&s.Duration, "duration", s.Duration, "measured window")
+	fs.DurationVar(&s.Warmup, "warmup", s.Warmup, "warm-up after all sessions are open")
+	fs.IntVar(&s.Backends, "backends", s.Backends, "echo backend processes")
+	fs.IntVar(&s.PoolSize, "pool-size", s.PoolSize, "backend connections per backend for wsgate and goroutine (default ceil(conns/backends) + 5%)")
+	fs.IntVar(&s.Senders, "senders", s.Senders, "sender goroutines in the load generator")
+	fs.DurationVar(&s.Settle, "settle", s.Settle, "longest wait for the processes to go quiet before the idle baseline")
+}
+
 // options resolves the scenario, applies the flags that were given and
 // checks what can be checked before anything starts.
 func (f *cliFlags) options(fs *flag.FlagSet) (Options, error) {
@@ -188,32 +216,17 @@ func (f *cliFlags) options(fs *flag.FlagSet) (Options, error) {
 	if !ok {
 		return Options{}, fmt.Errorf("loadtest: unknown scenario %q (have %s)", f.scenario, strings.Join(ScenarioNames(), ", "))
 	}
+	given := flag.NewFlagSet("scenario", flag.ContinueOnError)
+	bindScenario(given, &sc)
+	var err error
 	fs.Visit(func(fl *flag.Flag) {
-		switch fl.Name {
-		case "conns":
-			sc.Conns = f.s.Conns
-		case "size":
-			sc.Size = f.s.Size
-		case "binary":
-			sc.Binary = f.s.Binary
-		case "rate":
-			sc.Rate = f.s.Rate
-		case "dial-rate":
-			sc.DialRate = f.s.DialRate
-		case "duration":
-			sc.Duration = f.s.Duration
-		case "warmup":
-			sc.Warmup = f.s.Warmup
-		case "backends":
-			sc.Backends = f.s.Backends
-		case "pool-size":
-			sc.PoolSize = f.s.PoolSize
-		case "senders":
-			sc.Senders = f.s.Senders
-		case "settle":
-			sc.Settle = f.s.Settle
+		if given.Lookup(fl.Name) != nil && err == nil {
+			err = given.Set(fl.Name, fl.Value.String())
 		}
 	})
+	if err != nil {
+		return Options{}, fmt.Errorf("loadtest: %w", err)
+	}
 	if err := sc.validate(); err != nil {
 		return Options{}, err
 	}
@@ -262,13 +275,6 @@ func (f *cliFlags) options(fs *flag.FlagSet) (Options, error) {
 }
 
 func mkParent(path string) error { return os.MkdirAll(filepath.Dir(path), 0o755) }
-
-func writeFile(path, text string) error {
-	if err := mkParent(path); err != nil {
-		return err
-	}
-	return os.WriteFile(path, []byte(text), 0o644)
-}
 
 // replot writes the table and, with chartPath, the chart of a saved -json
 // report, so a chart can be redrawn without running the load again.

@@ -13,6 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/loadtest/goroutineproxy"
 	"github.com/wsgate/wsgate/server"
 )
@@ -30,7 +33,9 @@ func TestMain(m *testing.M) {
 	case "goroutine-proxy":
 		os.Exit(goroutineproxy.Main(os.Args[1:]))
 	}
-	os.Exit(m.Run())
+	// The run's goroutines (generator, samplers, process watchers) all end
+	// with it. gnet's shared worker pool is not ours.
+	goleak.VerifyTestMain(m, testutil.IgnoreGnetWorkers()...)
 }
 
 func runTestEcho(addr string) int {

@@ -36,11 +36,7 @@ func WriteTable(w io.Writer, results []*Result) {
 		return
 	}
 	fmt.Fprintf(w, "### %s\n\n", describeScenario(results[0].Scenario))
-	head := []string{"metric"}
-	for _, r := range results {
-		head = append(head, r.Name)
-	}
-	rows := [][]string{head, dashes(len(head))}
+	rows := tableHead("metric", results)
 	row := func(name string, cell func(r *Result) string) {
 		line := []string{name}
 		for _, r := range results {
@@ -150,11 +146,7 @@ func writeRatios(w io.Writer, results []*Result, idle bool) {
 	if ref == nil || len(others) == 0 {
 		return
 	}
-	head := []string{"ratio to " + ref.Name}
-	for _, o := range others {
-		head = append(head, o.Name)
-	}
-	rows := [][]string{head, dashes(len(head))}
+	rows := tableHead("ratio to "+ref.Name, others)
 	add := func(name string, f func(r *Result) float64) {
 		line := []string{name}
 		for _, o := range others {
@@ -182,12 +174,15 @@ func writeRows(w io.Writer, rows [][]string) {
 	}
 }
 
-func dashes(n int) []string {
-	d := make([]string, n)
-	for i := range d {
-		d[i] = "---"
+// tableHead is a Markdown table's header row and rule: corner, then a
+// column per result.
+func tableHead(corner string, cols []*Result) [][]string {
+	head, rule := []string{corner}, []string{"---"}
+	for _, r := range cols {
+		head = append(head, r.Name)
+		rule = append(rule, "---")
 	}
-	return d
+	return [][]string{head, rule}
 }
 
 func sum(m map[string]int64) int64 {

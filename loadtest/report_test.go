@@ -2,7 +2,7 @@ package loadtest
 
 import (
 	"encoding/xml"
-	"flag"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -139,25 +139,22 @@ func TestScenarioFlagsOverride(t *testing.T) {
 	if code != 2 || !strings.Contains(stderr.String(), `unknown proxy "bogus"`) {
 		t.Fatalf("code %d, stderr %q", code, stderr.String())
 	}
-	var f cliFlags
-	fsys := newTestFlagSet(&f, "-scenario", "density", "-conns", "10", "-duration", "3s", "-wsgate", "/bin/sh")
+	// Every kind of flag a scenario takes, given a value the scenario does
+	// not have; the others keep the scenario's.
+	f, fsys, code, done := parseFlags([]string{"-scenario", "density", "-conns", "10", "-duration", "3s",
+		"-binary", "-dial-rate", "250.5", "-settle", "1.5s", "-wsgate", "/bin/sh"}, io.Discard)
+	if done {
+		t.Fatalf("parseFlags: exit %d", code)
+	}
 	o, err := f.options(fsys)
 	if err != nil {
 		t.Fatal(err)
 	}
 	sc := o.Scenario
-	if sc.Conns != 10 || sc.Duration != 3*time.Second || sc.Rate != 0 || sc.Backends != 3 || sc.Size != 1024 {
+	if sc.Conns != 10 || sc.Duration != 3*time.Second || !sc.Binary || sc.DialRate != 250.5 || sc.Settle != 1500*time.Millisecond ||
+		sc.Rate != 0 || sc.Backends != 3 || sc.Size != 1024 {
 		t.Errorf("scenario after overrides: %+v", sc)
 	}
-}
-
-func newTestFlagSet(f *cliFlags, args ...string) *flag.FlagSet {
-	fs := flag.NewFlagSet("test", flag.ContinueOnError)
-	f.register(fs)
-	if err := fs.Parse(args); err != nil {
-		panic(err)
-	}
-	return fs
 }
 
 // TestReplotRedrawsFromJSON checks that -replot gives back the table that
@@ -180,5 +177,36 @@ func TestReplotRedrawsFromJSON(t *testing.T) {
 	}
 	if b, err := os.ReadFile(chart); err != nil || !strings.HasPrefix(string(b), "<svg") {
 		t.Errorf("chart: %v", err)
+	}
+}
+
+// TestWriteReportsWritesEveryOutput checks -md, -json and -chart land in
+// folders that did not exist, and the Markdown file is the printed table.
+func TestWriteReportsWritesEveryOutput(t *testing.T) {
+	results := []*Result{sampleResult(KindWsgate, 0.1), sampleResult(KindGoroutine, 0.3)}
+	dir := t.TempDir()
+	f := cliFlags{
+		mdPath:    filepath.Join(dir, "md", "r.md"),
+		jsonPath:  filepath.Join(dir, "json", "r.json"),
+		chartPath: filepath.Join(dir, "chart", "r.svg"),
+	}
+	var stdout, stderr strings.Builder
+	if !f.writeReports([]string{"-scenario", "density"}, results, &stdout, &stderr) {
+		t.Fatalf("writeReports failed: %s", stderr.String())
+	}
+	for _, path := range []string{f.mdPath, f.jsonPath, f.chartPath} {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if path == f.mdPath && string(b) != stdout.String() {
+			t.Errorf("-md file differs from the printed table:\n%s\nprinted:\n%s", b, stdout.String())
+		}
+	}
+	// An output that cannot be written fails the call and says which.
+	f.jsonPath = filepath.Join(f.mdPath, "under-a-file.json")
+	stderr.Reset()
+	if f.writeReports(nil, results, io.Discard, &stderr) || !strings.HasPrefix(stderr.String(), "loadtest: -json:") {
+		t.Errorf("unwritable -json: stderr %q", stderr.String())
 	}
 }

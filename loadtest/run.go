@@ -140,41 +140,75 @@ func (r *run) execute(kind string) error {
 	return r.drive(connectCtx)
 }
 
-// drive runs the load phases once everything is up.
+// drive runs the load phases once everything is up: baseline, connect,
+// warm-up, measure, drain, record.
 func (r *run) drive(connectCtx context.Context) error {
-	sc, gen, res := r.sc, r.gen, r.res
-	baseline, err := r.snap()
+	baseline, err := r.takeBaseline()
 	if err != nil {
 		return err
 	}
-	res.Proxy.Baseline, res.Backends.Baseline = baseline.Proxy.RSS, baseline.Backends.RSS
-	r.prev, r.maxRSS = baseline, baseline.Proxy.RSS
-	if sc.Rate <= 0 {
-		gen.lat.startWindow() // at rate 0 the one echo per session is the latency sample
-	}
-
-	// Connect: every session dials now (or at DialRate).
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	if err := r.connect(connectCtx, tick, baseline); err != nil {
+		return err
+	}
+	if err := r.warmUp(tick); err != nil {
+		return err
+	}
+	m, err := r.measure(tick)
+	if err != nil {
+		return err
+	}
+	if m.final, err = r.drain(); err != nil {
+		return err
+	}
+	for _, w := range m.profiles() {
+		r.warn("%s", w)
+	}
+	r.record(m)
+	r.printf("%s: done: %s\n", r.label(), oneLineSummary(r.res))
+	return nil
+}
+
+// takeBaseline reads the idle processes before the first dial: the zero
+// that memory per session is counted from.
+func (r *run) takeBaseline() (snapshot, error) {
+	baseline, err := r.snap()
+	if err != nil {
+		return baseline, err
+	}
+	r.res.Proxy.Baseline, r.res.Backends.Baseline = baseline.Proxy.RSS, baseline.Backends.RSS
+	r.prev, r.maxRSS = baseline, baseline.Proxy.RSS
+	if r.sc.Rate <= 0 {
+		r.gen.lat.startWindow() // at rate 0 the one echo per session is the latency sample
+	}
+	return baseline, nil
+}
+
+// connect dials every session now (or at DialRate), waits at most
+// ConnectWait for the dials to finish and records how the sessions opened.
+// It fails when none did.
+func (r *run) connect(ctx context.Context, tick *time.Ticker, baseline snapshot) error {
+	sc, gen, res := r.sc, r.gen, r.res
 	r.start = time.Now()
 	// The chart starts from the idle proxy, before the first dial.
 	res.Series = append(res.Series, Point{Phase: "baseline", ProxyRSS: baseline.Proxy.RSS})
 	dialStart := gen.now()
-	gen.connect(connectCtx)
+	gen.connect(ctx)
 	connectLimit := time.NewTimer(sc.ConnectWait)
 	defer connectLimit.Stop()
-connect:
+wait:
 	for {
 		select {
 		case <-gen.allDialed:
-			break connect
+			break wait
 		case <-tick.C:
 			if _, err := r.step("connect"); err != nil {
 				return err
 			}
 		case <-connectLimit.C:
 			r.warn("only %d of %d dials finished within %v", gen.dialsDone.Load(), sc.Conns, sc.ConnectWait)
-			break connect
+			break wait
 		}
 	}
 	connected, err := r.snap()
@@ -194,70 +228,92 @@ connect:
 	if opened == 0 {
 		return fmt.Errorf("no session opened: %s", describeCounts(gen.dialErrs.snapshot()))
 	}
+	return nil
+}
 
-	// Warm-up, then the measured window.
-	gen.startSenders()
-	if err := r.phase("warmup", sc.Warmup, tick); err != nil {
-		return err
-	}
-	if sc.Rate > 0 {
+// warmUp starts sending and runs for the scenario's warm-up.
+func (r *run) warmUp(tick *time.Ticker) error {
+	r.gen.startSenders()
+	return r.phase("warmup", r.sc.Warmup, tick)
+}
+
+// measurement is what the measured window leaves for record.
+type measurement struct {
+	w0, w1   snapshot       // the window's first and last readings
+	final    snapshot       // after the drain
+	latency  *hdr.Histogram // round trips in the window
+	skipped0 int64          // the generator's skipped slots at w0
+	rssAvg   uint64         // the proxy's RSS, averaged over the window's seconds
+	profiles func() []string
+}
+
+// measure runs the measured window (capturing profiles, if asked) and
+// stops sending at its end.
+func (r *run) measure(tick *time.Ticker) (measurement, error) {
+	gen := r.gen
+	if r.sc.Rate > 0 {
 		gen.lat.startWindow() // just before w0: the window's count is the throughput
 	}
-	w0, err := r.snap()
-	if err != nil {
-		return err
+	var m measurement
+	var err error
+	if m.w0, err = r.snap(); err != nil {
+		return m, err
 	}
-	skipped0 := gen.skippedSlots()
-	profiles := r.startPprof()
+	m.skipped0 = gen.skippedSlots()
+	m.profiles = r.startPprof()
 	var rssSum, rssN uint64
-	err = r.phaseEach("measure", sc.Duration, tick, func(s snapshot) {
+	err = r.phaseEach("measure", r.sc.Duration, tick, func(s snapshot) {
 		rssSum += s.Proxy.RSS
 		rssN++
 	})
 	if err != nil {
-		return err
+		return m, err
 	}
-	window := gen.lat.stopWindow()
-	w1, err := r.snap()
-	if err != nil {
-		return err
+	m.latency = gen.lat.stopWindow()
+	if m.w1, err = r.snap(); err != nil {
+		return m, err
 	}
-	res.Sessions.OpenAtEnd = w1.Open
+	if rssN == 0 {
+		rssSum, rssN = m.w1.Proxy.RSS, 1
+	}
+	m.rssAvg = rssSum / rssN
+	r.res.Sessions.OpenAtEnd = m.w1.Open
 	gen.stopSenders()
+	return m, nil
+}
 
-	// Drain: give the echoes in flight a bounded time to arrive.
+// drain gives the echoes in flight a bounded time to arrive, then reads
+// the counters once more.
+func (r *run) drain() (snapshot, error) {
 	deadline := time.Now().Add(drainWait)
-	for gen.outstanding() > 0 && time.Now().Before(deadline) {
+	for r.gen.outstanding() > 0 && time.Now().Before(deadline) {
 		time.Sleep(pollInterval)
 	}
-	final, err := r.snap()
-	if err != nil {
-		return err
-	}
-	for _, w := range profiles() {
-		r.warn("%s", w)
-	}
+	return r.snap()
+}
 
+// record turns the window's readings into the result's traffic, costs and
+// errors.
+func (r *run) record(m measurement) {
+	sc, gen, res := r.sc, r.gen, r.res
+	w0, w1 := m.w0, m.w1
 	elapsed := w1.At.Sub(w0.At)
 	received := w1.Received - w0.Received // at rate 0: echoes in the idle window (none expected)
 	if sc.Rate > 0 {
-		received = window.TotalCount()
+		received = m.latency.TotalCount()
 	}
 	res.Traffic = TrafficResult{
 		TargetRate: sc.TargetRate(),
 		Throughput: float64(received) / elapsed.Seconds(),
 		Sent:       w1.Sent - w0.Sent,
 		Received:   received,
-		Skipped:    gen.skippedSlots() - skipped0,
-		Latency:    summarize(window),
+		Skipped:    gen.skippedSlots() - m.skipped0,
+		Latency:    summarize(m.latency),
 		WindowSec:  elapsed.Seconds(),
 	}
-	if rssN == 0 {
-		rssSum, rssN = w1.Proxy.RSS, 1
-	}
-	res.Proxy = procResult(r.tgt.group, w0.Proxy, w1.Proxy, final.Proxy, elapsed, received, res.Proxy.Baseline, rssSum/rssN, w1.Open)
+	res.Proxy = procResult(r.tgt.group, w0.Proxy, w1.Proxy, m.final.Proxy, elapsed, received, res.Proxy.Baseline, m.rssAvg, w1.Open)
 	res.Proxy.RSSSampled = r.maxRSS
-	res.Backends = procResult(r.backendGroup(), w0.Backends, w1.Backends, final.Backends, elapsed, received, res.Backends.Baseline, w1.Backends.RSS, w1.Open)
+	res.Backends = procResult(r.backendGroup(), w0.Backends, w1.Backends, m.final.Backends, elapsed, received, res.Backends.Baseline, w1.Backends.RSS, w1.Open)
 	res.Client = ProcResult{Measured: true, Procs: 1, CPUSeconds: (w1.Self - w0.Self).Seconds(), Cores: cores(w1.Self-w0.Self, elapsed)}
 	if received > 0 {
 		res.Client.CPUPerMsg = float64((w1.Self - w0.Self).Microseconds()) / float64(received)
@@ -271,8 +327,6 @@ connect:
 		BadEchoes:        gen.badEchoes.snapshot(),
 		Lost:             gen.outstanding(),
 	}
-	r.printf("%s: done: %s\n", r.label(), oneLineSummary(res))
-	return nil
 }
 
 func (r *run) backendGroup() procGroup {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,8 @@ import (
 
 	coderws "github.com/coder/websocket"
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/conformance"
 )
 
 // Limits every network operation in the interop tests: nothing may block
@@ -210,69 +213,102 @@ func sizeName(n int) string {
 	return fmt.Sprintf("%dB", n)
 }
 
-// --- gorilla/websocket -----------------------------------------------------
+// --- client libraries ------------------------------------------------------
 
-// dialGorilla opens a gorilla client connection; d may be nil.
-func dialGorilla(t testing.TB, url string, d *websocket.Dialer) (*websocket.Conn, *http.Response) {
+// interopClient is one connection of a client library under test. The
+// interop cases speak only through it, so each case is written once and
+// runs once per library. Every method is bounded by the connection's I/O
+// timeout (dialOptions.timeout).
+type interopClient interface {
+	// write sends msg as one message, cut into frames of at most
+	// dialOptions.frame payload bytes.
+	write(text bool, msg []byte) error
+	// read returns the next data message.
+	read() (text bool, msg []byte, err error)
+	// ping sends a ping and returns once its pong came back with the same
+	// payload (coder chooses its own payload). Both libraries handle
+	// control frames only inside a read: one must be in progress.
+	ping(payload []byte) error
+	// closeNormal runs the close handshake with 1000 and reason; nil only
+	// once the server's close frame came back with 1000 too.
+	closeNormal(reason string) error
+	// closeCode is the code of the close frame behind a read error, 0 if
+	// there was none.
+	closeCode(err error) int
+	// drop closes TCP without a close frame.
+	drop() error
+	// abort makes pending and future reads and writes fail at once, so a
+	// stalled server fails a test in stallQuiet, not at the I/O timeout.
+	abort()
+	// aftermath reads what the server sent after a failed write (usually
+	// its close frame, which says why it cut the connection).
+	aftermath() string
+	// stop runs the close handshake best-effort and closes TCP.
+	stop()
+	subprotocol() string
+}
+
+// dialOptions is what a case asks of a connection, in terms both
+// libraries can honour.
+type dialOptions struct {
+	// frame is the most payload per frame; longer messages are fragmented.
+	// 0 leaves it to the library: gorilla's 4 KiB write buffer, coder's
+	// one frame per message.
+	frame        int
+	subprotocols []string
+	timeout      time.Duration // bounds all I/O on the connection; 0 means interopIOTimeout
+}
+
+// interopLib is a client library the interop cases run against.
+type interopLib struct {
+	name string
+	dial func(t testing.TB, url string, o dialOptions) (interopClient, *http.Response)
+}
+
+var interopLibs = []interopLib{
+	{name: "gorilla", dial: dialGorilla},
+	{name: "coder", dial: dialCoder},
+}
+
+// dialFailed ends t with the dial error and the HTTP status, if any.
+func dialFailed(t testing.TB, lib, url string, err error, resp *http.Response) {
 	t.Helper()
-	var dd websocket.Dialer
-	if d != nil {
-		dd = *d
+	status := ""
+	if resp != nil {
+		status = " (HTTP " + resp.Status + ")"
 	}
-	if dd.HandshakeTimeout == 0 {
-		dd.HandshakeTimeout = interopIOTimeout
-	}
-	c, resp, err := dd.Dial(url, nil)
+	t.Fatalf("%s dial %s: %v%s", lib, url, err, status)
+}
+
+// gorillaClient drives gorilla/websocket. Its deadlines are absolute,
+// set once at dial.
+type gorillaClient struct {
+	c     *websocket.Conn
+	pongs chan []byte // filled by the pong handler, inside ReadMessage
+}
+
+func dialGorilla(t testing.TB, url string, o dialOptions) (interopClient, *http.Response) {
+	t.Helper()
+	// gorilla cuts a message into frames of its write buffer size.
+	d := websocket.Dialer{HandshakeTimeout: interopIOTimeout, WriteBufferSize: o.frame, Subprotocols: o.subprotocols}
+	c, resp, err := d.Dial(url, nil)
 	if err != nil {
-		status := ""
-		if resp != nil {
-			status = " (HTTP " + resp.Status + ")"
+		dialFailed(t, "gorilla", url, err, resp)
+	}
+	g := &gorillaClient{c: c, pongs: make(chan []byte, 1)}
+	c.SetPongHandler(func(data string) error {
+		select {
+		case g.pongs <- []byte(data):
+		default: // an unasked-for pong: ping reports the mismatch of the first
 		}
-		t.Fatalf("gorilla dial %s: %v%s", url, err, status)
-	}
-	return c, resp
-}
-
-// gorillaAbort makes c's pending and future reads and writes fail at once.
-func gorillaAbort(c *websocket.Conn) func() {
-	return func() {
-		_ = c.SetReadDeadline(time.Now())
-		_ = c.SetWriteDeadline(time.Now())
-	}
-}
-
-// gorillaDeadlines bounds every following read and write on c.
-func gorillaDeadlines(c *websocket.Conn, d time.Duration) {
-	at := time.Now().Add(d)
+		return nil
+	})
+	at := time.Now().Add(cmp.Or(o.timeout, interopIOTimeout))
 	_ = c.SetReadDeadline(at)
 	_ = c.SetWriteDeadline(at)
+	return g, resp
 }
 
-// closeGorilla runs the close handshake best-effort and closes TCP.
-func closeGorilla(c *websocket.Conn) {
-	defer c.Close()
-	_ = c.WriteControl(websocket.CloseMessage,
-		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(2*time.Second))
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	for {
-		if _, _, err := c.ReadMessage(); err != nil {
-			return
-		}
-	}
-}
-
-// gorillaAftermath reads what the server sent after a failed write (usually
-// its close frame, which says why it cut the connection).
-func gorillaAftermath(c *websocket.Conn) string {
-	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
-	for {
-		if _, _, err := c.ReadMessage(); err != nil {
-			return fmt.Sprintf("; then read: %v", err)
-		}
-	}
-}
-
-// gorillaOp maps the text flag to a gorilla message type.
 func gorillaOp(text bool) int {
 	if text {
 		return websocket.TextMessage
@@ -280,45 +316,101 @@ func gorillaOp(text bool) int {
 	return websocket.BinaryMessage
 }
 
-// --- coder/websocket -------------------------------------------------------
+func (g *gorillaClient) write(text bool, msg []byte) error {
+	return g.c.WriteMessage(gorillaOp(text), msg)
+}
 
-// dialCoder opens a coder client connection that accepts messages up to
-// twice the server limit (its default read limit is 32 KiB).
-func dialCoder(t testing.TB, url string, opts *coderws.DialOptions) (*coderws.Conn, *http.Response) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), interopIOTimeout)
-	defer cancel()
-	c, resp, err := coderws.Dial(ctx, url, opts)
-	if err != nil {
-		status := ""
-		if resp != nil {
-			status = " (HTTP " + resp.Status + ")"
+func (g *gorillaClient) read() (bool, []byte, error) {
+	op, p, err := g.c.ReadMessage()
+	return op == websocket.TextMessage, p, err
+}
+
+func (g *gorillaClient) ping(payload []byte) error {
+	if err := g.c.WriteControl(websocket.PingMessage, payload, time.Now().Add(interopIOTimeout)); err != nil {
+		return fmt.Errorf("write ping: %w", err)
+	}
+	limit := time.NewTimer(interopIOTimeout)
+	defer limit.Stop()
+	select {
+	case got := <-g.pongs:
+		if d := conformance.Diff(got, payload); d != "" {
+			return fmt.Errorf("pong payload: %s", d)
 		}
-		t.Fatalf("coder dial %s: %v%s", url, err, status)
-	}
-	c.SetReadLimit(2 * DefaultMaxMessageBytes)
-	return c, resp
-}
-
-// closeCoder runs the close handshake best-effort (coder bounds it by 5 s).
-func closeCoder(c *coderws.Conn) {
-	if err := c.Close(coderws.StatusNormalClosure, ""); err != nil {
-		_ = c.CloseNow()
+		return nil
+	case <-limit.C:
+		return fmt.Errorf("no pong within %v", interopIOTimeout)
 	}
 }
 
-// coderAftermath reads what the server sent after a failed write.
-func coderAftermath(c *coderws.Conn) string {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
+func (g *gorillaClient) closeNormal(reason string) error {
+	err := g.c.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, reason), time.Now().Add(interopIOTimeout))
+	if err != nil {
+		return fmt.Errorf("write close: %w", err)
+	}
+	_, _, err = g.c.ReadMessage()
+	if g.closeCode(err) != websocket.CloseNormalClosure {
+		return fmt.Errorf("after sending close 1000: ReadMessage error %v (%T), want *websocket.CloseError with code 1000", err, err)
+	}
+	return nil
+}
+
+func (g *gorillaClient) closeCode(err error) int {
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		return ce.Code
+	}
+	return 0
+}
+
+func (g *gorillaClient) drop() error { return g.c.UnderlyingConn().Close() }
+
+func (g *gorillaClient) abort() {
+	_ = g.c.SetReadDeadline(time.Now())
+	_ = g.c.SetWriteDeadline(time.Now())
+}
+
+func (g *gorillaClient) aftermath() string {
+	_ = g.c.SetReadDeadline(time.Now().Add(2 * time.Second))
 	for {
-		if _, _, err := c.Read(ctx); err != nil {
+		if _, _, err := g.c.ReadMessage(); err != nil {
 			return fmt.Sprintf("; then read: %v", err)
 		}
 	}
 }
 
-// coderOp maps the text flag to a coder message type.
+func (g *gorillaClient) stop() {
+	defer g.c.Close()
+	_ = g.c.WriteControl(websocket.CloseMessage,
+		websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(2*time.Second))
+	g.aftermath()
+}
+
+func (g *gorillaClient) subprotocol() string { return g.c.Subprotocol() }
+
+// coderClient drives coder/websocket. All its I/O runs under one context,
+// cancelled by abort and stop.
+type coderClient struct {
+	c      *coderws.Conn
+	ctx    context.Context
+	cancel context.CancelFunc
+	frame  int // see dialOptions.frame
+}
+
+func dialCoder(t testing.TB, url string, o dialOptions) (interopClient, *http.Response) {
+	t.Helper()
+	hctx, hcancel := context.WithTimeout(context.Background(), interopIOTimeout)
+	defer hcancel()
+	c, resp, err := coderws.Dial(hctx, url, &coderws.DialOptions{Subprotocols: o.subprotocols})
+	if err != nil {
+		dialFailed(t, "coder", url, err, resp)
+	}
+	// Its default read limit is 32 KiB: accept twice the server's limit.
+	c.SetReadLimit(2 * DefaultMaxMessageBytes)
+	ctx, cancel := context.WithTimeout(context.Background(), cmp.Or(o.timeout, interopIOTimeout))
+	return &coderClient{c: c, ctx: ctx, cancel: cancel, frame: o.frame}, resp
+}
+
 func coderOp(text bool) coderws.MessageType {
 	if text {
 		return coderws.MessageText
@@ -326,16 +418,69 @@ func coderOp(text bool) coderws.MessageType {
 	return coderws.MessageBinary
 }
 
-// ioCtx is a context bounded by the interop I/O timeout.
-func ioCtx() (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.Background(), interopIOTimeout)
+func (k *coderClient) write(text bool, msg []byte) error {
+	if k.frame == 0 || len(msg) <= k.frame {
+		return k.c.Write(k.ctx, coderOp(text), msg)
+	}
+	// coder sends every Write as one frame, and Close as an empty final
+	// continuation frame.
+	w, err := k.c.Writer(k.ctx, coderOp(text))
+	if err != nil {
+		return err
+	}
+	for rest := msg; len(rest) > 0; {
+		n := min(k.frame, len(rest))
+		if _, err := w.Write(rest[:n]); err != nil {
+			return err
+		}
+		rest = rest[n:]
+	}
+	return w.Close()
 }
 
-// gorillaCloseCode returns the code of the close frame behind a gorilla error.
-func gorillaCloseCode(err error) (int, bool) {
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) {
-		return ce.Code, true
-	}
-	return 0, false
+func (k *coderClient) read() (bool, []byte, error) {
+	op, p, err := k.c.Read(k.ctx)
+	return op == coderws.MessageText, p, err
 }
+
+// ping ignores payload: coder's Ping sends a counter and waits for the pong
+// that echoes it.
+func (k *coderClient) ping([]byte) error {
+	ctx, cancel := context.WithTimeout(k.ctx, 5*time.Second)
+	defer cancel()
+	return k.c.Ping(ctx)
+}
+
+// closeNormal: coder's Close returns nil only once the server's close frame
+// with the same code came back (it waits at most 5 s).
+func (k *coderClient) closeNormal(reason string) error {
+	return k.c.Close(coderws.StatusNormalClosure, reason)
+}
+
+func (k *coderClient) closeCode(err error) int { return max(0, int(coderws.CloseStatus(err))) }
+
+func (k *coderClient) drop() error {
+	defer k.cancel()
+	return k.c.CloseNow()
+}
+
+func (k *coderClient) abort() { k.cancel() }
+
+func (k *coderClient) aftermath() string {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for {
+		if _, _, err := k.c.Read(ctx); err != nil {
+			return fmt.Sprintf("; then read: %v", err)
+		}
+	}
+}
+
+func (k *coderClient) stop() {
+	defer k.cancel()
+	if err := k.c.Close(coderws.StatusNormalClosure, ""); err != nil {
+		_ = k.c.CloseNow()
+	}
+}
+
+func (k *coderClient) subprotocol() string { return k.c.Subprotocol() }

@@ -9,12 +9,11 @@ package wheel
 // moving and stopping a timer are O(1) and allocation-free (timers are
 // embedded in their owners). Owned by one shard: Loop-only.
 type Wheel struct {
-	slots     []Timer // sentinel head of each slot's circular list
-	tick      int64   // nanoseconds per slot
-	cursor    int64   // index (unbounded) of the next slot to visit
-	now       int64   // coarse clock: time of the last Advance, in ns
-	firing    []*Timer
-	scheduled int // timers currently in the wheel
+	slots  []Timer // sentinel head of each slot's circular list
+	tick   int64   // nanoseconds per slot
+	cursor int64   // index (unbounded) of the next slot to visit
+	now    int64   // coarse clock: time of the last Advance, in ns
+	firing []*Timer
 }
 
 // Timer is one deadline of one owner. The zero value is stopped.
@@ -52,7 +51,6 @@ func (w *Wheel) Schedule(t *Timer, when int64) {
 	t.prev, t.next = head.prev, head
 	head.prev.next = t
 	head.prev = t
-	w.scheduled++
 }
 
 // Stop disarms t if it is armed. Loop-only.
@@ -62,7 +60,6 @@ func (w *Wheel) Stop(t *Timer) {
 	}
 	t.prev.next, t.next.prev = t.next, t.prev
 	t.prev, t.next = nil, nil
-	w.scheduled--
 }
 
 // Armed reports whether t is in the wheel.
@@ -102,6 +99,3 @@ func (w *Wheel) Advance(now int64) {
 
 // Now is the wheel's coarse clock: the time given to the last Advance.
 func (w *Wheel) Now() int64 { return w.now }
-
-// Len is the number of armed timers.
-func (w *Wheel) Len() int { return w.scheduled }

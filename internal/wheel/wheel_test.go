@@ -48,8 +48,10 @@ func TestTimerWheelFiresOnceWhenDue(t *testing.T) {
 			t.Errorf("%s: still armed after firing", c.name)
 		}
 	}
-	if w.scheduled != 0 {
-		t.Errorf("scheduled = %d after all fired", w.scheduled)
+	for i := range w.slots {
+		if head := &w.slots[i]; head.next != head || head.prev != head {
+			t.Errorf("slot %d still holds a timer after all fired", i)
+		}
 	}
 }
 

@@ -126,6 +126,9 @@ func TestPoolFillsAndCountersMatchReality(t *testing.T) {
 	p, stop := newTestPool(t, b.url(), 20)
 	defer stop()
 	testutil.WaitFor(t, 5*time.Second, "the pool to fill", func() bool { return p.Stats().Idle == 20 })
+	// The backend counts a connection only after its 101 is on the wire, so
+	// the client may hold it first.
+	testutil.WaitFor(t, 5*time.Second, "the backend to count 20 connections", func() bool { return b.open.Load() >= 20 })
 	if got := b.open.Load(); got != 20 {
 		t.Fatalf("backend sees %d connections, pool says 20 idle", got)
 	}
