@@ -178,8 +178,8 @@ func (b BackendConfig) settings(group, field string) (pool.Settings, error) {
 		return pool.Settings{}, fmt.Errorf("%w: %s.%s = %v: %s", ErrInvalid, field, f, value, why)
 	}
 	u, err := url.Parse(b.URL)
-	if err != nil || u.Scheme != "ws" || u.Host == "" || u.Port() == "" {
-		return fail("url", fmt.Sprintf("%q", b.URL), "want ws://host:port/path")
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.Port() == "" {
+		return fail("url", fmt.Sprintf("%q", b.URL), "want ws://host:port/path or wss://host:port/path")
 	}
 	if b.PoolTarget < 0 {
 		return fail("pool_target", b.PoolTarget, "must not be negative")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/internal/flagvalue"
+	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/relay"
@@ -23,11 +24,21 @@ type EndpointFlags struct {
 	LogFormat       string
 	LogLevel        string
 	ShutdownTimeout time.Duration
+
+	TLSCerts, TLSKeys flagvalue.StringList
+	TLSMinVersion     string
+	TLSClientCA       string
 }
 
 // Register defines the endpoint flags on fs.
 func (f *EndpointFlags) Register(fs *flag.FlagSet) {
-	fs.StringVar(&f.Server.Addr, "listen", "127.0.0.1:8080", "listen address host:port")
+	fs.StringVar(&f.Server.Addr, "listen", "127.0.0.1:8080", "plain (ws://) listen address host:port; \"\" for none (then -tls-listen)")
+	fs.StringVar(&f.Server.TLSAddr, "tls-listen", "", "TLS (wss://) listen address host:port, beside -listen or alone")
+	fs.Var(&f.TLSCerts, "tls-cert", "TLS certificate chain file, PEM (repeatable, paired in order with -tls-key; chosen by SNI, the first by default)")
+	fs.Var(&f.TLSKeys, "tls-key", "TLS private key file, PEM (repeatable, one per -tls-cert)")
+	fs.StringVar(&f.TLSMinVersion, "tls-min-version", "1.2", "oldest TLS version accepted: 1.2 or 1.3")
+	fs.StringVar(&f.TLSClientCA, "tls-client-ca", "", "CA file, PEM: TLS clients must present a certificate it signed")
+	fs.IntVar(&f.Server.TLSHandshakes, "tls-handshakes", 0, "TLS handshakes run at once, off the event loops; past it a new TLS connection is closed (default 1024)")
 	fs.IntVar(&f.Server.Loops, "loops", 0, "event loops (shards); 0 = GOMAXPROCS")
 	fs.IntVar(&f.Server.MaxConns, "max-conns", 0, "max client connections; past it a connection is answered 503 and closed at once "+
 		"(default: what fits under the open-file limit after a reserve, two descriptors per gateway session)")
@@ -47,11 +58,25 @@ func (f *EndpointFlags) Register(fs *flag.FlagSet) {
 }
 
 // ServerConfig is the endpoint's server configuration (the subprotocol
-// list included); the caller adds the logger and handler.
-func (f *EndpointFlags) ServerConfig() server.Config {
+// list and the TLS listener's configuration included), and the TLS
+// certificates to reload (nil without -tls-listen); the caller adds the
+// logger and handler.
+func (f *EndpointFlags) ServerConfig() (server.Config, *tlsconf.Server, error) {
 	cfg := f.Server
 	cfg.Subprotocols = f.Subprotocols
-	return cfg
+	if cfg.TLSAddr == "" {
+		if len(f.TLSCerts)+len(f.TLSKeys) > 0 || f.TLSClientCA != "" {
+			return cfg, nil, fmt.Errorf("%w: -tls-cert, -tls-key and -tls-client-ca need -tls-listen", ErrFlags)
+		}
+		return cfg, nil, nil
+	}
+	certs, err := tlsconf.NewServer(tlsconf.ServerOptions{CertFiles: f.TLSCerts, KeyFiles: f.TLSKeys,
+		ClientCA: f.TLSClientCA, MinVersion: f.TLSMinVersion})
+	if err != nil {
+		return cfg, nil, fmt.Errorf("%w: %v", ErrFlags, err)
+	}
+	cfg.TLS = certs.Config()
+	return cfg, certs, nil
 }
 
 // Flags are the gateway mode's flags: the endpoint's, the backends and
@@ -76,6 +101,7 @@ type Flags struct {
 	DialTimeout    time.Duration
 	SocketBuffer   int
 	Balance        string
+	BackendTLS     tlsconf.ClientOptions
 	ShutdownGrace  time.Duration
 	ConfigFile     string
 	ConfigDB       string
@@ -111,6 +137,11 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.BackendPong, "backend-pong-timeout", 0, "close a backend connection whose ping is unanswered this long (default 5s)")
 	fs.DurationVar(&f.DialTimeout, "dial-timeout", 0, "backend connect plus handshake timeout (default 5s)")
 	fs.IntVar(&f.SocketBuffer, "backend-socket-buffer", reconcile.DefaultSocketBuffer, "send and receive buffer of each backend socket, bytes (the kernel doubles it); 0 = kernel autotuning")
+	fs.StringVar(&f.BackendTLS.CA, "backend-ca", "", "CA file, PEM, that wss:// backends' certificates are verified against (default: the system roots)")
+	fs.StringVar(&f.BackendTLS.ServerName, "backend-server-name", "", "name wss:// backends' certificates are verified for (default: each backend URL's host)")
+	fs.StringVar(&f.BackendTLS.CertFile, "backend-cert", "", "client certificate file, PEM, presented to wss:// backends (with -backend-key)")
+	fs.StringVar(&f.BackendTLS.KeyFile, "backend-key", "", "client certificate's key file, PEM")
+	fs.StringVar(&f.BackendTLS.MinVersion, "backend-tls-min-version", "1.2", "oldest TLS version spoken to wss:// backends: 1.2 or 1.3")
 	fs.DurationVar(&f.ShutdownGrace, "shutdown-grace", 0, "on SIGTERM/SIGINT, let sessions end by themselves this long before close 1001")
 	fs.StringVar(&f.ConfigFile, "config", "", "YAML configuration file (groups, backends, routes, limits); reloaded when it changes and on SIGHUP")
 	fs.StringVar(&f.ConfigDB, "config-db", "", "PostgreSQL URL holding groups, backends and routes (see `wsgate migrate`); changes apply live")
@@ -124,8 +155,15 @@ var ErrFlags = errors.New("gateway: bad flags")
 func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	o := Options{Server: f.ServerConfig(), AcquireTimeout: f.AcquireTimeout, ConfigFile: f.ConfigFile, ConfigDB: f.ConfigDB,
+	o := Options{AcquireTimeout: f.AcquireTimeout, ConfigFile: f.ConfigFile, ConfigDB: f.ConfigDB,
 		BackendSocketBuffer: f.SocketBuffer}
+	var err error
+	if o.Server, o.ListenerTLS, err = f.ServerConfig(); err != nil {
+		return o, nil, err
+	}
+	if o.BackendTLS, err = tlsconf.NewClient(f.BackendTLS); err != nil {
+		return o, nil, fmt.Errorf("%w: %v", ErrFlags, err)
+	}
 	if f.SocketBuffer == 0 {
 		o.BackendSocketBuffer = -1 // autotuning
 	}

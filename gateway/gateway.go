@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
 	"github.com/wsgate/wsgate/relay"
@@ -38,6 +39,16 @@ type Options struct {
 	// BackendSocketBuffer is a backend socket's send and receive buffer
 	// (default reconcile.DefaultSocketBuffer; negative: kernel autotuning).
 	BackendSocketBuffer int
+	// ListenerTLS, if set, holds the TLS listener's certificates
+	// (Server.TLS is its configuration): the gateway reloads them when
+	// their files change and on Reload.
+	ListenerTLS *tlsconf.Server
+	// CertWatchInterval is how often ListenerTLS's files are looked at
+	// (default tlsconf.DefaultWatchInterval).
+	CertWatchInterval time.Duration
+	// BackendTLS is the configuration wss:// backends are dialed with
+	// (default: verified against the system roots).
+	BackendTLS *tlsconf.Client
 	// Logger receives everything (default: none).
 	Logger *zap.Logger
 }
@@ -120,9 +131,12 @@ func (g *Gateway) Start() error {
 		return err
 	}
 	g.rec = reconcile.Start(reconcile.Config{Pool: g.Pool, Logger: g.log.Named("reconcile"), Interval: g.opts.ReconcileInterval,
-		SocketBuffer: g.opts.BackendSocketBuffer})
+		SocketBuffer: g.opts.BackendSocketBuffer, TLS: g.opts.BackendTLS})
 	ctx, cancel := context.WithCancel(context.Background())
 	g.sources.cancel = cancel
+	if certs := g.opts.ListenerTLS; certs != nil {
+		g.runSource(ctx, func(ctx context.Context) { certs.Watch(ctx, g.opts.CertWatchInterval, g.log.Named("tls")) })
+	}
 	switch {
 	case g.opts.ConfigFile != "":
 		src := config.NewFileSource(g.opts.ConfigFile, g.Applier, g.log.Named("config"))
@@ -146,19 +160,25 @@ func (g *Gateway) runSource(ctx context.Context, run func(context.Context)) {
 	}()
 }
 
-// Reload asks the configuration source to read its configuration now (a
-// SIGHUP, the admin's reload action). It reports false when there is no
-// source to reload (the configuration came from flags).
+// Reload reads the TLS certificates again, if any, and asks the
+// configuration source to read its configuration now (a SIGHUP, the
+// admin's reload action). It reports false when there is nothing to
+// reload (no TLS listener, and the configuration came from flags).
 func (g *Gateway) Reload() bool {
-	if g.reload == nil {
-		return false
+	if g.opts.ListenerTLS != nil {
+		g.opts.ListenerTLS.ReloadAndLog(g.log.Named("tls"), "reload asked")
 	}
-	g.reload()
-	return true
+	if g.reload != nil {
+		g.reload()
+	}
+	return g.CanReload()
 }
 
-// CanReload reports whether Reload has a source to ask.
-func (g *Gateway) CanReload() bool { return g.reload != nil }
+// CanReload reports whether Reload has something to read again.
+func (g *Gateway) CanReload() bool { return g.reload != nil || g.opts.ListenerTLS != nil }
+
+// ListenerTLS is the TLS listener's certificates, nil without one.
+func (g *Gateway) ListenerTLS() *tlsconf.Server { return g.opts.ListenerTLS }
 
 // Done is closed when the server has ended (after Stop, or by itself: see
 // Err).

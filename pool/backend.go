@@ -3,6 +3,7 @@ package pool
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -60,7 +61,7 @@ func ParsePolicy(s string) (Policy, error) {
 // Settings are one backend's configured values. Immutable: a change is a
 // new Settings swapped in whole.
 type Settings struct {
-	URL    string // ws://host:port/path?query
+	URL    string // ws://host:port/path?query, or wss://
 	Group  string // the backend group routes point at ("" = DefaultGroup)
 	Target int    // idle connections to keep ready, all shards together (min idle)
 	Max    int    // bound on dialing+idle+leased+releasing, all shards together
@@ -106,8 +107,8 @@ var ErrSettings = errors.New("pool: bad backend settings")
 // Normalize checks s and fills its defaults. The error names the field.
 func (s Settings) Normalize() (Settings, error) {
 	u, err := url.Parse(s.URL)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "http") || u.Host == "" {
-		return s, fmt.Errorf("%w: url %q: want ws://host:port/path", ErrSettings, s.URL)
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss" && u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return s, fmt.Errorf("%w: url %q: want ws://host:port/path or wss://", ErrSettings, s.URL)
 	}
 	if s.Target < 0 || s.Max < 0 || s.Weight < 0 {
 		return s, fmt.Errorf("%w: %s: target, max and weight must not be negative (target %d, max %d, weight %d)",
@@ -182,10 +183,12 @@ type Counters struct {
 // Backend is one backend server's shared runtime state. Its counters survive
 // settings changes (the URL is its identity). Safe for concurrent use.
 type Backend struct {
-	ID   int    // unique for the pool's life (the order of addition), never reused
-	Addr string // host:port to dial
-	Host string // Host header
-	URI  string // request target (path and query)
+	ID         int    // unique for the pool's life (the order of addition), never reused
+	Addr       string // host:port to dial
+	Host       string // Host header
+	URI        string // request target (path and query)
+	TLS        bool   // wss://: connections speak TLS
+	ServerName string // wss://: the URL's host, without port (the name its certificate is verified for by default)
 
 	settings atomic.Pointer[Settings]
 	Counters
@@ -285,19 +288,28 @@ func (b *Backend) unreserve(i int) {
 // pool is stopping). Safe for concurrent use.
 func (b *Backend) DialAborted(i int) { b.unreserve(i) }
 
-func parseBackendURL(raw string) (addr, host, uri string, err error) {
+// backendAddress is what a backend URL says about where and how to dial.
+type backendAddress struct {
+	addr, host, uri, serverName string
+	tls                         bool
+}
+
+func parseBackendURL(raw string) (backendAddress, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
-		return "", "", "", err
+		return backendAddress{}, err
 	}
-	host = u.Host
-	addr = host
+	a := backendAddress{host: u.Host, addr: u.Host, serverName: u.Hostname(), tls: u.Scheme == "wss" || u.Scheme == "https"}
 	if u.Port() == "" {
-		addr = host + ":80"
+		port := "80"
+		if a.tls {
+			port = "443"
+		}
+		a.addr = net.JoinHostPort(u.Hostname(), port)
 	}
-	uri = u.RequestURI()
-	if !strings.HasPrefix(uri, "/") {
-		uri = "/"
+	a.uri = u.RequestURI()
+	if !strings.HasPrefix(a.uri, "/") {
+		a.uri = "/"
 	}
-	return addr, host, uri, nil
+	return a, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/wsgate/wsgate/codec"
 	"github.com/wsgate/wsgate/internal/jitter"
+	"github.com/wsgate/wsgate/internal/looptls"
 	"github.com/wsgate/wsgate/internal/wheel"
 )
 
@@ -73,6 +74,8 @@ type Conn struct {
 	ack     []byte // releasing: what arrived so far of a text frame that may be the reset ack
 
 	transferGroup string // set on a connection moved from another shard, for the group that asked for it
+
+	secured *looptls.Handshaken // wss://: its TLS state until OnOpen puts it on the loop
 
 	enrolled atomic.Bool // OnOpen ran (read by Enroll off-loop)
 }
@@ -203,6 +206,13 @@ func stateCounter(cs *Counters, st State) *atomic.Int64 {
 func (c *Conn) OnOpen(gc gnet.Conn) {
 	sh := c.shard
 	c.gc = gc
+	if c.secured != nil {
+		// From now on every read and write of the connection is
+		// plaintext through its TLS records.
+		c.gc = c.secured.Attach(gc, c.tlsReadEnded)
+		c.secured = nil
+		sh.loop.Defer(c.readEarly)
+	}
 	now := sh.now()
 	c.local.conns[c] = struct{}{}
 	c.enrolled.Store(true)
@@ -220,6 +230,32 @@ func (c *Conn) OnOpen(gc gnet.Conn) {
 		sh.transferSettled(moved, true)
 	}
 	sh.Signal()
+}
+
+// readEarly reads what arrived with a TLS connection's handshake (the
+// backend's first frames behind its 101): it sits decrypted, or in
+// crypto/tls's buffer, where no readable event announces it. Whoever
+// holds the connection by now (the pool, or a session it was granted to)
+// reads it. Deferred work.
+func (c *Conn) readEarly() {
+	if c.flags&flagClosing != 0 || c.state == StateClosed {
+		return
+	}
+	if buf, _ := c.gc.Peek(-1); len(buf) == 0 {
+		return
+	}
+	if h, ok := c.gc.Context().(interface{ OnTraffic() gnet.Action }); ok && h.OnTraffic() == gnet.Close {
+		_ = c.gc.Close()
+	}
+}
+
+// tlsReadEnded: the backend's TLS records failed, or it sent
+// close_notify. Unless we were closing it, it is a failure: nothing more
+// can be read from it.
+func (c *Conn) tlsReadEnded(error) {
+	if c.flags&flagClosing == 0 {
+		c.Fail(codec.CloseGoingAway)
+	}
 }
 
 // reusable reports whether c may serve another session.
@@ -265,6 +301,9 @@ func (c *Conn) countFailure() {
 // OnClose is gnet's OnClose: the connection is gone. Loop-only. (While
 // leased the relay gets gnet's OnClose and calls it.)
 func (c *Conn) OnClose(error) {
+	if t, ok := c.gc.(*looptls.Conn); ok {
+		t.Gone()
+	}
 	if c.state == StateClosed {
 		return
 	}

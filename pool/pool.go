@@ -105,7 +105,7 @@ func (p *Pool) SetBackends(list []Settings) error {
 			return fmt.Errorf("%w: duplicate backend %s", ErrSettings, s.URL)
 		}
 		seen[s.URL] = true
-		if _, _, _, err := parseBackendURL(s.URL); err != nil {
+		if _, err := parseBackendURL(s.URL); err != nil {
 			return fmt.Errorf("%w: url %q: %v", ErrSettings, s.URL, err)
 		}
 	}
@@ -119,8 +119,8 @@ func (p *Pool) SetBackends(list []Settings) error {
 			b.removed.Store(false)
 			continue
 		}
-		addr, host, uri, _ := parseBackendURL(s.URL)
-		b := &Backend{ID: p.nextID, Addr: addr, Host: host, URI: uri}
+		a, _ := parseBackendURL(s.URL)
+		b := &Backend{ID: p.nextID, Addr: a.addr, Host: a.host, URI: a.uri, TLS: a.tls, ServerName: a.serverName}
 		p.nextID++
 		b.SetSettings(&s)
 		b.healthy.Store(true) // optimistic until a dial says otherwise

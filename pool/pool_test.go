@@ -323,7 +323,7 @@ func TestSettingsValidation(t *testing.T) {
 		st   Settings
 	}{
 		{"bad url", Settings{URL: "http//x"}},
-		{"wss unsupported", Settings{URL: "wss://x:1/"}},
+		{"ftp", Settings{URL: "ftp://x:1/"}},
 		{"negative target", Settings{URL: "ws://x:1/", Target: -1}},
 		{"target over max", Settings{URL: "ws://x:1/", Target: 10, Max: 5}},
 		{"reset ack without message", Settings{URL: "ws://x:1/", Policy: PolicyReset, ResetAck: "ok"}},
@@ -549,5 +549,19 @@ func TestBalancerPolicies(t *testing.T) {
 	}
 	if _, err := ParseBalancer("fastest"); err == nil {
 		t.Error("an unknown policy was accepted")
+	}
+}
+
+func TestBackendURLs(t *testing.T) {
+	for raw, want := range map[string]backendAddress{
+		"ws://b:9000/x?y=1":     {addr: "b:9000", host: "b:9000", uri: "/x?y=1", serverName: "b"},
+		"ws://b/":               {addr: "b:80", host: "b", uri: "/", serverName: "b"},
+		"wss://b.example/speak": {addr: "b.example:443", host: "b.example", uri: "/speak", serverName: "b.example", tls: true},
+		"wss://[::1]:8443":      {addr: "[::1]:8443", host: "[::1]:8443", uri: "/", serverName: "::1", tls: true},
+	} {
+		got, err := parseBackendURL(raw)
+		if err != nil || got != want {
+			t.Errorf("%s: %+v %v, want %+v", raw, got, err, want)
+		}
 	}
 }

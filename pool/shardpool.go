@@ -13,6 +13,7 @@ import (
 
 	"github.com/wsgate/wsgate/codec"
 	"github.com/wsgate/wsgate/internal/framewrite"
+	"github.com/wsgate/wsgate/internal/looptls"
 	"github.com/wsgate/wsgate/internal/wheel"
 )
 
@@ -111,11 +112,14 @@ func (sh *ShardPool) preciseNow() int64 { return int64(time.Since(sh.pool.epoch)
 var ErrNotEnrolled = errors.New("pool: connection not enrolled")
 
 // Enroll hands a dialed, upgraded connection (reserved with b.Reserve for
-// this shard) to the shard's loop, where it becomes idle. It waits for the
-// loop, so it must never be called on a loop. On error the reservation is
-// given back. Safe for concurrent use.
-func (sh *ShardPool) Enroll(ctx context.Context, b *Backend, nc net.Conn) error {
-	return sh.enroll(ctx, sh.newConn(b), nc)
+// this shard) to the shard's loop, where it becomes idle; secured is its
+// TLS state for a wss:// backend (nil for ws://). It waits for the loop,
+// so it must never be called on a loop. On error the reservation is given
+// back. Safe for concurrent use.
+func (sh *ShardPool) Enroll(ctx context.Context, b *Backend, nc net.Conn, secured *looptls.Handshaken) error {
+	c := sh.newConn(b)
+	c.secured = secured
+	return sh.enroll(ctx, c, nc)
 }
 
 func (sh *ShardPool) newConn(b *Backend) *Conn {

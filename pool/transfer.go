@@ -17,6 +17,9 @@ import (
 // idle: so a shard whose session waits asks a shard with an idle
 // connection of the group to hand one over.
 //
+// Connections to wss:// backends stay where they were enrolled: their TLS
+// state lives on their loop.
+//
 // The hand-over keeps the socket, never its bytes in flight: on the donor
 // loop the connection must be idle and clean (nothing buffered), its
 // descriptor is duplicated, and the donor's copy is closed synchronously
@@ -53,7 +56,9 @@ func (p *Pool) donorFor(group string, except int) *ShardPool {
 	var best *ShardPool
 	var most int64
 	for _, b := range p.Backends() {
-		if b.Group() != group || !b.TakesLeases() {
+		// A TLS connection's state is its loop's (keys, sequence
+		// numbers, a record half read): it does not move.
+		if b.Group() != group || !b.TakesLeases() || b.TLS {
 			continue
 		}
 		for i, s := range b.shards {

@@ -2,6 +2,7 @@ package reconcile
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -11,6 +12,8 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/looptls"
+	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
 )
 
@@ -24,24 +27,36 @@ const maxResponseHeader = 8 << 10
 // session's traffic hidden from flow control.
 const DefaultSocketBuffer = 128 << 10
 
-// Dial connects to b and runs the client handshake, within timeout. It
-// reads exactly the response header block and nothing after it, so frames
-// the backend sends right behind its 101 stay in the socket for the event
-// loop that takes the connection over. Both the connect and the handshake
+// DialOptions are how backends are dialed.
+type DialOptions struct {
+	Timeout time.Duration // connect, TLS handshake and upgrade together
+	// SocketBuffer sets the socket's send and receive buffers before it
+	// connects (0: the kernel's autotuning).
+	SocketBuffer int
+	// TLS is the configuration wss:// backends are dialed with (nil: the
+	// system roots, the URL's host as server name).
+	TLS *tlsconf.Client
+}
+
+// Dial connects to b and runs the client handshake (TLS first for a
+// wss:// backend), within o.Timeout. Nothing the backend sends right
+// behind its 101 is lost: over plain TCP exactly the response header
+// block is read and the rest stays in the socket for the event loop that
+// takes the connection over; over TLS what was decrypted past the header
+// block travels in the returned Handshaken (nil for ws://), and records
+// crypto/tls buffered stay in it too. Both the connect and the handshake
 // give up as soon as ctx ends (the reconciler stops): a backend that
-// accepts and never answers holds nothing past that. socketBuffer sets the
-// socket's send and receive buffers before it connects (0: the kernel's
-// autotuning).
-func Dial(ctx context.Context, b *pool.Backend, timeout time.Duration, socketBuffer int) (*net.TCPConn, error) {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
+// accepts and never answers holds nothing past that.
+func Dial(ctx context.Context, b *pool.Backend, o DialOptions) (*net.TCPConn, *looptls.Handshaken, error) {
+	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var d net.Dialer
-	if socketBuffer > 0 {
+	if o.SocketBuffer > 0 {
 		d.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
 			err := rc.Control(func(fd uintptr) {
-				if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, socketBuffer); serr == nil {
-					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, socketBuffer)
+				if serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_SNDBUF, o.SocketBuffer); serr == nil {
+					serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, o.SocketBuffer)
 				}
 			})
 			if err != nil {
@@ -52,28 +67,37 @@ func Dial(ctx context.Context, b *pool.Backend, timeout time.Duration, socketBuf
 	}
 	nc, err := d.DialContext(ctx, "tcp", b.Addr)
 	if err != nil {
-		return nil, fmt.Errorf("reconcile: dial %s: %w", b.Addr, err)
+		return nil, nil, fmt.Errorf("reconcile: dial %s: %w", b.Addr, err)
 	}
 	tc := nc.(*net.TCPConn)
-	if err := handshake(ctx, tc, b); err != nil {
-		_ = tc.Close()
-		return nil, fmt.Errorf("reconcile: handshake with %s: %w", b.Addr, err)
+	var secured *looptls.Handshaken
+	exchange := func() error { return exchangeHandshake(tc, b) }
+	if b.TLS {
+		exchange = func() (err error) {
+			secured, err = exchangeOverTLS(ctx, tc, b, o.TLS)
+			return err
+		}
 	}
-	return tc, nil
+	if err := handshake(ctx, tc, exchange); err != nil {
+		_ = tc.Close()
+		return nil, nil, fmt.Errorf("reconcile: handshake with %s: %w", b.Addr, err)
+	}
+	return tc, secured, nil
 }
 
 // longAgo is a deadline in the past: setting it wakes every blocked read
 // and write of the conn at once.
 var longAgo = time.Unix(1, 0)
 
-// handshake sends the upgrade request and reads the response, until ctx's
-// deadline or until ctx is cancelled. On error the caller closes tc.
-func handshake(ctx context.Context, tc *net.TCPConn, b *pool.Backend) error {
+// handshake runs exchange (the upgrade request and its response, TLS
+// first for wss://) until ctx's deadline or until ctx is cancelled. On
+// error the caller closes tc.
+func handshake(ctx context.Context, tc *net.TCPConn, exchange func() error) error {
 	deadline, _ := ctx.Deadline()
 	_ = tc.SetDeadline(deadline)
 	// Set after the deadline above, so a cancellation is never overwritten.
 	stop := context.AfterFunc(ctx, func() { _ = tc.SetDeadline(longAgo) })
-	err := exchangeHandshake(tc, b)
+	err := exchange()
 	if !stop() {
 		// ctx ended, and the deadline is in the past (or about to be):
 		// whatever the exchange returned, the connection is not usable.
@@ -98,6 +122,56 @@ func exchangeHandshake(tc *net.TCPConn, b *pool.Backend) error {
 	_, _, err = codec.ParseClientResponse(block, req)
 	return err
 }
+
+// exchangeOverTLS runs the TLS handshake on tc, then the upgrade over it.
+// Plaintext past the response header block is kept in the Handshaken.
+func exchangeOverTLS(ctx context.Context, tc *net.TCPConn, b *pool.Backend, settings *tlsconf.Client) (*looptls.Handshaken, error) {
+	if settings == nil {
+		settings = defaultBackendTLS
+	}
+	shim := looptls.NewShim(tc)
+	conn := tls.Client(shim, settings.For(b.ServerName))
+	if err := conn.HandshakeContext(ctx); err != nil {
+		return nil, fmt.Errorf("TLS: %w", err)
+	}
+	req := &codec.ClientRequest{Host: b.Host, URI: b.URI, Key: codec.NewClientKey()}
+	if _, err := conn.Write(codec.AppendClientRequest(nil, req)); err != nil {
+		return nil, err
+	}
+	var (
+		got     []byte
+		scanner codec.HeaderScanner
+		buf     = make([]byte, 4096)
+	)
+	for {
+		n, err := conn.Read(buf)
+		got = append(got, buf[:n]...)
+		end, serr := scanner.Scan(got, maxResponseHeader)
+		switch {
+		case serr == nil:
+			if _, _, err := codec.ParseClientResponse(got[:end], req); err != nil {
+				return nil, err
+			}
+			return &looptls.Handshaken{TLS: conn, Shim: shim, Unread: got[end:]}, nil
+		case !errors.Is(serr, codec.ErrNeedMore):
+			return nil, serr
+		case err != nil:
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+}
+
+// defaultBackendTLS verifies backends against the system roots.
+var defaultBackendTLS = func() *tlsconf.Client {
+	c, err := tlsconf.NewClient(tlsconf.ClientOptions{})
+	if err != nil {
+		panic(err) // no file to read: cannot fail
+	}
+	return c
+}()
 
 // readHeaderBlock peeks at what has arrived (MSG_PEEK) and consumes only
 // up to the end of the header block. Bytes before the end are consumed as

@@ -51,7 +51,7 @@ func TestDialGivesUpWhenCancelled(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		nc, err := reconcile.Dial(ctx, b, time.Minute, 0)
+		nc, _, err := reconcile.Dial(ctx, b, reconcile.DialOptions{Timeout: time.Minute})
 		if nc != nil {
 			_ = nc.Close()
 		}
@@ -111,7 +111,7 @@ func TestDialLeavesBytesAfterTheResponse(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r)
 	}()
 	b := dialBackend(t, "ws://"+ln.Addr().String()+"/")
-	nc, err := reconcile.Dial(context.Background(), b, 5*time.Second, reconcile.DefaultSocketBuffer)
+	nc, _, err := reconcile.Dial(context.Background(), b, reconcile.DialOptions{Timeout: 5 * time.Second, SocketBuffer: reconcile.DefaultSocketBuffer})
 	if err != nil {
 		t.Fatal(err)
 	}

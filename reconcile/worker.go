@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/internal/jitter"
+	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
 )
 
@@ -22,7 +23,10 @@ type Config struct {
 	// SocketBuffer is a backend socket's send and receive buffer (default
 	// DefaultSocketBuffer; negative: the kernel's autotuning).
 	SocketBuffer int
-	Logger       *zap.Logger
+	// TLS is the configuration wss:// backends are dialed with (default:
+	// verified against the system roots).
+	TLS    *tlsconf.Client
+	Logger *zap.Logger
 }
 
 // Reconciler runs one worker per shard. Start and Stop are
@@ -247,7 +251,7 @@ func (w *worker) ensureCapacity(ctx context.Context) (wakeAt time.Time) {
 func (w *worker) dial(ctx context.Context, b *pool.Backend, started time.Time, probe bool) {
 	reserved := true // the reservation is still ours to give back
 	defer w.dialEnded(b, probe, &reserved)
-	nc, err := Dial(ctx, b, b.Settings().DialTimeout, max(w.cfg.SocketBuffer, 0))
+	nc, secured, err := Dial(ctx, b, DialOptions{Timeout: b.Settings().DialTimeout, SocketBuffer: max(w.cfg.SocketBuffer, 0), TLS: w.cfg.TLS})
 	if err != nil {
 		reserved = false
 		if ctx.Err() != nil {
@@ -264,7 +268,7 @@ func (w *worker) dial(ctx context.Context, b *pool.Backend, started time.Time, p
 	}
 	wasHealthy := b.Healthy()
 	reserved = false // Enroll consumes it, or gives it back
-	if err := w.shard.Enroll(ctx, b, nc); err != nil {
+	if err := w.shard.Enroll(ctx, b, nc, secured); err != nil {
 		w.log.Debug("enroll failed", zap.String("backend", b.Settings().URL), zap.Error(err))
 		return
 	}

@@ -73,7 +73,7 @@ func runGateway(args []string) int {
 		return 1
 	}
 	defer stopOps()
-	log.Info("gateway ready", zap.String("addr", gw.Server.Addr()), zap.Int64("config_version", gw.Applier.Status().Version))
+	log.Info("gateway ready", zap.String("addr", gw.Server.Addr()), zap.String("tls_addr", gw.Server.TLSAddr()), zap.Int64("config_version", gw.Applier.Status().Version))
 	return waitForSignal(log, gw.Done(), gw.Err, func(ctx context.Context) error {
 		err := gw.Shutdown(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -61,14 +62,28 @@ func runEcho(args []string) int {
 		return code
 	}
 	defer flush()
-	cfg := f.ServerConfig()
+	cfg, certs, err := f.ServerConfig()
+	if err != nil {
+		log.Error("bad flags", zap.Error(err))
+		return 2
+	}
 	cfg.Logger = log
 	cfg.Handler = server.Echo{}
 	srv, code := startServer(cfg, log)
 	if code != 0 {
 		return code
 	}
-	log.Info("echo backend ready", zap.String("addr", srv.Addr()))
+	if certs != nil {
+		// Certificates reload on SIGHUP and when their files change.
+		ctx, stopWatch := context.WithCancel(context.Background())
+		var watching sync.WaitGroup
+		hup := watchSIGHUP(func() bool { certs.ReloadAndLog(log, "SIGHUP"); return true }, log)
+		watching.Add(2)
+		go hup.run(ctx, &watching)
+		go func() { defer watching.Done(); certs.Watch(ctx, 0, log) }()
+		defer func() { stopWatch(); watching.Wait() }()
+	}
+	log.Info("echo backend ready", zap.String("addr", srv.Addr()), zap.String("tls_addr", srv.TLSAddr()))
 	return waitForSignal(log, srv.Done(), srv.Err, func(ctx context.Context) error { return srv.Shutdown(ctx) }, f.ShutdownTimeout)
 }
 

@@ -9,6 +9,7 @@ package rawbackend
 
 import (
 	"bufio"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"io"
@@ -31,6 +32,11 @@ type Server struct {
 	ReadDelay atomic.Int64 // nanoseconds
 	Conns     atomic.Int64 // connections accepted
 	Pings     atomic.Int64 // pings received
+	Pongs     atomic.Int64 // pongs received
+	// Greeting, if set before connections come, is written in the same
+	// write as the 101 (over TLS: the same record): frames a backend sends
+	// right behind its handshake.
+	Greeting []byte
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -38,8 +44,18 @@ type Server struct {
 }
 
 // Start listens on a free loopback port.
-func Start() (*Server, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+func Start() (*Server, error) { return StartTLS(nil) }
+
+// StartTLS listens on a free loopback port, speaking TLS with cfg (nil:
+// plain TCP). Set Greeting before the first connection comes.
+func StartTLS(cfg *tls.Config) (*Server, error) {
+	var ln net.Listener
+	var err error
+	if cfg != nil {
+		ln, err = tls.Listen("tcp", "127.0.0.1:0", cfg)
+	} else {
+		ln, err = net.Listen("tcp", "127.0.0.1:0")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -88,7 +104,7 @@ func (s *Server) serveConn(c net.Conn) {
 		_ = c.Close()
 	}()
 	r := bufio.NewReader(c)
-	if err := handshake(c, r); err != nil {
+	if err := handshake(c, r, s.Greeting); err != nil {
 		return
 	}
 	for {
@@ -107,6 +123,7 @@ func (s *Server) serveConn(c net.Conn) {
 			}
 			h.OpCode = ws.OpPong
 		case ws.OpPong:
+			s.Pongs.Add(1)
 			continue
 		case ws.OpClose:
 			_ = writeFrame(c, ws.Header{Fin: true, OpCode: ws.OpClose, Length: int64(min(len(payload), 2))}, payload[:min(len(payload), 2)])
@@ -118,7 +135,7 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 }
 
-func handshake(c net.Conn, r *bufio.Reader) error {
+func handshake(c net.Conn, r *bufio.Reader, greeting []byte) error {
 	var block []byte
 	for {
 		line, err := r.ReadSlice('\n')
@@ -137,7 +154,7 @@ func handshake(c net.Conn, r *bufio.Reader) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.Write(codec.AppendAccept(nil, req.Key, ""))
+	_, err = c.Write(append(codec.AppendAccept(nil, req.Key, ""), greeting...))
 	return err
 }
 

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"sync/atomic"
+	"time"
 )
 
 // ErrConfig wraps every refusal of a TLS setting.
@@ -42,6 +43,12 @@ type Server struct {
 	certs  atomic.Pointer[[]tls.Certificate]
 	caPool atomic.Pointer[x509.CertPool]
 	config *tls.Config
+
+	// Reloads counts reloads that put new certificates in force;
+	// ReloadFailures those refused (a file missing, a key that does not
+	// match), which left the previous set in force.
+	Reloads, ReloadFailures atomic.Int64
+	notAfter                atomic.Int64 // unix seconds: the first certificate in force to expire
 }
 
 // NewServer loads the certificates and builds the listener's
@@ -102,8 +109,18 @@ func (s *Server) Reload() error {
 	if pool != nil {
 		s.caPool.Store(pool)
 	}
+	first := int64(0)
+	for _, c := range certs {
+		if t := c.Leaf.NotAfter.Unix(); first == 0 || t < first {
+			first = t
+		}
+	}
+	s.notAfter.Store(first)
 	return nil
 }
+
+// NotAfter is when the first certificate in force expires.
+func (s *Server) NotAfter() time.Time { return time.Unix(s.notAfter.Load(), 0) }
 
 // Files lists every file Reload reads (to watch them).
 func (s *Server) Files() []string {
