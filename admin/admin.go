@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/server"
 )
@@ -42,11 +43,12 @@ type ConfigStatus struct {
 // Options is what the admin endpoint shows and steers. Server and Pool
 // may be nil (that part of the views is then empty).
 type Options struct {
-	Server    *server.Server
-	Pool      *pool.Pool
-	Recorder  *Recorder  // session-end counters for /metrics and /stats (optional)
-	AccessLog *AccessLog // its counters appear in /stats (optional)
-	Logger    *zap.Logger
+	Server      *server.Server
+	Pool        *pool.Pool
+	ListenerTLS *tlsconf.Server // the TLS listener's certificates (optional): reloads and expiry
+	Recorder    *Recorder       // session-end counters for /metrics and /stats (optional)
+	AccessLog   *AccessLog      // its counters appear in /stats (optional)
+	Logger      *zap.Logger
 
 	// Token, if set, is required as "Authorization: Bearer TOKEN" by the
 	// operator actions, and by every view but /healthz and /readyz when

@@ -47,6 +47,7 @@ type gatewayOpts struct {
 	lateBackend bool           // the backends start only when startBackends is called (the pool stays empty until then)
 	access      *AccessLog     // access log fed by the session-end hook
 	configure   func(*Options) // last word on the admin options
+	args        []string       // more gateway flags
 }
 
 func startGateway(t *testing.T, o gatewayOpts) *gateway {
@@ -74,6 +75,7 @@ func startGateway(t *testing.T, o gatewayOpts) *gateway {
 		addrs = append(addrs, addr)
 		args = append(args, "-backend", "ws://"+addr+"/")
 	}
+	args = append(args, o.args...)
 	opts, warnings, err := wsgateway.ParseArgs(args)
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("flags %q: %v %v", args, err, warnings)
@@ -91,7 +93,7 @@ func startGateway(t *testing.T, o gatewayOpts) *gateway {
 		t.Fatal(err)
 	}
 	g.gw, g.srv, g.pool = gw, gw.Server, gw.Pool
-	ao := Options{Server: g.srv, Pool: g.pool, Recorder: g.recorder, AccessLog: o.access, Logger: log.Named("admin"), Token: o.token}
+	ao := Options{Server: g.srv, Pool: g.pool, ListenerTLS: gw.ListenerTLS(), Recorder: g.recorder, AccessLog: o.access, Logger: log.Named("admin"), Token: o.token}
 	if o.configure != nil {
 		o.configure(&ao)
 	}

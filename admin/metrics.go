@@ -30,6 +30,8 @@ type serverCollector struct {
 	acceptEMFILE, enrollFailures, panics        *prometheus.Desc
 	logDropped, failed                          *prometheus.Desc
 	pausedNow, pauses, pausedSeconds, stalls    *prometheus.Desc
+	tlsHandshakes, tlsFailures, tlsRunning      *prometheus.Desc
+	tlsReadErrors, tlsReloads, tlsExpiry        *prometheus.Desc
 }
 
 func newServerCollector(a *Admin) *serverCollector {
@@ -57,6 +59,12 @@ func newServerCollector(a *Admin) *serverCollector {
 		pauses:         desc("wsgate_pauses_total", "Times a connection was paused for backpressure."),
 		pausedSeconds:  desc("wsgate_paused_seconds_total", "Time connections spent paused, counted when they resume or close."),
 		stalls:         desc("wsgate_stalls_total", "Paused connections whose peer did not drain for the stall timeout (their session was closed)."),
+		tlsHandshakes:  desc("wsgate_tls_handshakes_total", "TLS handshakes completed on the TLS listener."),
+		tlsFailures:    desc("wsgate_tls_handshake_failures_total", "TLS handshakes that failed, by reason (timeout, closed, not_tls, client_cert, version, busy: refused because -tls-handshakes were running, other).", "reason"),
+		tlsRunning:     desc("wsgate_tls_handshakes_running", "TLS handshakes running now (bounded by -tls-handshakes)."),
+		tlsReadErrors:  desc("wsgate_tls_read_errors_total", "TLS sessions whose records failed after the handshake (a bad or oversized record, an alert)."),
+		tlsReloads:     desc("wsgate_tls_certificate_reloads_total", "Certificate reloads (files changed, SIGHUP, the reload action), by result.", "result"),
+		tlsExpiry:      desc("wsgate_tls_certificate_expiry_seconds", "Unix time the first certificate in force expires."),
 	}
 }
 
@@ -64,7 +72,8 @@ func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.accepted, c.connsOpen, c.sessionsOpen, c.upgraded, c.frames, c.bytes,
 		c.refused, c.closed, c.timeouts, c.shardSessions, c.shardWaiting, c.draining, c.accessLines,
 		c.acceptEMFILE, c.enrollFailures, c.panics, c.logDropped, c.failed,
-		c.pausedNow, c.pauses, c.pausedSeconds, c.stalls} {
+		c.pausedNow, c.pauses, c.pausedSeconds, c.stalls,
+		c.tlsHandshakes, c.tlsFailures, c.tlsRunning, c.tlsReadErrors, c.tlsReloads, c.tlsExpiry} {
 		ch <- d
 	}
 }
@@ -106,6 +115,14 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pausedSeconds, prometheus.CounterValue, float64(st.PausedNanos.Load())/1e9)
 		counter(c.stalls, st.Stalls.Load())
 		gauge(c.draining, b2i(srv.ShuttingDown()))
+		if srv.TLSAddr() != "" {
+			counter(c.tlsHandshakes, st.TLSHandshakes.Load())
+			for i, name := range server.TLSFailureNames() {
+				counter(c.tlsFailures, st.TLSFailures(server.TLSFailure(i)), name)
+			}
+			gauge(c.tlsRunning, srv.TLSHandshakesRunning())
+			counter(c.tlsReadErrors, st.TLSReadErrors.Load())
+		}
 		for _, si := range srv.Shards() {
 			gauge(c.shardSessions, si.Sessions, strconv.Itoa(si.Index))
 		}
@@ -114,6 +131,11 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, sh := range p.Shards() {
 			gauge(c.shardWaiting, sh.Waiting.Load(), strconv.Itoa(sh.Index))
 		}
+	}
+	if certs := c.a.o.ListenerTLS; certs != nil {
+		counter(c.tlsReloads, certs.Reloads.Load(), "ok")
+		counter(c.tlsReloads, certs.ReloadFailures.Load(), "failed")
+		gauge(c.tlsExpiry, certs.NotAfter().Unix())
 	}
 	if fn := c.a.o.LogDropped; fn != nil {
 		counter(c.logDropped, fn())

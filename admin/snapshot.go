@@ -190,6 +190,11 @@ type StatsView struct {
 	Pauses              int64                       `json:"pauses"`             // times a connection was paused
 	PausedSeconds       float64                     `json:"paused_seconds"`     // time spent paused, all connections
 	Stalls              int64                       `json:"stalls"`             // sessions closed for not draining
+	TLSListen           string                      `json:"tls_listen,omitempty"`
+	TLSHandshakes       int64                       `json:"tls_handshakes"`
+	TLSFailures         map[string]int64            `json:"tls_handshake_failures,omitempty"` // by reason
+	TLSReadErrors       int64                       `json:"tls_read_errors"`
+	TLSCertExpiry       time.Time                   `json:"tls_certificate_expiry,omitzero"`
 	Goroutines          int                         `json:"goroutines"`
 	AccessLogWritten    int64                       `json:"access_log_written"`
 	AccessLogSkipped    int64                       `json:"access_log_skipped"`
@@ -219,6 +224,15 @@ func (a *Admin) stats() StatsView {
 		v.CloseTimeouts = st.CloseTimeouts.Load()
 		v.Paused = srv.PausedNow()
 		v.Pauses, v.PausedSeconds, v.Stalls = st.Pauses.Load(), float64(st.PausedNanos.Load())/1e9, st.Stalls.Load()
+		if v.TLSListen = srv.TLSAddr(); v.TLSListen != "" {
+			v.TLSHandshakes, v.TLSReadErrors = st.TLSHandshakes.Load(), st.TLSReadErrors.Load()
+			v.TLSFailures = map[string]int64{}
+			for i, name := range server.TLSFailureNames() {
+				if n := st.TLSFailures(server.TLSFailure(i)); n > 0 {
+					v.TLSFailures[name] = n
+				}
+			}
+		}
 		for i, name := range reasonNames {
 			if n := st.Closed(server.CloseReason(i)); n > 0 {
 				v.ClosedByReason[name] = n
@@ -232,6 +246,9 @@ func (a *Admin) stats() StatsView {
 		if n := st.Refused(0); n > 0 {
 			v.HandshakeFailures[statusLabel(0)] = n
 		}
+	}
+	if certs := a.o.ListenerTLS; certs != nil {
+		v.TLSCertExpiry = certs.NotAfter()
 	}
 	if a.o.Pool != nil {
 		for _, sh := range a.o.Pool.Shards() {

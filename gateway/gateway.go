@@ -174,6 +174,10 @@ func (g *Gateway) Reload() bool {
 	return g.CanReload()
 }
 
+// HasConfigSource reports whether the configuration comes from a source
+// Reload reads again (a file or the database), not from flags.
+func (g *Gateway) HasConfigSource() bool { return g.reload != nil }
+
 // CanReload reports whether Reload has something to read again.
 func (g *Gateway) CanReload() bool { return g.reload != nil || g.opts.ListenerTLS != nil }
 

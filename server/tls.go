@@ -128,6 +128,10 @@ func classifyTLS(err error) TLSFailure {
 	return TLSOther
 }
 
+// TLSHandshakesRunning is how many TLS handshakes run now. Safe for
+// concurrent use.
+func (s *Server) TLSHandshakesRunning() int64 { return int64(len(s.tlsSlots)) }
+
 // tlsReadEnded counts and logs why a session's TLS read side ended.
 func (s *Server) tlsReadEnded(err error) {
 	if errors.Is(err, io.EOF) {

@@ -65,8 +65,9 @@ func runGateway(args []string) int {
 	if gw.CanReload() {
 		reload = func() { gw.Reload() }
 	}
-	stopOps, err := f.ops.start(opsDeps{server: gw.Server, pool: gw.Pool, log: log, applier: gw.Applier, reload: reload,
-		logDropped: sink.Dropped})
+	stopOps, err := f.ops.start(opsDeps{server: gw.Server, pool: gw.Pool, listenerTLS: gw.ListenerTLS(), log: log, applier: gw.Applier, reload: reload,
+		configSource: gw.HasConfigSource(),
+		logDropped:   sink.Dropped})
 	if err != nil {
 		log.Error("admin endpoint", zap.Error(err))
 		gw.Stop()

@@ -11,6 +11,7 @@ import (
 
 	"github.com/wsgate/wsgate/admin"
 	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/server"
 )
@@ -40,15 +41,20 @@ func (o *opsFlags) register(fs *flag.FlagSet) {
 
 // opsDeps is what the operating side reads and steers.
 type opsDeps struct {
-	server *server.Server
-	pool   *pool.Pool
-	log    *zap.Logger
+	server      *server.Server
+	pool        *pool.Pool
+	listenerTLS *tlsconf.Server // nil without a TLS listener
+	log         *zap.Logger
 	// applier, if set, reports the configuration version in force and the
 	// last reload's result; without it the version is the pool routing's.
 	applier *config.Applier
-	// reload, if set, asks the configuration source (file or database) to
-	// reload now; nil when the configuration came from flags.
+	// reload, if set, reads the TLS certificates again and asks the
+	// configuration source (file or database) to reload now; nil when
+	// there is neither.
 	reload func()
+	// configSource: the configuration comes from a file or the database,
+	// whose reload ends asynchronously (the applier says when).
+	configSource bool
 	// logDropped, if set, counts log lines dropped because stderr did not
 	// take them in time.
 	logDropped func() int64
@@ -90,7 +96,7 @@ func (o *opsFlags) start(d opsDeps) (stop func(), err error) {
 		return func() {}, nil
 	}
 	ep, err := admin.Listen(o.admin, admin.Options{
-		Server: d.server, Pool: d.pool, Recorder: o.recorder, AccessLog: o.access,
+		Server: d.server, Pool: d.pool, ListenerTLS: d.listenerTLS, Recorder: o.recorder, AccessLog: o.access,
 		Logger: d.log.Named("admin"), Token: o.adminToken,
 		MutexProfileFraction: o.mutexFraction, BlockProfileRate: o.blockRate,
 		ConfigStatus: configStatus(d), Reload: reloadNow(d), LogDropped: d.logDropped,
@@ -143,6 +149,10 @@ func reloadNow(d opsDeps) func(context.Context) error {
 		return nil
 	}
 	return func(ctx context.Context) error {
+		if !d.configSource {
+			d.reload() // the certificates alone: done on return
+			return nil
+		}
 		if d.applier == nil {
 			d.reload()
 			return admin.ErrReloadPending

@@ -145,7 +145,7 @@ func TestConfigStatusAndReload(t *testing.T) {
 	gw := startFileGateway(t, path)
 	p, log := gw.Pool, zaptest.NewLogger(t)
 
-	d := opsDeps{pool: p, log: log, applier: gw.Applier, reload: func() { gw.Reload() }}
+	d := opsDeps{pool: p, log: log, applier: gw.Applier, reload: func() { gw.Reload() }, configSource: true}
 	st := configStatus(d)()
 	if st.Version != 1 || st.LastReload != admin.ReloadOK || !strings.HasPrefix(st.Source, "file:") {
 		t.Fatalf("initial status %+v", st)
