@@ -10,10 +10,14 @@ all: build
 
 build:
 	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
+	$(GO) build -o $(BIN)/devcert ./cmd/devcert
 
 # The gateway on $(LISTEN) in front of three echo backends; Ctrl-C stops all.
+# TLS=1: also wss:// on $(TLS_LISTEN), backends over wss://, with a
+# throwaway CA in .demo/tls (the script prints how to trust it).
+TLS_LISTEN ?= 127.0.0.1:8443
 run: build
-	LISTEN=$(LISTEN) WSGATE_BIN=$(BIN)/wsgate scripts/run-demo.sh
+	LISTEN=$(LISTEN) TLS=$(TLS) TLS_LISTEN=$(TLS_LISTEN) WSGATE_BIN=$(BIN)/wsgate DEVCERT_BIN=$(BIN)/devcert scripts/run-demo.sh
 
 # Just the endpoint in echo mode on $(LISTEN).
 run-echo: build

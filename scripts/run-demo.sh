@@ -17,12 +17,23 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 args=()
+backend=(-listen) scheme=ws
+if [ -n "${TLS:-}" ]; then
+	# TLS=1: a throwaway CA and certificate (kept in .demo/tls while still
+	# valid); the gateway also listens on wss://$TLS_LISTEN and dials the
+	# backends over wss://, verified against that CA.
+	tlsdir=${TLS_DIR:-.demo/tls}
+	"${DEVCERT_BIN:-bin/devcert}" -dir "$tlsdir"
+	backend=(-listen "" -tls-cert "$tlsdir/server.pem" -tls-key "$tlsdir/server-key.pem" -tls-listen) scheme=wss
+	args+=(-tls-listen "${TLS_LISTEN:-127.0.0.1:8443}" -tls-cert "$tlsdir/server.pem" -tls-key "$tlsdir/server-key.pem"
+		-backend-ca "$tlsdir/ca.pem")
+fi
 for port in "${ports[@]}"; do
-	setsid "$bin" echo -listen "127.0.0.1:$port" -log-level warn &
+	setsid "$bin" echo "${backend[@]}" "127.0.0.1:$port" -log-level warn &
 	pids+=($!)
-	args+=(-backend "ws://127.0.0.1:$port/")
+	args+=(-backend "$scheme://127.0.0.1:$port/")
 done
-echo "demo: echo backends on ${ports[*]}; gateway on ws://$listen/ (Ctrl-C stops everything)"
+echo "demo: echo backends on $scheme://127.0.0.1:{${ports[*]}}; gateway on ws://$listen/${TLS:+ and wss://${TLS_LISTEN:-127.0.0.1:8443}/} (Ctrl-C stops everything)"
 setsid "$bin" -listen "$listen" "${args[@]}" -pool-size "${POOL_SIZE:-30}" -admin "${ADMIN:-127.0.0.1:8081}" &
 gw=$!
 wait "$gw" || true
