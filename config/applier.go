@@ -9,16 +9,18 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/relay"
 )
 
-// Applier installs configuration versions into the pool: each one is
-// validated whole and swapped in atomically (backends, then routes); a
-// rejected one changes nothing and the last good version stays.
+// Applier installs configuration versions into the pool and the relay:
+// each one is validated whole and swapped in atomically (backends, then
+// routes); a rejected one changes nothing and the last good version stays.
 // Apply is safe for concurrent use (sources take turns on a mutex: this
 // is the configuration path, never the traffic path).
 type Applier struct {
-	pool *pool.Pool
-	log  *zap.Logger
+	pool   *pool.Pool
+	routes Routes
+	log    *zap.Logger
 
 	mu      sync.Mutex // serialises Apply
 	first   *Snapshot  // the version the process started with (listener, limits)
@@ -29,13 +31,21 @@ type Applier struct {
 	lastError   atomic.Pointer[string] // nil after a success
 }
 
-// NewApplier returns an applier for p with no version applied yet.
-func NewApplier(p *pool.Pool, log *zap.Logger) *Applier {
+// Routes is where a version's routes go: the relay (relay.Proxy).
+type Routes interface{ SetRouting(*relay.Routing) }
+
+// NewApplier returns an applier for p's backends and routes' routes, with
+// no version applied yet.
+func NewApplier(p *pool.Pool, routes Routes, log *zap.Logger) *Applier {
 	if log == nil {
 		log = zap.NewNop()
 	}
-	return &Applier{pool: p, log: log}
+	return &Applier{pool: p, routes: routes, log: log}
 }
+
+// Current is the version in force, nil before the first. Safe for
+// concurrent use.
+func (a *Applier) Current() *Snapshot { return a.current.Load() }
 
 // ConfigStatus is what the applier reports for health and metrics.
 type ConfigStatus struct {
@@ -95,9 +105,9 @@ func (a *Applier) install(snap *Snapshot) error {
 		return err
 	}
 	snap.Version = a.version.Add(1)
-	snap.Routing = pool.NewRouting(snap.Version, snap.Routing.Routes, snap.Routing.Default)
+	snap.Routing = relay.NewRouting(snap.Version, snap.Routing.Routes, snap.Routing.Default)
 	a.pool.SetBalancers(snap.Balancers)
-	a.pool.SetRouting(snap.Routing)
+	a.routes.SetRouting(snap.Routing)
 	a.current.Store(snap)
 	if a.first == nil {
 		a.first = snap

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/relay"
 )
 
 // GatewayConfig is wsgate's configuration model, whatever its source (flags, a
@@ -88,13 +89,13 @@ type RouteConfig struct {
 var ErrInvalid = errors.New("config: invalid configuration")
 
 // Snapshot is one validated, immutable version of the configuration, in
-// the form the pool takes.
+// the form the pool and the relay take.
 type Snapshot struct {
 	Version   int64
 	Source    string // "flags", "file:PATH", "postgres"
 	Config    *GatewayConfig
 	Backends  []pool.Settings
-	Routing   *pool.Routing
+	Routing   *relay.Routing
 	Balancers map[string]pool.Balancer // per group
 }
 
@@ -148,7 +149,7 @@ func Compile(c *GatewayConfig, source string) (*Snapshot, error) {
 			snap.Backends = append(snap.Backends, st)
 		}
 	}
-	var routes []pool.Route
+	var routes []relay.Route
 	seen := make(map[string]bool)
 	for ri, r := range c.Routes {
 		rf := fmt.Sprintf("routes[%d]", ri)
@@ -163,12 +164,12 @@ func Compile(c *GatewayConfig, source string) (*Snapshot, error) {
 			return fail(rf+".path", r.Path, "duplicate route")
 		}
 		seen[key] = true
-		routes = append(routes, pool.Route{Path: r.Path, Exact: r.Exact, Group: r.Group})
+		routes = append(routes, relay.Route{Path: r.Path, Exact: r.Exact, Group: r.Group})
 	}
 	if c.DefaultGroup != "" && !groups[c.DefaultGroup] {
 		return fail("default_group", fmt.Sprintf("%q", c.DefaultGroup), "no such group")
 	}
-	snap.Routing = pool.NewRouting(0, routes, c.DefaultGroup)
+	snap.Routing = relay.NewRouting(0, routes, c.DefaultGroup)
 	return snap, nil
 }
 

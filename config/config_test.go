@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/relay"
 )
 
 const goodYAML = `
@@ -167,7 +168,7 @@ groups:
 
 func TestApplierKeepsLastGoodVersion(t *testing.T) {
 	p := pool.New(pool.Config{Shards: 1})
-	a := NewApplier(p, nil)
+	a := NewApplier(p, relay.New(p, 0), nil)
 	c, _ := ParseYAML([]byte(goodYAML))
 	if _, err := a.Apply(c, "test"); err != nil {
 		t.Fatal(err)
@@ -181,7 +182,7 @@ func TestApplierKeepsLastGoodVersion(t *testing.T) {
 	if st.Version != 1 || !strings.Contains(st.LastError, "routes[0].group") {
 		t.Fatalf("status %+v", st)
 	}
-	if g, _ := p.Routing().Lookup("/tts/x"); g != "tts" || len(p.Backends()) != 3 {
+	if g, _ := a.Current().Routing.Lookup("/tts/x"); g != "tts" || len(p.Backends()) != 3 {
 		t.Fatalf("pool changed by a rejected version: route %q, %d backends", g, len(p.Backends()))
 	}
 	// The same good version again changes nothing; a new one is version 2.

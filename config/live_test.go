@@ -17,6 +17,7 @@ import (
 	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
+	"github.com/wsgate/wsgate/relay"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -56,9 +57,10 @@ func startFleet(t *testing.T, n int) *fleet {
 	}
 	log := zaptest.NewLogger(t)
 	f.pool = pool.New(pool.Config{Shards: 2, MaxFrameBytes: 1 << 20, MaxMessageBytes: 1 << 20, Logger: log})
-	f.applier = config.NewApplier(f.pool, log)
+	proxy := relay.New(f.pool, 0)
+	f.applier = config.NewApplier(f.pool, proxy, log)
 	cfg := server.Config{Addr: "127.0.0.1:0", Loops: 2, Logger: log, TickInterval: 10 * time.Millisecond}
-	wsgateway.Wire(&cfg, f.pool, 0)
+	wsgateway.Wire(&cfg, f.pool, proxy)
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -239,7 +241,7 @@ func TestFileSourceAppliesChangesLive(t *testing.T) {
 // times, versions land while the rewrites go on.
 func TestFileRewrittenOftenStillApplies(t *testing.T) {
 	p := pool.New(pool.Config{Shards: 1})
-	a := config.NewApplier(p, zaptest.NewLogger(t))
+	a := config.NewApplier(p, relay.New(p, 0), zaptest.NewLogger(t))
 	path := t.TempDir() + "/wsgate.yaml"
 	doc := func(target int) string {
 		return fmt.Sprintf("default_group: main\ngroups:\n  - name: main\n    backends:\n      - {url: \"ws://127.0.0.1:1/\", pool_target: %d}\n", target)

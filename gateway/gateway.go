@@ -92,7 +92,8 @@ func New(o Options) (*Gateway, error) {
 		QueueLimit: limits.FlowWindow, Logger: o.Logger.Named("pool"),
 	})
 	g := &Gateway{Pool: p, opts: o, log: o.Logger}
-	g.Applier = config.NewApplier(p, o.Logger.Named("config"))
+	proxy := relay.New(p, o.AcquireTimeout)
+	g.Applier = config.NewApplier(p, proxy, o.Logger.Named("config"))
 	if o.Initial != nil {
 		source := "flags"
 		if o.ConfigFile != "" {
@@ -102,7 +103,7 @@ func New(o Options) (*Gateway, error) {
 			return nil, err
 		}
 	}
-	Wire(&cfg, p, o.AcquireTimeout)
+	Wire(&cfg, p, proxy)
 	if g.Server, err = server.New(cfg); err != nil {
 		return nil, err
 	}
@@ -110,12 +111,12 @@ func New(o Options) (*Gateway, error) {
 }
 
 // Wire makes cfg the server of a gateway in front of p: sessions are
-// relayed to p's backends (relay.New), each shard's pool attaches to its
+// relayed to p's backends by proxy, each shard's pool attaches to its
 // event loop when the server creates it, and closes its backend
 // connections at shutdown.
-func Wire(cfg *server.Config, p *pool.Pool, acquireTimeout time.Duration) {
+func Wire(cfg *server.Config, p *pool.Pool, proxy *relay.Proxy) {
 	cfg.Gateway = true
-	cfg.Handler = relay.New(p, acquireTimeout)
+	cfg.Handler = proxy
 	cfg.OnShard = func(sh *server.Shard) { p.Shard(sh.Index()).Attach(sh) }
 	cfg.OnShutdown = func(sh *server.Shard) { p.Shard(sh.Index()).CloseAll() }
 }

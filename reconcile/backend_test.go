@@ -17,6 +17,7 @@ import (
 	wsgateway "github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/relay"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -167,7 +168,7 @@ func startGateway(t *testing.T, loops int, backends ...pool.Settings) *gateway {
 		t.Fatal(err)
 	}
 	cfg := server.Config{Addr: "127.0.0.1:0", Loops: loops, Logger: log, TickInterval: 10 * time.Millisecond}
-	wsgateway.Wire(&cfg, p, 0)
+	wsgateway.Wire(&cfg, p, relay.New(p, 0))
 	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -1,8 +1,10 @@
 // Package relay is the gateway's relay: a session's binding to its backend
 // connection and both directions of it. It owns:
 //
-//   - the choice of a backend group for a new session (its path's route),
-//     and the refusals before the upgrade (404 no route, 503 no backend);
+//   - the routes (routing.go: exact paths, then the longest prefix, then
+//     the default group), swapped whole by the configuration applier, and
+//     the choice of a group for a new session by its path, with the
+//     refusals before the upgrade (404 no route, 503 no backend);
 //   - leasing a connection from the session's shard pool, or waiting for
 //     one (the session's frames held, then 1013 past the acquire timeout);
 //   - the session-start message a backend gets first;
@@ -24,5 +26,6 @@
 // dispatch to relay).
 //
 // Ownership: everything here is Loop-only, owned by the session's shard;
-// the Proxy itself is shared, read-only after New.
+// the Proxy itself is shared: read-only after New but for its routing, an
+// atomic pointer.
 package relay

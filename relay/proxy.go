@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/wsgate/wsgate/codec"
@@ -12,11 +13,13 @@ import (
 // backend connection before close 1013.
 const DefaultAcquireTimeout = 3 * time.Second
 
-// Proxy is the gateway's server.Handler. Safe for concurrent use (its
-// sessions are each on their own loop).
+// Proxy is the gateway's server.Handler: it routes a session by its path
+// to a backend group and binds it to a connection of that group. Safe for
+// concurrent use (its sessions are each on their own loop).
 type Proxy struct {
 	pool           *pool.Pool
 	acquireTimeout time.Duration
+	routing        atomic.Pointer[Routing] // the version in force, swapped whole
 }
 
 // New returns the relay for p's backends.
@@ -24,15 +27,24 @@ func New(p *pool.Pool, acquireTimeout time.Duration) *Proxy {
 	if acquireTimeout <= 0 {
 		acquireTimeout = DefaultAcquireTimeout
 	}
-	return &Proxy{pool: p, acquireTimeout: acquireTimeout}
+	proxy := &Proxy{pool: p, acquireTimeout: acquireTimeout}
+	proxy.routing.Store(NewRouting(0, nil, pool.DefaultGroup))
+	return proxy
 }
+
+// SetRouting installs a routing version (the configuration applier
+// calls it). Safe for concurrent use.
+func (p *Proxy) SetRouting(r *Routing) { p.routing.Store(r) }
+
+// Routing returns the routing in force. Safe for concurrent use.
+func (p *Proxy) Routing() *Routing { return p.routing.Load() }
 
 // Upgrade routes the session to a backend group by its path, and refuses
 // it before the upgrade when no route matches (404) or no backend of the
 // group can serve it (503).
 func (p *Proxy) Upgrade(s *server.Session, req *codec.UpgradeRequest) (server.SessionHandler, error) {
 	sp := p.pool.Shard(s.Shard().Index())
-	group, ok := p.pool.Routing().Lookup(req.URI)
+	group, ok := p.routing.Load().Lookup(req.URI)
 	if !ok {
 		return nil, &codec.HandshakeError{Status: 404, Reason: "no route for this path"}
 	}

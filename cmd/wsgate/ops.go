@@ -108,8 +108,8 @@ func (o *opsFlags) start(d opsDeps) (stop func(), err error) {
 }
 
 // configStatus reports the configuration for /metrics, /pools and /readyz:
-// the applier's version and last result when there is one, else the
-// version of the routing in force (0 until a configuration is applied).
+// the applier's version and last result; without an applier, nil (the
+// admin reports version 1, as from flags).
 func configStatus(d opsDeps) func() admin.ConfigStatus {
 	if a := d.applier; a != nil {
 		return func() admin.ConfigStatus {
@@ -122,15 +122,6 @@ func configStatus(d opsDeps) func() admin.ConfigStatus {
 				out.LastReloadAt = st.LastAttempt
 			}
 			return out
-		}
-	}
-	if p := d.pool; p != nil {
-		return func() admin.ConfigStatus {
-			var v int64
-			if r := p.Routing(); r != nil {
-				v = r.Version
-			}
-			return admin.ConfigStatus{Version: uint64(max(v, 0)), LastReload: admin.ReloadOK}
 		}
 	}
 	return nil
