@@ -110,9 +110,6 @@ func New(o Options) *Admin {
 	return a
 }
 
-// Registry is the Prometheus registry /metrics serves.
-func (a *Admin) Registry() *prometheus.Registry { return a.registry }
-
 func (a *Admin) routes() {
 	m := http.NewServeMux()
 	view := func(pattern string, h http.HandlerFunc) { m.Handle(pattern, a.guard(false, h)) }

@@ -197,9 +197,10 @@ func (m *MessageState) Next(h ws.Header, maxMessage int64) error {
 // SplitFrame finds the first whole frame at the start of p: its header,
 // the header's size and the frame's total size (header plus payload). If
 // p holds less than a whole frame it returns ErrNeedMore with total set to
-// how many bytes (from the start of p) must be buffered before a call can
-// succeed: the caller buffers at most that, and the header's length was
-// checked against maxPayload before anything is buffered. A declared
+// how many bytes (from the start of p) to wait for before calling again:
+// the whole frame once its header is complete (its length was checked
+// against maxPayload first, so nothing past the limit is ever waited
+// for), else one more byte than p holds. A declared
 // length that cannot be buffered at all (header plus payload above the
 // largest int) is a 1009 even without a limit. Other errors are
 // ParseHeader's. It does not allocate.

@@ -56,7 +56,7 @@ func startFleet(t *testing.T, n int) *fleet {
 		f.echoes = append(f.echoes, startEcho(t))
 	}
 	log := zaptest.NewLogger(t)
-	f.pool = pool.New(pool.Config{Shards: 2, MaxFrameBytes: 1 << 20, MaxMessageBytes: 1 << 20, Logger: log})
+	f.pool = pool.New(pool.Config{Shards: 2, MaxFrameBytes: 1 << 20, MaxMessageBytes: 1 << 20})
 	proxy := relay.New(f.pool, 0)
 	f.applier = config.NewApplier(f.pool, proxy, log)
 	cfg := server.Config{Addr: "127.0.0.1:0", Loops: 2, Logger: log, TickInterval: 10 * time.Millisecond}

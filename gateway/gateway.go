@@ -89,7 +89,7 @@ func New(o Options) (*Gateway, error) {
 	}
 	p := pool.New(pool.Config{
 		Shards: cfg.Loops, MaxFrameBytes: limits.MaxFrameBytes, MaxMessageBytes: limits.MaxMessageBytes,
-		QueueLimit: limits.FlowWindow, Logger: o.Logger.Named("pool"),
+		QueueLimit: limits.FlowWindow,
 	})
 	g := &Gateway{Pool: p, opts: o, log: o.Logger}
 	proxy := relay.New(p, o.AcquireTimeout)

@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"go.uber.org/zap"
 )
 
 // Config sizes a Pool.
@@ -19,13 +17,11 @@ type Config struct {
 	// pongs is closed past it (default 256 KiB). While leased, the relay's
 	// flow control bounds the queue.
 	QueueLimit int
-	Logger     *zap.Logger
 }
 
 // Pool is the set of backends and one ShardPool per event loop.
 type Pool struct {
 	cfg      Config
-	log      *zap.Logger
 	shards   []*ShardPool
 	backends atomic.Pointer[[]*Backend] // configured backends, and removed ones until their connections are gone
 	// mu serialises the writers of the backend list (SetBackends, Prune:
@@ -39,9 +35,6 @@ type Pool struct {
 
 // New returns a pool with cfg.Shards shards, none attached to a loop yet.
 func New(cfg Config) *Pool {
-	if cfg.Logger == nil {
-		cfg.Logger = zap.NewNop()
-	}
 	if cfg.QueueLimit <= 0 {
 		cfg.QueueLimit = 256 << 10
 	}
@@ -52,7 +45,7 @@ func New(cfg Config) *Pool {
 	if cfg.MaxFrameBytes <= 0 || cfg.MaxFrameBytes > cfg.MaxMessageBytes {
 		cfg.MaxFrameBytes = cfg.MaxMessageBytes
 	}
-	p := &Pool{cfg: cfg, log: cfg.Logger, byURL: make(map[string]*Backend), epoch: time.Now()}
+	p := &Pool{cfg: cfg, byURL: make(map[string]*Backend), epoch: time.Now()}
 	for i := 0; i < cfg.Shards; i++ {
 		p.shards = append(p.shards, newShardPool(p, i))
 	}

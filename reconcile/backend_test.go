@@ -156,7 +156,7 @@ type gateway struct {
 func startGateway(t *testing.T, loops int, backends ...pool.Settings) *gateway {
 	t.Helper()
 	log := zaptest.NewLogger(t)
-	p := pool.New(pool.Config{Shards: loops, MaxFrameBytes: 1 << 20, MaxMessageBytes: 1 << 20, Logger: log})
+	p := pool.New(pool.Config{Shards: loops, MaxFrameBytes: 1 << 20, MaxMessageBytes: 1 << 20})
 	for i := range backends {
 		st, err := backends[i].Normalize()
 		if err != nil {

@@ -158,13 +158,9 @@ func (s *Session) writeOwed() {
 	}
 }
 
-// Close starts the close handshake with code and reason; the connection
-// ends when the client answers or after the close timeout.
-func (s *Session) Close(code ws.StatusCode, reason string) {
-	s.startClose(code, reason, ReasonServerClose)
-}
-
-// CloseFor is Close with the reason the session ends, for logs and metrics.
+// CloseFor starts the close handshake with code and reason; the
+// connection ends when the client answers or after the close timeout. why
+// is the reason the session ends, for logs and metrics.
 func (s *Session) CloseFor(code ws.StatusCode, reason string, why CloseReason) {
 	s.startClose(code, reason, why)
 }
