@@ -52,7 +52,7 @@ func ParseClosePayload(p []byte) (code ws.StatusCode, reason []byte, err error) 
 // bytes at a rune boundary. It does not allocate.
 func PutClosePayload(dst []byte, code ws.StatusCode, reason string) int {
 	binary.BigEndian.PutUint16(dst, uint16(code))
-	reason = truncateUTF8(reason, MaxCloseReason)
+	reason = TruncateUTF8(reason, MaxCloseReason)
 	return 2 + copy(dst[2:], reason)
 }
 
@@ -71,8 +71,8 @@ func AppendCloseFrame(dst []byte, code ws.StatusCode, reason string) []byte {
 	return append(dst, payload[:n]...)
 }
 
-// truncateUTF8 cuts s to at most max bytes without splitting a rune.
-func truncateUTF8(s string, max int) string {
+// TruncateUTF8 cuts s to at most max bytes without splitting a rune.
+func TruncateUTF8(s string, max int) string {
 	if len(s) <= max {
 		return s
 	}

@@ -181,13 +181,3 @@ func counter(what string, get func() int64, want int64) func() error {
 		return nil
 	}
 }
-
-// openFDs counts this process's open file descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}

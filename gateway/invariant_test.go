@@ -102,7 +102,7 @@ func TestPoolInvariantsUnderChurn(t *testing.T) {
 
 func churn(t *testing.T, policyArgs ...string) {
 	ignore := goleak.IgnoreCurrent()
-	fdsBefore := openFDs(t)
+	fdsBefore := testutil.OpenFDs(t)
 
 	const target = 4
 	handlers := []server.Handler{&scriptBackend{}, &scriptBackend{}, &scriptBackend{}}
@@ -252,7 +252,7 @@ churn:
 	}
 	goleak.VerifyNone(t, testutil.IgnoreGnetWorkers(ignore)...)
 	testutil.CheckFor(t, 5*time.Second, func() error {
-		if n := openFDs(t); n != fdsBefore {
+		if n := testutil.OpenFDs(t); n != fdsBefore {
 			return fmt.Errorf("open descriptors: %d before, %d after stop", fdsBefore, n)
 		}
 		return nil

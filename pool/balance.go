@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"cmp"
 	"fmt"
 	"math/rand/v2"
 )
@@ -40,25 +41,33 @@ func ParseBalancer(name string) (Balancer, error) {
 type LeastLeased struct{}
 
 func (LeastLeased) Pick(cands []*shardBackend, rng *rand.Rand) *shardBackend {
-	var best *shardBackend
+	return best(cands, rng, func(a, b *shardBackend) int {
+		// leased/weight, compared without division
+		return cmp.Compare(a.backend.Leased.Load()*int64(b.backend.Settings().Weight), b.backend.Leased.Load()*int64(a.backend.Settings().Weight))
+	})
+}
+
+// best is the candidate that compare ranks first (negative: a before b),
+// ties broken at random.
+func best(cands []*shardBackend, rng *rand.Rand, compare func(a, b *shardBackend) int) *shardBackend {
+	var top *shardBackend
 	ties := 0
 	for _, s := range cands {
-		switch {
-		case best == nil || lessLoaded(s, best):
-			best, ties = s, 1
-		case !lessLoaded(best, s): // equal
+		if top == nil {
+			top, ties = s, 1
+			continue
+		}
+		switch c := compare(s, top); {
+		case c < 0:
+			top, ties = s, 1
+		case c == 0:
 			ties++
 			if rng.IntN(ties) == 0 {
-				best = s
+				top = s
 			}
 		}
 	}
-	return best
-}
-
-// lessLoaded compares leased/weight without division.
-func lessLoaded(a, b *shardBackend) bool {
-	return a.backend.Leased.Load()*int64(b.backend.Settings().Weight) < b.backend.Leased.Load()*int64(a.backend.Settings().Weight)
+	return top
 }
 
 // WeightedRandom picks at random in proportion to the weights.
@@ -83,20 +92,7 @@ func (WeightedRandom) Pick(cands []*shardBackend, rng *rand.Rand) *shardBackend 
 type MostIdle struct{}
 
 func (MostIdle) Pick(cands []*shardBackend, rng *rand.Rand) *shardBackend {
-	var best *shardBackend
-	ties := 0
-	for _, s := range cands {
-		switch {
-		case best == nil || s.idleN > best.idleN:
-			best, ties = s, 1
-		case s.idleN == best.idleN:
-			ties++
-			if rng.IntN(ties) == 0 {
-				best = s
-			}
-		}
-	}
-	return best
+	return best(cands, rng, func(a, b *shardBackend) int { return cmp.Compare(b.idleN, a.idleN) })
 }
 
 // pick is the group's balancer over this shard's candidates.

@@ -2,7 +2,6 @@ package reconcile_test
 
 import (
 	"bufio"
-	"errors"
 	"io"
 	"net"
 	"sync"
@@ -13,8 +12,8 @@ import (
 	"go.uber.org/goleak"
 	"go.uber.org/zap/zaptest"
 
-	"github.com/wsgate/wsgate/codec"
 	wsgateway "github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/rawbackend"
 	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/relay"
@@ -113,35 +112,11 @@ func (b *testBackend) serve(c net.Conn, m mode) {
 	}()
 	r := bufio.NewReader(c)
 	if m == modeServe {
-		if err := answerUpgrade(c, r); err != nil {
+		if err := rawbackend.Handshake(c, r, nil); err != nil {
 			return
 		}
 	}
 	_, _ = io.Copy(io.Discard, r) // until the peer (or Close) ends it
-}
-
-// answerUpgrade reads an upgrade request and accepts it.
-func answerUpgrade(c net.Conn, r *bufio.Reader) error {
-	var block []byte
-	for {
-		line, err := r.ReadSlice('\n')
-		if err != nil {
-			return err
-		}
-		block = append(block, line...)
-		if len(line) <= 2 {
-			break
-		}
-		if len(block) > 16<<10 {
-			return errors.New("testbackend: header too large")
-		}
-	}
-	req, err := codec.ParseUpgrade(block)
-	if err != nil {
-		return err
-	}
-	_, err = c.Write(codec.AppendAccept(nil, req.Key, ""))
-	return err
 }
 
 // gateway is a gnet server that hosts a pool's shards, for reconcilers

@@ -2,7 +2,6 @@ package server
 
 import (
 	"fmt"
-	"os"
 	"testing"
 	"time"
 
@@ -12,21 +11,11 @@ import (
 	"github.com/wsgate/wsgate/internal/testutil"
 )
 
-// openFDs counts this process's open file descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
-}
-
 // TestStopLeavesNothingBehind runs sessions, some still open at stop, and
 // checks that stopping the server leaves no goroutine and no descriptor.
 func TestStopLeavesNothingBehind(t *testing.T) {
 	ignore := goleak.IgnoreCurrent()
-	fdsBefore := openFDs(t)
+	fdsBefore := testutil.OpenFDs(t)
 
 	srv, err := New(Config{Addr: "127.0.0.1:0", TickInterval: 10 * time.Millisecond})
 	if err != nil {
@@ -63,7 +52,7 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 	}
 	goleak.VerifyNone(t, testutil.IgnoreGnetWorkers(ignore)...)
 	testutil.CheckFor(t, 5*time.Second, func() error {
-		if got := openFDs(t); got != fdsBefore {
+		if got := testutil.OpenFDs(t); got != fdsBefore {
 			return fmt.Errorf("open descriptors: %d before, %d after stop", fdsBefore, got)
 		}
 		return nil

@@ -208,7 +208,7 @@ func (s *Session) writeClose(code ws.StatusCode, reason string) {
 	s.closeSent = code
 	n := 0
 	if code != codec.CloseNoStatus && code != 0 {
-		n = 2 + len(truncate(reason, codec.MaxCloseReason))
+		n = 2 + len(codec.TruncateUTF8(reason, codec.MaxCloseReason))
 	}
 	s.countOut(n)
 }
@@ -734,15 +734,4 @@ func addrString(a net.Addr) string {
 		return ""
 	}
 	return a.String()
-}
-
-// truncate cuts s to at most n bytes without splitting a rune.
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && s[n]&0xc0 == 0x80 {
-		n--
-	}
-	return s[:n]
 }

@@ -208,22 +208,8 @@ func (s *suite) handshakeCases() []testCase {
 			}
 			s.checkAlive(t, c)
 		}},
-		{name: "method_post_405", run: func(t *testing.T, s *suite) {
-			req := s.request()
-			req.Method = "POST"
-			resp := s.refused(t, req, 405)
-			if !resp.HasToken("Allow", "GET") {
-				t.Errorf("405 without \"Allow: GET\" (RFC 9110 section 15.5.6 requires Allow): %v", resp)
-			}
-		}},
-		{name: "method_put_405", run: func(t *testing.T, s *suite) {
-			req := s.request()
-			req.Method = "PUT"
-			resp := s.refused(t, req, 405)
-			if !resp.HasToken("Allow", "GET") {
-				t.Errorf("405 without \"Allow: GET\" (RFC 9110 section 15.5.6 requires Allow): %v", resp)
-			}
-		}},
+		{name: "method_post_405", run: methodRefused("POST")},
+		{name: "method_put_405", run: methodRefused("PUT")},
 		{name: "version_8_426", run: func(t *testing.T, s *suite) {
 			req := s.request().Set("Sec-WebSocket-Version", "8")
 			resp := s.refused(t, req, 426)
@@ -773,5 +759,18 @@ func (s *suite) pipelinedCases() []testCase {
 			c.ExpectMessage(OpText, TextPayload(200))
 			c.CloseHandshake(s.closeBound)
 		}},
+	}
+}
+
+// methodRefused is the case of an upgrade request with method: 405 with
+// "Allow: GET".
+func methodRefused(method string) func(*testing.T, *suite) {
+	return func(t *testing.T, s *suite) {
+		req := s.request()
+		req.Method = method
+		resp := s.refused(t, req, 405)
+		if !resp.HasToken("Allow", "GET") {
+			t.Errorf("405 without \"Allow: GET\" (RFC 9110 section 15.5.6 requires Allow): %v", resp)
+		}
 	}
 }

@@ -104,7 +104,7 @@ func (s *Server) serveConn(c net.Conn) {
 		_ = c.Close()
 	}()
 	r := bufio.NewReader(c)
-	if err := handshake(c, r, s.Greeting); err != nil {
+	if err := Handshake(c, r, s.Greeting); err != nil {
 		return
 	}
 	for {
@@ -135,7 +135,9 @@ func (s *Server) serveConn(c net.Conn) {
 	}
 }
 
-func handshake(c net.Conn, r *bufio.Reader, greeting []byte) error {
+// Handshake reads an upgrade request from r (c's reader) and accepts it on
+// c, with greeting (frames, or nothing) in the same write as the 101.
+func Handshake(c net.Conn, r *bufio.Reader, greeting []byte) error {
 	var block []byte
 	for {
 		line, err := r.ReadSlice('\n')
