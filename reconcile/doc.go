@@ -6,7 +6,7 @@
 // (5 s +-10%) as a safety net, brought forward to the end of the backoff
 // of a backend the worker wants to dial. Each run is one authoritative
 // ensure-capacity step: the shard's loop sweeps its idle connections
-// (pool.Shard.Sweep, through Execute) and reports what is left; the worker
+// (pool.ShardPool.Sweep, through Execute) and reports what is left; the worker
 // then starts dials for what is missing and returns without waiting for
 // them. Each dial is its own goroutine (worker.dial, owned by the worker):
 // off-loop, with a timeout, cancelled when the reconciler stops; it enrolls
