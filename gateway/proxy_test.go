@@ -136,6 +136,13 @@ func (x *scriptSession) Data(pc codec.Piece) bool {
 		}
 	case msg == "die":
 		s.Abort(server.ReasonServerClose) // TCP gone without a close frame
+	case msg == "close-empty":
+		_ = s.Write(ws.OpClose, true, nil) // a close frame without a code
+	case strings.HasPrefix(msg, "close "): // "close CODE REASON"
+		var code int
+		_, _ = fmt.Sscanf(msg, "close %d", &code)
+		_, reason, _ := strings.Cut(strings.TrimPrefix(msg, "close "), " ")
+		s.CloseFor(ws.StatusCode(code), reason, server.ReasonServerClose)
 	case strings.HasPrefix(msg, "numbered "):
 		var n, size int
 		_, _ = fmt.Sscanf(msg, "numbered %d %d", &n, &size)
@@ -275,6 +282,56 @@ func TestProxyBackendLostGives1011(t *testing.T) {
 	testutil.CheckFor(t, 5*time.Second, counter("backend failures", b.Failures.Load, 1))
 	testutil.CheckFor(t, 5*time.Second, counter("sessions closed backend_lost",
 		func() int64 { return g.Server.Stats().Closed(server.ReasonBackendLost) }, 1))
+}
+
+// A backend's close code and reason reach the client as they came, for
+// every code a peer may send; a close without a code becomes 1011.
+func TestProxyBackendCloseCodesPassThrough(t *testing.T) {
+	sb := &scriptBackend{}
+	g := startGateway(t, []server.Handler{sb}, "-loops", "1", "-pool-size", "2")
+	for _, tc := range []struct {
+		send      string
+		code      int
+		reason    string
+		reasonCnt int64
+	}{
+		{"close 4001 quota exceeded for this key", 4001, "quota exceeded for this key", 1},
+		{"close 1000 done", 1000, "done", 2},
+		{"close 1008 policy", 1008, "policy", 3},
+		{"close 1013 busy", 1013, "busy", 4},
+		{"close 3000 unauthorized", 3000, "unauthorized", 5},
+	} {
+		c := dial(t, g.url("/"), nil)
+		_ = c.WriteMessage(websocket.TextMessage, []byte(tc.send))
+		_, _, err := c.ReadMessage()
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != tc.code || ce.Text != tc.reason {
+			t.Fatalf("%q: client got %v, want close %d %q", tc.send, err, tc.code, tc.reason)
+		}
+		_ = c.Close()
+		testutil.CheckFor(t, 5*time.Second, counter("sessions closed backend_close",
+			func() int64 { return g.Server.Stats().Closed(server.ReasonBackendClose) }, tc.reasonCnt))
+	}
+	if n := g.backend(0).Failures.Load(); n != 0 {
+		t.Errorf("%d backend failures: a backend's close is not a failure", n)
+	}
+	if got := clientCodeFor(t, g, "close-empty"); got != 1011 {
+		t.Errorf("empty close from the backend: client got %d, want 1011", got)
+	}
+}
+
+// clientCodeFor sends msg and returns the close code the client gets.
+func clientCodeFor(t *testing.T, g *testGateway, msg string) int {
+	t.Helper()
+	c := dial(t, g.url("/"), nil)
+	defer c.Close()
+	_ = c.WriteMessage(websocket.TextMessage, []byte(msg))
+	_, _, err := c.ReadMessage()
+	var ce *websocket.CloseError
+	if !errors.As(err, &ce) {
+		t.Fatalf("%q: %v, want a close", msg, err)
+	}
+	return ce.Code
 }
 
 func TestProxyAcquireTimeoutGives1013(t *testing.T) {

@@ -94,13 +94,13 @@ func (d *backendSide) onPiece(pc codec.Piece) bool {
 	case ws.OpPong:
 		return true
 	case ws.OpClose:
-		code, _, err := codec.ParseClosePayload(pc.Payload)
+		code, reason, err := codec.ParseClosePayload(pc.Payload)
 		if err != nil {
 			d.protocolError(err)
 			return false
 		}
-		b.dropBackend(codec.CloseNormal) // answer its close and let it go
-		b.backendEnded(clientCloseCode(code), "backend closed the connection")
+		b.dropBackend(0) // not reused: the pool answers its close (1000) and closes it
+		b.backendClosed(clientCloseCode(code), string(reason))
 		return false
 	}
 	if err := b.s.WritePiece(pc); err != nil {
@@ -122,14 +122,12 @@ func (d *backendSide) protocolError(err error) {
 }
 
 // clientCloseCode is the close code a client gets when its backend closed
-// with code: a normal or going-away close passes on; anything else is an
-// internal error from the client's point of view.
+// with code: every code a peer may send (RFC 6455 7.4: 1000-1003,
+// 1007-1014, 3000-4999) passes on unchanged; a close without a code
+// (1005: an empty payload) becomes 1011, as 1006 and 1015 would.
 func clientCloseCode(code ws.StatusCode) ws.StatusCode {
-	switch code {
-	case codec.CloseNormal, codec.CloseGoingAway, ws.StatusCode(1012), codec.CloseTryAgainLater:
+	if codec.ValidCloseCode(code) {
 		return code
-	case codec.CloseNoStatus:
-		return codec.CloseNormal
 	}
 	return codec.CloseInternalError
 }

@@ -168,15 +168,25 @@ func (b *binding) dropBackend(failCode ws.StatusCode) {
 // or, if a frame toward the client is half written (it can never be
 // finished), the end of TCP.
 func (b *binding) backendEnded(code ws.StatusCode, reason string) {
+	b.endWith(code, reason, server.ReasonBackendLost)
+}
+
+// backendClosed tells the client its backend closed the session: its code
+// and reason, as they came.
+func (b *binding) backendClosed(code ws.StatusCode, reason string) {
+	b.endWith(code, reason, server.ReasonBackendClose)
+}
+
+func (b *binding) endWith(code ws.StatusCode, reason string, why server.CloseReason) {
 	b.backendGone = code
 	if b.s.OutMidFrame() {
-		b.s.Abort(server.ReasonBackendLost)
+		b.s.Abort(why)
 		return
 	}
 	if b.s.Failing() {
 		return // the drain ends by itself; the client gets its own close
 	}
-	b.s.CloseFor(code, reason, server.ReasonBackendLost)
+	b.s.CloseFor(code, reason, why)
 }
 
 // pieceMax bounds what one piece toward a peer takes of the inbound

@@ -25,6 +25,7 @@ const (
 	ReasonSlowBackend                  // the backend did not read for the stall timeout (1013)
 	ReasonOverCapacity                 // refused at accept: past MaxConns or draining (503, no loop saw it)
 	ReasonInternalError                // a bug: a callback panicked and the connection was cut
+	ReasonBackendClose                 // the backend closed the session (its code and reason passed on)
 	numCloseReasons
 )
 
@@ -33,6 +34,7 @@ var closeReasonNames = [numCloseReasons]string{
 	"handshake_timeout", "protocol_error", "invalid_payload", "message_too_big",
 	"ping_timeout", "slow_consumer", "shutdown",
 	"backend_lost", "acquire_timeout", "slow_backend", "over_capacity", "internal_error",
+	"backend_close",
 }
 
 func (r CloseReason) String() string {
