@@ -179,8 +179,8 @@ func (b BackendConfig) settings(group, field string) (pool.Settings, error) {
 		return pool.Settings{}, fmt.Errorf("%w: %s.%s = %v: %s", ErrInvalid, field, f, value, why)
 	}
 	u, err := url.Parse(b.URL)
-	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Host == "" || u.Port() == "" {
-		return fail("url", fmt.Sprintf("%q", b.URL), "want ws://host:port/path or wss://host:port/path")
+	if err != nil || (u.Scheme != "ws" && u.Scheme != "wss") || u.Hostname() == "" {
+		return fail("url", fmt.Sprintf("%q", b.URL), "want ws://host:port/path or wss://host:port/path (the port defaults to 80 and 443)")
 	}
 	if b.PoolTarget < 0 {
 		return fail("pool_target", b.PoolTarget, "must not be negative")

@@ -65,7 +65,7 @@ func TestCompileRejects(t *testing.T) {
 		value  string
 	}{
 		{"bad url", func(c *GatewayConfig) { c.Groups[0].Backends[0].URL = "http//nowhere" }, "groups[0].backends[0].url", "http//nowhere"},
-		{"url without port", func(c *GatewayConfig) { c.Groups[0].Backends[0].URL = "ws://host/" }, "groups[0].backends[0].url", "ws://host/"},
+		{"url without host", func(c *GatewayConfig) { c.Groups[0].Backends[0].URL = "ws://:9000/" }, "groups[0].backends[0].url", "ws://:9000/"},
 		{"negative pool target", func(c *GatewayConfig) { c.Groups[0].Backends[1].PoolTarget = -1 }, "groups[0].backends[1].pool_target", "-1"},
 		{"negative max", func(c *GatewayConfig) { c.Groups[0].Backends[1].MaxConns = -5 }, "groups[0].backends[1].max_conns", "-5"},
 		{"target over max", func(c *GatewayConfig) { c.Groups[0].Backends[0].PoolTarget = 60 }, "groups[0].backends[0].pool_target", "60"},

@@ -117,7 +117,7 @@ var backendFlags = []string{"balance", "pool-size", "pool-max", "release-policy"
 // Register defines every gateway flag on fs.
 func (f *Flags) Register(fs *flag.FlagSet) {
 	f.EndpointFlags.Register(fs)
-	fs.Var(&f.Backends, "backend", "backend WebSocket URL ws://host:port/path (repeatable)")
+	fs.Var(&f.Backends, "backend", "backend WebSocket URL ws://host:port/path or wss://host:port/path (repeatable)")
 	fs.IntVar(&f.PoolSize, "pool-size", 10, "idle connections to keep ready per backend (pool target, min idle)")
 	fs.StringVar(&f.Balance, "balance", "", "which backend a new session's connection comes from: least-leased (default: fewest sessions for its weight), random (by weight) or most-idle")
 	fs.IntVar(&f.PoolMax, "pool-max", 0, "max connections per backend, all states (default max(4 x pool-size, 1024))")
@@ -144,7 +144,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.BackendTLS.MinVersion, "backend-tls-min-version", "1.2", "oldest TLS version spoken to wss:// backends: 1.2 or 1.3")
 	fs.DurationVar(&f.ShutdownGrace, "shutdown-grace", 0, "on SIGTERM/SIGINT, let sessions end by themselves this long before close 1001")
 	fs.StringVar(&f.ConfigFile, "config", "", "YAML configuration file (groups, backends, routes, limits); reloaded when it changes and on SIGHUP")
-	fs.StringVar(&f.ConfigDB, "config-db", "", "PostgreSQL URL holding groups, backends and routes (see `wsgate migrate`); changes apply live")
+	fs.StringVar(&f.ConfigDB, "config-db", "", "PostgreSQL URL holding groups, backends and routes (create the schema with: wsgate migrate -config-db URL); changes apply live")
 }
 
 // ErrFlags wraps every refusal of a flag combination.

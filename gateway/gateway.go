@@ -163,16 +163,17 @@ func (g *Gateway) runSource(ctx context.Context, run func(context.Context)) {
 
 // Reload reads the TLS certificates again, if any, and asks the
 // configuration source to read its configuration now (a SIGHUP, the
-// admin's reload action). It reports false when there is nothing to
-// reload (no TLS listener, and the configuration came from flags).
-func (g *Gateway) Reload() bool {
+// admin's reload action). The error is the certificates' (the
+// configuration's own result comes later: see Applier.Status).
+func (g *Gateway) Reload() error {
+	var err error
 	if g.opts.ListenerTLS != nil {
-		g.opts.ListenerTLS.ReloadAndLog(g.log.Named("tls"), "reload asked")
+		err = g.opts.ListenerTLS.ReloadAndLog(g.log.Named("tls"), "reload asked")
 	}
 	if g.reload != nil {
 		g.reload()
 	}
-	return g.CanReload()
+	return err
 }
 
 // HasConfigSource reports whether the configuration comes from a source

@@ -151,9 +151,9 @@ func (s *Server) enrollFailed(sh *Shard, err error) {
 // waiting for the client: the write goes into an empty socket buffer, or
 // is dropped. A TLS client just sees the connection end.
 func (s *Server) refuseAtAccept(c *net.TCPConn, isTLS bool) {
-	s.stats.countRefusal(503)
 	s.stats.closed[ReasonOverCapacity].Add(1)
 	if !isTLS {
+		s.stats.countRefusal(503)
 		writeWithoutWaiting(c, overCapacityResponse)
 	}
 	_ = c.Close()

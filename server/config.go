@@ -50,7 +50,7 @@ type Config struct {
 	FlowWindow int
 	// StallTimeout is how long a paused connection waits for the queue it
 	// waits on to drain before its session is closed: 1008 for a client
-	// that stopped reading (default 30 s).
+	// that stopped reading, 1013 when the backend did (default 30 s).
 	StallTimeout time.Duration
 	// FailDrainQuiet and FailDrainMax bound the drain after a client's
 	// protocol error (see SessionHandler.Failing): the close goes out once

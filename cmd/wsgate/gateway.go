@@ -57,13 +57,13 @@ func runGateway(args []string) int {
 	}
 	ctx, stopWatch := context.WithCancel(context.Background())
 	var watching sync.WaitGroup
-	hup := watchSIGHUP(gw.Reload, log)
+	hup := watchSIGHUP(reloadOnHUP(gw), log)
 	watching.Add(1)
 	go hup.run(ctx, &watching)
 	defer func() { stopWatch(); watching.Wait() }()
-	var reload func()
+	var reload func() error
 	if gw.CanReload() {
-		reload = func() { gw.Reload() }
+		reload = gw.Reload
 	}
 	stopOps, err := f.ops.start(opsDeps{server: gw.Server, pool: gw.Pool, listenerTLS: gw.ListenerTLS(), log: log, applier: gw.Applier, reload: reload,
 		configSource: gw.HasConfigSource(),
@@ -82,4 +82,16 @@ func runGateway(args []string) int {
 		}
 		return err
 	}, f.ShutdownTimeout+f.ShutdownGrace)
+}
+
+// reloadOnHUP is what a SIGHUP does: reload the certificates and the
+// configuration source; false when there is neither.
+func reloadOnHUP(gw *gateway.Gateway) func() bool {
+	return func() bool {
+		if !gw.CanReload() {
+			return false
+		}
+		_ = gw.Reload() // a failure is logged and counted
+		return true
+	}
 }

@@ -77,7 +77,7 @@ func runEcho(args []string) int {
 		// Certificates reload on SIGHUP and when their files change.
 		ctx, stopWatch := context.WithCancel(context.Background())
 		var watching sync.WaitGroup
-		hup := watchSIGHUP(func() bool { certs.ReloadAndLog(log, "SIGHUP"); return true }, log)
+		hup := watchSIGHUP(func() bool { _ = certs.ReloadAndLog(log, "SIGHUP"); return true }, log)
 		watching.Add(2)
 		go hup.run(ctx, &watching)
 		go func() { defer watching.Done(); certs.Watch(ctx, 0, log) }()

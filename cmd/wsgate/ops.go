@@ -51,7 +51,7 @@ type opsDeps struct {
 	// reload, if set, reads the TLS certificates again and asks the
 	// configuration source (file or database) to reload now; nil when
 	// there is neither.
-	reload func()
+	reload func() error // the error is the certificates'
 	// configSource: the configuration comes from a file or the database,
 	// whose reload ends asynchronously (the applier says when).
 	configSource bool
@@ -141,15 +141,18 @@ func reloadNow(d opsDeps) func(context.Context) error {
 	}
 	return func(ctx context.Context) error {
 		if !d.configSource {
-			d.reload() // the certificates alone: done on return
-			return nil
+			return d.reload() // the certificates alone: done on return
 		}
 		if d.applier == nil {
-			d.reload()
+			if err := d.reload(); err != nil {
+				return err
+			}
 			return admin.ErrReloadPending
 		}
 		before := d.applier.Status()
-		d.reload()
+		if err := d.reload(); err != nil {
+			return err // the certificates failed (the configuration reloads anyway)
+		}
 		ctx, cancel := context.WithTimeout(ctx, reloadWait)
 		defer cancel()
 		tick := time.NewTicker(20 * time.Millisecond)

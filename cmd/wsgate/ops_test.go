@@ -144,7 +144,7 @@ func TestConfigStatusAndReload(t *testing.T) {
 	gw := startFileGateway(t, path)
 	p, log := gw.Pool, zaptest.NewLogger(t)
 
-	d := opsDeps{pool: p, log: log, applier: gw.Applier, reload: func() { gw.Reload() }, configSource: true}
+	d := opsDeps{pool: p, log: log, applier: gw.Applier, reload: gw.Reload, configSource: true}
 	st := configStatus(d)()
 	if st.Version != 1 || st.LastReload != admin.ReloadOK || !strings.HasPrefix(st.Source, "file:") {
 		t.Fatalf("initial status %+v", st)
@@ -173,5 +173,13 @@ func TestConfigStatusAndReload(t *testing.T) {
 	}
 	if configStatus(opsDeps{pool: p}) != nil {
 		t.Fatal("no applier: no status function")
+	}
+	// Certificates alone: the action answers with their result.
+	bad := errors.New("tls: private key does not match public key")
+	if err := reloadNow(opsDeps{reload: func() error { return bad }})(context.Background()); !errors.Is(err, bad) {
+		t.Fatalf("a certificate that does not load: %v, want its error", err)
+	}
+	if err := reloadNow(opsDeps{reload: func() error { return nil }})(context.Background()); err != nil {
+		t.Fatalf("certificates reloaded: %v", err)
 	}
 }

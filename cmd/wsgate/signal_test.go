@@ -72,7 +72,7 @@ func TestSIGHUPReloadsTheFile(t *testing.T) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel()
-	hup := watchSIGHUP(gw.Reload, zaptest.NewLogger(t))
+	hup := watchSIGHUP(reloadOnHUP(gw), zaptest.NewLogger(t))
 	wg.Add(1)
 	go hup.run(ctx, &wg)
 

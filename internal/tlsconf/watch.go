@@ -67,21 +67,22 @@ func (s *Server) Watch(ctx context.Context, interval time.Duration, log *zap.Log
 			seen = now // changed: look once more before reading
 		default:
 			loaded, seen = now, nil
-			s.ReloadAndLog(log, "files changed")
+			_ = s.ReloadAndLog(log, "files changed") // logged and counted
 		}
 	}
 }
 
 // ReloadAndLog reloads (see Reload), counts the outcome and logs it with
-// why (a SIGHUP, files changed).
-func (s *Server) ReloadAndLog(log *zap.Logger, why string) {
+// why (a SIGHUP, files changed). The error is Reload's.
+func (s *Server) ReloadAndLog(log *zap.Logger, why string) error {
 	if err := s.Reload(); err != nil {
 		s.ReloadFailures.Add(1)
 		log.Warn("TLS certificates not reloaded; the previous ones stay in force", zap.String("why", why), zap.Error(err))
-		return
+		return err
 	}
 	s.Reloads.Add(1)
 	log.Info("TLS certificates reloaded", zap.String("why", why), zap.Time("first_expiry", s.NotAfter()))
+	return nil
 }
 
 func equalStamps(a, b []fileStamp) bool {
