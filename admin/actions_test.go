@@ -42,7 +42,7 @@ func TestPoolsJSONAndText(t *testing.T) {
 			t.Errorf("backend %d: shards add up to idle %d leased %d, backend says %d %d", i, idle, bl, b.Idle, b.Leased)
 		}
 		if b.Total != b.Dialing+b.Idle+b.Leased+b.Releasing+b.Closing {
-			t.Errorf("backend %d: total %d is not the sum of its states %+v", i, b.Total, b.SlotCounts)
+			t.Errorf("backend %d: total %d is not the sum of its states %+v", i, b.Total, b.ConnCounts)
 		}
 		leased += b.Leased
 		leases += b.Leases

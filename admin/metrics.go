@@ -162,6 +162,7 @@ type poolCollector struct {
 	leases, releases, enrolled, dialFail, fail, closed *prometheus.Desc
 	stray, healthy, backedOff, backoffUntil            *prometheus.Desc
 	paused, drained, removed, info, shardConns         *prometheus.Desc
+	atMax, maxReached                                  *prometheus.Desc
 }
 
 func newPoolCollector(a *Admin) *poolCollector {
@@ -169,7 +170,9 @@ func newPoolCollector(a *Admin) *poolCollector {
 	return &poolCollector{
 		a:            a,
 		target:       desc("wsgate_backend_target", "Idle connections the pool keeps ready for the backend, all shards (min idle).", b),
-		max:          desc("wsgate_backend_max", "Bound on the backend's connections in any state, all shards.", b),
+		max:          desc("wsgate_backend_max", "Bound on the backend's connections in any state, all shards (0: none).", b),
+		atMax:        desc("wsgate_backend_at_max", "1 while the backend has max connections: new dials wait, sessions past it wait and may get 1013.", b),
+		maxReached:   desc("wsgate_backend_max_reached_total", "Dials not made because the backend had max connections.", b),
 		weight:       desc("wsgate_backend_weight", "The backend's balancer weight.", b),
 		conns:        desc("wsgate_backend_connections", "The backend's connections by state (dialing, idle, leased, releasing, closing) and their sum (total, bounded by max).", b, "state"),
 		leases:       desc("wsgate_backend_leases_total", "Connections leased to sessions.", b),
@@ -193,7 +196,7 @@ func newPoolCollector(a *Admin) *poolCollector {
 func (c *poolCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.target, c.max, c.weight, c.conns, c.leases, c.releases, c.enrolled,
 		c.dialFail, c.fail, c.closed, c.stray, c.healthy, c.backedOff, c.backoffUntil, c.paused, c.drained,
-		c.removed, c.info, c.shardConns} {
+		c.removed, c.info, c.shardConns, c.atMax, c.maxReached} {
 		ch <- d
 	}
 }
@@ -221,6 +224,8 @@ func (c *poolCollector) collectBackend(ch chan<- prometheus.Metric, b *pool.Back
 	}
 	gauge(c.target, int64(st.Target), url)
 	gauge(c.max, int64(st.Max), url)
+	gauge(c.atMax, b2i(b.AtMax()), url)
+	counter(c.maxReached, b.MaxReached.Load())
 	gauge(c.weight, int64(st.Weight), url)
 	k := &b.Counters
 	gauge(c.conns, k.Dialing.Load(), url, "dialing")

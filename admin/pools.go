@@ -3,6 +3,7 @@ package admin
 import (
 	"fmt"
 	"io"
+	"strconv"
 	"text/tabwriter"
 	"time"
 )
@@ -32,9 +33,16 @@ func writePoolsText(w io.Writer, v PoolsView) error {
 		if b.BackoffUntil != nil {
 			backoff = time.Until(*b.BackoffUntil).Round(time.Millisecond).String()
 		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\n",
+		maxConns := "none"
+		if b.Max > 0 {
+			maxConns = strconv.Itoa(b.Max)
+		}
+		if b.AtMax {
+			maxConns += " (reached)"
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t%d\t%d\t%s\n",
 			b.ID, b.URL, b.Group, b.State, health, b.Policy, b.Dialing, b.Idle, b.Leased, b.Releasing, b.Closing, b.Total,
-			b.Target, b.Max, b.Leases, b.Releases, b.DialFailures, b.Failures, b.Stray, backoff)
+			b.Target, maxConns, b.Leases, b.Releases, b.DialFailures, b.Failures, b.Stray, backoff)
 	}
 	if err := tw.Flush(); err != nil {
 		return err

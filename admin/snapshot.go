@@ -37,16 +37,18 @@ type BackendView struct {
 	Paused       bool       `json:"paused"`
 	Drained      bool       `json:"drained"`
 	Removed      bool       `json:"removed"`
-	Target       int        `json:"target"` // idle connections to keep ready (min idle)
-	Max          int        `json:"max"`    // bound on all connections
+	Target       int        `json:"target"`      // idle connections to keep ready (min idle)
+	Max          int        `json:"max"`         // bound on all connections; 0: none
+	AtMax        bool       `json:"at_max"`      // the last dial was not made: the backend has max connections (sessions past it wait)
+	MaxReached   int64      `json:"max_reached"` // dials not made at max, since start
 	Weight       int        `json:"weight"`
-	SlotCounts
-	Shards []ShardSlotView `json:"shards"`
+	ConnCounts
+	Shards []ShardConnsView `json:"shards"`
 }
 
-// SlotCounts are connection counts and counters, of a backend or of one
+// ConnCounts are connection counts and counters, of a backend or of one
 // backend in one shard.
-type SlotCounts struct {
+type ConnCounts struct {
 	Dialing      int64 `json:"dialing"`
 	Idle         int64 `json:"idle"`
 	Leased       int64 `json:"leased"` // = sessions bound to this backend (PgBouncer's cl_active / sv_active)
@@ -62,10 +64,10 @@ type SlotCounts struct {
 	Stray        int64 `json:"stray"`
 }
 
-// ShardSlotView is one backend's counts in one shard.
-type ShardSlotView struct {
+// ShardConnsView is one backend's counts in one shard.
+type ShardConnsView struct {
 	Shard int `json:"shard"`
-	SlotCounts
+	ConnCounts
 }
 
 // ShardView is one shard (event loop).
@@ -87,8 +89,8 @@ type ShardBackendView struct {
 	Releasing int64  `json:"releasing"`
 }
 
-func readCounts(c *pool.Counters) SlotCounts {
-	return SlotCounts{
+func readCounts(c *pool.Counters) ConnCounts {
+	return ConnCounts{
 		Dialing: c.Dialing.Load(), Idle: c.Idle.Load(), Leased: c.Leased.Load(),
 		Releasing: c.Releasing.Load(), Closing: c.Closing.Load(), Total: c.Total.Load(),
 		Leases: c.Leases.Load(), Releases: c.Releases.Load(), Enrolled: c.Enrolled.Load(),
@@ -116,15 +118,15 @@ func viewBackend(b *pool.Backend, shards int, now time.Time) BackendView {
 		ID: b.ID, URL: st.URL, Group: b.Group(), Policy: st.Policy.String(), State: backendState(b),
 		Healthy: b.Healthy(), LastError: b.LastError(),
 		Paused: b.Paused(), Drained: b.Drained(), Removed: b.Removed(),
-		Target: st.Target, Max: st.Max, Weight: st.Weight,
-		SlotCounts: readCounts(&b.Counters),
+		Target: st.Target, Max: st.Max, AtMax: b.AtMax(), MaxReached: b.MaxReached.Load(), Weight: st.Weight,
+		ConnCounts: readCounts(&b.Counters),
 	}
 	if off, until := b.BackedOff(now); off {
 		v.BackedOff, v.BackoffUntil = true, &until
 	}
-	v.Shards = make([]ShardSlotView, shards)
+	v.Shards = make([]ShardConnsView, shards)
 	for i := range v.Shards {
-		v.Shards[i] = ShardSlotView{Shard: i, SlotCounts: readCounts(b.InShard(i))}
+		v.Shards[i] = ShardConnsView{Shard: i, ConnCounts: readCounts(b.InShard(i))}
 	}
 	return v
 }

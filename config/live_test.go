@@ -91,7 +91,7 @@ func (f *fleet) monitorBound() {
 		for _, b := range f.pool.Backends() {
 			max := int64(b.Settings().Max)
 			total := b.Total.Load()
-			if prev, seen := last[b]; total > max && (!seen || total > prev) {
+			if prev, seen := last[b]; max > 0 && total > max && (!seen || total > prev) {
 				msg := fmt.Sprintf("backend %s: total %d over max %d and growing (was %d)", b.Settings().URL, total, max, prev)
 				f.boundErr.CompareAndSwap(nil, &msg)
 			}

@@ -120,7 +120,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.Var(&f.Backends, "backend", "backend WebSocket URL ws://host:port/path or wss://host:port/path (repeatable)")
 	fs.IntVar(&f.PoolSize, "pool-size", 10, "idle connections to keep ready per backend (pool target, min idle)")
 	fs.StringVar(&f.Balance, "balance", "", "which backend a new session's connection comes from: least-leased (default: fewest sessions for its weight), random (by weight) or most-idle")
-	fs.IntVar(&f.PoolMax, "pool-max", 0, "max connections per backend, all states (default max(4 x pool-size, 1024))")
+	fs.IntVar(&f.PoolMax, "pool-max", 0, "max connections per backend, all states; past it sessions wait, then get 1013 (default 0: no cap but the open-file limit)")
 	fs.StringVar(&f.Policy, "release-policy", "", "what a backend connection does when its session ends: close (default: never reused, "+
 		"so nothing a backend sends late reaches another session), reset (reset message and ack, or a quiet drain) or reuse "+
 		"(only for backends that never send unprompted)")

@@ -64,7 +64,7 @@ type Settings struct {
 	URL    string // ws://host:port/path?query, or wss://
 	Group  string // the backend group routes point at ("" = DefaultGroup)
 	Target int    // idle connections to keep ready, all shards together (min idle)
-	Max    int    // bound on dialing+idle+leased+releasing, all shards together
+	Max    int    // bound on all its connections in any state, all shards together; 0: none (descriptors bound it)
 	Weight int    // balancer weight; 0 means 1
 
 	Policy       Policy
@@ -114,10 +114,7 @@ func (s Settings) Normalize() (Settings, error) {
 		return s, fmt.Errorf("%w: %s: target, max and weight must not be negative (target %d, max %d, weight %d)",
 			ErrSettings, s.URL, s.Target, s.Max, s.Weight)
 	}
-	if s.Max == 0 {
-		s.Max = max(s.Target*4, 1024)
-	}
-	if s.Target > s.Max {
+	if s.Max > 0 && s.Target > s.Max {
 		return s, fmt.Errorf("%w: %s: target %d above max %d", ErrSettings, s.URL, s.Target, s.Max)
 	}
 	if s.Weight == 0 {
@@ -198,6 +195,9 @@ type Backend struct {
 	health // dial health, backoff and the probe claim (health.go)
 
 	removed      atomic.Bool  // no longer in the configuration
+	MaxReached   atomic.Int64 // reservations refused because the backend had Max connections
+	atMax        atomic.Bool  // the last reservation was refused at Max
+	atMaxNoted   atomic.Bool  // NoteAtMax reported this episode at Max
 	leavingSince atomic.Int64 // unix ns when it was removed or set draining, 0 while it serves
 	paused       atomic.Bool  // operator: no new leases; sessions and connections stay
 	drained      atomic.Bool  // operator: as paused, and connections close as sessions end
@@ -255,12 +255,18 @@ func (b *Backend) Reserve(i int) bool {
 	limit := int64(b.Settings().Max)
 	for {
 		cur := b.Total.Load()
-		if cur >= limit {
+		if limit > 0 && cur >= limit {
+			b.MaxReached.Add(1)
+			b.atMax.Store(true)
 			return false
 		}
 		if b.Total.CompareAndSwap(cur, cur+1) {
 			break
 		}
+	}
+	if b.atMax.Load() {
+		b.atMax.Store(false)
+		b.atMaxNoted.Store(false)
 	}
 	if b.removed.Load() {
 		// Removed meanwhile: Prune may drop a backend whose Total it saw
@@ -274,6 +280,16 @@ func (b *Backend) Reserve(i int) bool {
 	b.Dialing.Add(1)
 	return true
 }
+
+// AtMax reports whether the last reservation was refused because the
+// backend has Max connections. Safe for concurrent use.
+func (b *Backend) AtMax() bool { return b.atMax.Load() }
+
+// NoteAtMax reports true once per episode at Max (from the first refused
+// reservation until one succeeds again): whoever gets true says so in the
+// log, so an operator hears of the cap once, not per dial. Safe for
+// concurrent use.
+func (b *Backend) NoteAtMax() bool { return b.atMax.Load() && b.atMaxNoted.CompareAndSwap(false, true) }
 
 // unreserve returns a dialing reservation (the dial failed or was not enrolled).
 func (b *Backend) unreserve(i int) {

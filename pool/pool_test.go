@@ -162,7 +162,7 @@ func (f *fixture) checkCounters() {
 		n := f.shard.Recount()[b]
 		sum := b.Dialing.Load() + b.Idle.Load() + b.Leased.Load() + b.Releasing.Load() + b.Closing.Load()
 		if int64(n.Idle) != b.Idle.Load() || int64(n.Leased) != b.Leased.Load() || int64(n.Closing) != b.Closing.Load() ||
-			sum != b.Total.Load() || b.Total.Load() > int64(b.Settings().Max) {
+			sum != b.Total.Load() || (b.Settings().Max > 0 && b.Total.Load() > int64(b.Settings().Max)) {
 			f.t.Fatalf("backend %d: recount %+v; counters total %d idle %d leased %d closing %d", b.ID, n,
 				b.Total.Load(), b.Idle.Load(), b.Leased.Load(), b.Closing.Load())
 		}
@@ -178,6 +178,9 @@ func TestReserveNeverPassesMax(t *testing.T) {
 	if b.Reserve(0) {
 		t.Fatal("a fourth reservation passed Max 3")
 	}
+	if !b.AtMax() || b.MaxReached.Load() != 1 || !b.NoteAtMax() || b.NoteAtMax() {
+		t.Fatalf("at max: AtMax %v, reached %d; NoteAtMax must be true once per episode", b.AtMax(), b.MaxReached.Load())
+	}
 	f.checkCounters()
 	c := f.shard.Acquire(&session{}, DefaultGroup)
 	f.release(c, false) // not clean: closed
@@ -185,6 +188,9 @@ func TestReserveNeverPassesMax(t *testing.T) {
 	f.checkCounters()
 	if !b.Reserve(0) {
 		t.Fatal("room freed by a close was not reusable")
+	}
+	if b.AtMax() {
+		t.Fatal("still at max after a reservation passed")
 	}
 	b.DialAborted(0)
 	f.checkCounters()
@@ -551,5 +557,26 @@ func TestBackendURLs(t *testing.T) {
 		if err != nil || got != want {
 			t.Errorf("%s: %+v %v, want %+v", raw, got, err, want)
 		}
+	}
+}
+
+// Without a max, a backend takes as many connections as sessions need:
+// the README's -pool-size 100 must not cap sessions at 1,024 per backend.
+func TestNoMaxByDefault(t *testing.T) {
+	f := newFixture(t, Settings{URL: "ws://a:1/", Target: 100})
+	b := f.pool.Backends()[0]
+	if b.Settings().Max != 0 {
+		t.Fatalf("default max %d, want 0 (none)", b.Settings().Max)
+	}
+	for i := 0; i < 5000; i++ {
+		if !b.Reserve(0) {
+			t.Fatalf("reservation %d refused without a max", i)
+		}
+	}
+	if b.AtMax() || b.MaxReached.Load() != 0 {
+		t.Fatal("at max without a max")
+	}
+	for i := 0; i < 5000; i++ {
+		b.DialAborted(0)
 	}
 }

@@ -376,7 +376,10 @@ func (sh *ShardPool) sweepBackend(b *Backend, now int64) SweepResult {
 	fresh := s.idleN - expired
 	// Retire expired connections only once replacements stand ready (or
 	// when over Max, where no replacement can be dialed anyway).
-	over := b.Total.Load() - b.Closing.Load() - int64(st.Max)
+	over := int64(0)
+	if st.Max > 0 {
+		over = b.Total.Load() - b.Closing.Load() - int64(st.Max)
+	}
 	if expired > 0 && (fresh >= target || over > 0) {
 		r.Closed += s.closeIdle(func(c *Conn) bool { return now >= c.expires })
 	}
@@ -391,7 +394,7 @@ func (sh *ShardPool) sweepBackend(b *Backend, now int64) SweepResult {
 	// Above Max (it was lowered): every shard sweeps at the same time, so
 	// each closes only its share of the excess (connections already
 	// closing do not count); the next sweeps close what is left.
-	if over = b.Total.Load() - b.Closing.Load() - int64(st.Max); over > 0 {
+	if over = b.Total.Load() - b.Closing.Load() - int64(st.Max); st.Max > 0 && over > 0 {
 		mine := (over + int64(len(sh.pool.shards)) - 1) / int64(len(sh.pool.shards))
 		r.Closed += s.closeIdle(func(*Conn) bool {
 			if mine > 0 {

@@ -229,6 +229,10 @@ func (w *worker) ensureCapacity(ctx context.Context) (wakeAt time.Time) {
 				if probe {
 					b.ReleaseProbe()
 				}
+				if b.NoteAtMax() {
+					w.log.Warn("backend at its connection cap: sessions past it wait, then get 1013 (raise -pool-max or max_conns)",
+						zap.String("backend", b.Settings().URL), zap.Int("max", b.Settings().Max))
+				}
 				break // at Max
 			}
 			w.inFlight.Add(1)
