@@ -149,6 +149,12 @@ func Compile(c *GatewayConfig, source string) (*Snapshot, error) {
 			snap.Backends = append(snap.Backends, st)
 		}
 	}
+	if len(snap.Backends) == 0 {
+		// A source emptied by mistake (every row deleted, a truncated
+		// file) would refuse every session: never applied, the last good
+		// version stays.
+		return fail("groups", fmt.Sprintf("%d groups", len(c.Groups)), "no backend in any group: every session would be refused")
+	}
 	var routes []relay.Route
 	seen := make(map[string]bool)
 	for ri, r := range c.Routes {

@@ -65,6 +65,12 @@ func TestCompileRejects(t *testing.T) {
 		value  string
 	}{
 		{"bad url", func(c *GatewayConfig) { c.Groups[0].Backends[0].URL = "http//nowhere" }, "groups[0].backends[0].url", "http//nowhere"},
+		{"no backend at all", func(c *GatewayConfig) {
+			for i := range c.Groups {
+				c.Groups[i].Backends = nil
+			}
+		}, "groups", "no backend in any group"},
+		{"unknown balance", func(c *GatewayConfig) { c.Groups[0].Balance = "round-robin" }, "groups[0].balance", "round-robin"},
 		{"url without host", func(c *GatewayConfig) { c.Groups[0].Backends[0].URL = "ws://:9000/" }, "groups[0].backends[0].url", "ws://:9000/"},
 		{"negative pool target", func(c *GatewayConfig) { c.Groups[0].Backends[1].PoolTarget = -1 }, "groups[0].backends[1].pool_target", "-1"},
 		{"negative max", func(c *GatewayConfig) { c.Groups[0].Backends[1].MaxConns = -5 }, "groups[0].backends[1].max_conns", "-5"},

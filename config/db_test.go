@@ -150,6 +150,17 @@ func TestDBSourceAppliesChangesLive(t *testing.T) {
 	tts.check(t) // the open session on the old URL continues until it ends
 	testutil.WaitFor(t, 5*time.Second, "old C idle closed", func() bool { return f.backend(c) == nil || f.backend(c).Idle.Load() == 0 })
 
+	// Every backend row deleted: refused, not applied as an empty
+	// configuration; the sessions and pools stay as they were.
+	v = f.applier.Status().Version
+	exec(t, conn, `DELETE FROM wsgate_backends`)
+	testutil.WaitFor(t, 5*time.Second, "the empty version refused", func() bool {
+		return strings.Contains(f.applier.Status().LastError, "no backend in any group")
+	})
+	if f.applier.Status().Version != v || f.backend(a) == nil {
+		t.Fatal("an empty configuration was applied")
+	}
+
 	s.check(t)
 	if n := f.srv.Stats().Sessions.Load(); n != 2 {
 		t.Fatalf("%d sessions open, want the 2 the test holds", n)
