@@ -2,6 +2,9 @@ package server
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -57,4 +60,27 @@ func TestStopLeavesNothingBehind(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestStartRemovesStaleAnchors: a process killed while starting leaves its
+// anchor directory behind; the next start removes it, and its own is gone
+// once it listens.
+func TestStartRemovesStaleAnchors(t *testing.T) {
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Skip("cannot run true:", err)
+	}
+	stale := filepath.Join(os.TempDir(), fmt.Sprintf("wsgate-anchor-%d-test", dead.Process.Pid))
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(stale)
+	startTestServer(t, Config{})
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale anchor directory still there: %v", err)
+	}
+	mine, _ := filepath.Glob(filepath.Join(os.TempDir(), fmt.Sprintf("wsgate-anchor-%d-*", os.Getpid())))
+	if len(mine) != 0 {
+		t.Fatalf("anchor directories left while serving: %v", mine)
+	}
 }

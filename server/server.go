@@ -8,8 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
@@ -95,21 +98,28 @@ func (s *Server) Start() error {
 	if err := s.listen(); err != nil {
 		return err
 	}
-	dir, err := os.MkdirTemp("", "wsgate-anchor-")
+	// The private listener's socket lives in a directory of its own, named
+	// with our pid, only while the loops are found: once every loop is
+	// anchored it goes, so nothing is left on disk and no other process
+	// can connect. (gnet cannot listen on an abstract socket: its address
+	// parser takes "@" for a URL's user info.) A directory a killed
+	// process left behind is removed by the next start.
+	removeStaleAnchors()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("wsgate-anchor-%d-", os.Getpid()))
 	if err != nil {
 		s.closeListeners()
 		return fmt.Errorf("server: anchor dir: %w", err)
 	}
 	s.anchorAddr = filepath.Join(dir, "loops.sock")
-	// Once every loop is anchored the socket's name goes: nothing is left
-	// on disk, and no other process can connect to the private listener.
 	defer func() { _ = os.RemoveAll(dir) }()
 	opts := []gnet.Option{
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithLoadBalancing(gnet.LeastConnections),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		gnet.WithLogger(s.log.Named("gnet").Sugar()),
+		// gnet's own lines name the private listener, not ours: warnings
+		// and errors only.
+		gnet.WithLogger(s.log.Named("gnet").WithOptions(zap.IncreaseLevel(zap.WarnLevel)).Sugar()),
 	}
 	go s.runEngine(opts)
 	select {
@@ -213,6 +223,23 @@ func (s *Server) Err() error {
 		return *p
 	}
 	return nil
+}
+
+// removeStaleAnchors removes the anchor directories of processes that are
+// gone (killed while starting).
+func removeStaleAnchors() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), "wsgate-anchor-*"))
+	for _, dir := range dirs {
+		rest := strings.TrimPrefix(filepath.Base(dir), "wsgate-anchor-")
+		pidText, _, ok := strings.Cut(rest, "-")
+		pid, err := strconv.Atoi(pidText)
+		if !ok || err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(dir)
+		}
+	}
 }
 
 // anchorLoops dials the private unix listener until every event loop holds
