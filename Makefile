@@ -8,8 +8,12 @@ FUZZTIME ?= 30s
 
 all: build
 
+# The version `wsgate -version`, /healthz and wsgate_build_info report.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+LDFLAGS  := -X github.com/wsgate/wsgate/internal/buildinfo.version=$(VERSION)
+
 build:
-	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/wsgate ./cmd/wsgate
 	$(GO) build -o $(BIN)/devcert ./cmd/devcert
 
 # The gateway on $(LISTEN) in front of three echo backends; Ctrl-C stops all.

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.uber.org/zap"
 
+	"github.com/wsgate/wsgate/internal/buildinfo"
 	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/server"
@@ -224,7 +225,7 @@ func (a *Admin) healthz(w http.ResponseWriter, _ *http.Request) {
 		_, _ = fmt.Fprintln(w, "failed:", srv.Err())
 		return
 	}
-	_, _ = fmt.Fprintln(w, "ok")
+	_, _ = fmt.Fprintln(w, "ok", buildinfo.Get())
 }
 
 // ready reports whether the gateway should get traffic: listening (and not

@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/wsgate/wsgate/internal/buildinfo"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/server"
 )
@@ -28,7 +29,7 @@ type serverCollector struct {
 	shardSessions, shardWaiting                 *prometheus.Desc
 	draining, accessLines                       *prometheus.Desc
 	acceptEMFILE, enrollFailures, panics        *prometheus.Desc
-	logDropped, failed                          *prometheus.Desc
+	logDropped, failed, buildInfo               *prometheus.Desc
 	pausedNow, pauses, pausedSeconds, stalls    *prometheus.Desc
 	tlsHandshakes, tlsFailures, tlsRunning      *prometheus.Desc
 	tlsReadErrors, tlsReloads, tlsExpiry        *prometheus.Desc
@@ -54,6 +55,7 @@ func newServerCollector(a *Admin) *serverCollector {
 		enrollFailures: desc("wsgate_accept_handoff_failures_total", "Accepted client connections no event loop took."),
 		panics:         desc("wsgate_callback_panics_total", "Event-loop callbacks that panicked (each a bug; its connection was closed)."),
 		logDropped:     desc("wsgate_log_lines_dropped_total", "Log lines dropped because the log output did not take them in time."),
+		buildInfo:      desc("wsgate_build_info", "Constant 1, labelled with the version, VCS revision and Go version of this binary.", "version", "revision", "goversion"),
 		failed:         desc("wsgate_server_failed", "1 once the server failed (its event engine stopped by itself): the process exits."),
 		pausedNow:      desc("wsgate_paused_connections", "Connections (client and backend) not read right now: their peer's queue is full (backpressure)."),
 		pauses:         desc("wsgate_pauses_total", "Times a connection was paused for backpressure."),
@@ -71,7 +73,7 @@ func newServerCollector(a *Admin) *serverCollector {
 func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.accepted, c.connsOpen, c.sessionsOpen, c.upgraded, c.frames, c.bytes,
 		c.refused, c.closed, c.timeouts, c.shardSessions, c.shardWaiting, c.draining, c.accessLines,
-		c.acceptEMFILE, c.enrollFailures, c.panics, c.logDropped, c.failed,
+		c.acceptEMFILE, c.enrollFailures, c.panics, c.logDropped, c.failed, c.buildInfo,
 		c.pausedNow, c.pauses, c.pausedSeconds, c.stalls,
 		c.tlsHandshakes, c.tlsFailures, c.tlsRunning, c.tlsReadErrors, c.tlsReloads, c.tlsExpiry} {
 		ch <- d
@@ -137,6 +139,8 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.tlsReloads, certs.ReloadFailures.Load(), "failed")
 		gauge(c.tlsExpiry, certs.NotAfter().Unix())
 	}
+	bi := buildinfo.Get()
+	gauge(c.buildInfo, 1, bi.Version, bi.Revision, bi.GoVersion)
 	if fn := c.a.o.LogDropped; fn != nil {
 		counter(c.logDropped, fn())
 	}

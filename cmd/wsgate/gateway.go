@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/buildinfo"
 )
 
 // gatewayFlags are the gateway mode's flags: the gateway's own (package
@@ -27,8 +28,9 @@ func runGateway(args []string) int {
 	fs := flag.NewFlagSet("wsgate", flag.ContinueOnError)
 	var f gatewayFlags
 	f.register(fs)
+	fs.Usage = usage(fs, "wsgate [flags]: the gateway")
 	log, sink, flush, code := parseFlags(fs, args, &f.EndpointFlags)
-	if code != 0 {
+	if log == nil {
 		return code
 	}
 	defer flush()
@@ -74,7 +76,13 @@ func runGateway(args []string) int {
 		return 1
 	}
 	defer stopOps()
-	log.Info("gateway ready", zap.String("addr", gw.Server.Addr()), zap.String("tls_addr", gw.Server.TLSAddr()), zap.Int64("config_version", gw.Applier.Status().Version))
+	if v := gw.Applier.Status().Version; v > 0 {
+		log.Info("gateway ready", zap.String("addr", gw.Server.Addr()), zap.String("tls_addr", gw.Server.TLSAddr()),
+			zap.Int64("config_version", v), zap.Stringer("build", buildinfo.Get()))
+	} else {
+		log.Info("gateway listening; sessions get 503 until the first configuration is loaded from the database",
+			zap.String("addr", gw.Server.Addr()), zap.String("tls_addr", gw.Server.TLSAddr()), zap.Stringer("build", buildinfo.Get()))
+	}
 	return waitForSignal(log, gw.Done(), gw.Err, func(ctx context.Context) error {
 		err := gw.Shutdown(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {

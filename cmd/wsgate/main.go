@@ -21,6 +21,7 @@ import (
 
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/gateway"
+	"github.com/wsgate/wsgate/internal/buildinfo"
 	"github.com/wsgate/wsgate/internal/logsink"
 	"github.com/wsgate/wsgate/server"
 )
@@ -48,6 +49,11 @@ func run(args []string) int {
 			return runEcho(args[1:])
 		case "migrate":
 			return runMigrate(args[1:])
+		case "check":
+			return runCheck(args[1:], stdio.out, stdio.err)
+		case "-version", "--version", "version":
+			fmt.Println(buildinfo.Get())
+			return 0
 		}
 	}
 	return runGateway(args)
@@ -57,8 +63,9 @@ func runEcho(args []string) int {
 	fs := flag.NewFlagSet("wsgate echo", flag.ContinueOnError)
 	var f gateway.EndpointFlags
 	f.Register(fs)
+	fs.Usage = usage(fs, "wsgate echo [flags]: echo every message back (a backend for tests, demos and the loadtest)")
 	log, _, flush, code := parseFlags(fs, args, &f)
-	if code != 0 {
+	if log == nil {
 		return code
 	}
 	defer flush()
@@ -89,13 +96,17 @@ func runEcho(args []string) int {
 
 // parseFlags parses a mode's flags (refusing stray arguments) and builds
 // the logger they describe, with its sink (whose Dropped counts the lines
-// stderr did not take in time). A non-zero code is the exit status.
+// stderr did not take in time). Without a logger there is nothing to run:
+// code is the exit status (0 after -h).
 func parseFlags(fs *flag.FlagSet, args []string, f *gateway.EndpointFlags) (*zap.Logger, *logsink.Sink, func(), int) {
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, nil, nil, 0 // asked for help: printed, nothing to run
+		}
 		return nil, nil, nil, 2
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(os.Stderr, "wsgate: unexpected argument %q (modes: wsgate [flags], wsgate echo [flags], wsgate migrate [flags])\n", fs.Arg(0))
+		fmt.Fprintf(os.Stderr, "wsgate: unexpected argument %q (modes: wsgate [flags], wsgate echo, wsgate check, wsgate migrate; -h lists them)\n", fs.Arg(0))
 		return nil, nil, nil, 2
 	}
 	log, sink, flush, err := newLogger(f.LogFormat, f.LogLevel)
