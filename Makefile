@@ -4,7 +4,7 @@ BIN      := bin
 LISTEN   ?= 127.0.0.1:8080
 FUZZTIME ?= 30s
 
-.PHONY: all build run run-echo test pg-up vet fuzz bench-codec clean
+.PHONY: all build run run-echo test pg-up vet fuzz bench-codec clean install
 
 all: build
 
@@ -55,6 +55,15 @@ bench-codec:
 -include loadtest/loadtest.mk
 # The admin endpoint's targets (browser-deps: Chromium for the status-page test).
 -include admin/admin.mk
+
+# The service: binary, systemd unit, documentation, and an example
+# configuration unless one exists (run as root; DESTDIR for packaging).
+PREFIX ?= /usr/local
+install: build
+	install -D -m 0755 $(BIN)/wsgate $(DESTDIR)$(PREFIX)/bin/wsgate
+	install -D -m 0644 deploy/wsgate.service $(DESTDIR)/etc/systemd/system/wsgate.service
+	install -D -m 0644 -t $(DESTDIR)$(PREFIX)/share/doc/wsgate README.md docs/operations.md docs/config.md docs/design.md
+	[ -e $(DESTDIR)/etc/wsgate/wsgate.yaml ] || install -D -m 0644 deploy/wsgate.yaml $(DESTDIR)/etc/wsgate/wsgate.yaml
 
 clean:
 	rm -rf $(BIN)

@@ -117,9 +117,7 @@ func (s *Server) Start() error {
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithLoadBalancing(gnet.LeastConnections),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
-		// gnet's own lines name the private listener, not ours: warnings
-		// and errors only.
-		gnet.WithLogger(s.log.Named("gnet").WithOptions(zap.IncreaseLevel(zap.WarnLevel)).Sugar()),
+		gnet.WithLogger(gnetLogger(s.log)),
 	}
 	go s.runEngine(opts)
 	select {
@@ -223,6 +221,16 @@ func (s *Server) Err() error {
 		return *p
 	}
 	return nil
+}
+
+// gnetLogger is gnet's logger: its own lines name the private listener,
+// not ours, so warnings and errors only.
+func gnetLogger(log *zap.Logger) *zap.SugaredLogger {
+	log = log.Named("gnet")
+	if log.Core().Enabled(zap.InfoLevel) { // (raising a level the core already drops is an error)
+		log = log.WithOptions(zap.IncreaseLevel(zap.WarnLevel))
+	}
+	return log.Sugar()
 }
 
 // removeStaleAnchors removes the anchor directories of processes that are

@@ -4,12 +4,16 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
+	"os"
 	"sync"
+	"time"
 
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/buildinfo"
+	"github.com/wsgate/wsgate/internal/sdnotify"
 )
 
 // gatewayFlags are the gateway mode's flags: the gateway's own (package
@@ -83,6 +87,11 @@ func runGateway(args []string) int {
 		log.Info("gateway listening; sessions get 503 until the first configuration is loaded from the database",
 			zap.String("addr", gw.Server.Addr()), zap.String("tls_addr", gw.Server.TLSAddr()), zap.Stringer("build", buildinfo.Get()))
 	}
+	watching.Add(1)
+	go func() {
+		defer watching.Done()
+		notifyReady(ctx, gw, log)
+	}()
 	return waitForSignal(log, gw.Done(), gw.Err, func(ctx context.Context) error {
 		err := gw.Shutdown(ctx)
 		if errors.Is(err, context.DeadlineExceeded) {
@@ -102,4 +111,46 @@ func reloadOnHUP(gw *gateway.Gateway) func() bool {
 		_ = gw.Reload() // a failure is logged and counted
 		return true
 	}
+}
+
+// readyWait bounds how long READY=1 waits for the pools to fill.
+const readyWait = 10 * time.Second
+
+// notifyReady tells systemd (Type=notify) the gateway serves: once a
+// configuration is in force and every reachable backend's pool stands at
+// its target, or readyWait after start, whichever comes first (a backend
+// that is down must not keep the unit starting). Without NOTIFY_SOCKET
+// it does nothing.
+func notifyReady(ctx context.Context, gw *gateway.Gateway, log *zap.Logger) {
+	if os.Getenv("NOTIFY_SOCKET") == "" {
+		return
+	}
+	deadline := time.Now().Add(readyWait)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for !poolsReady(gw) && time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+	status := fmt.Sprintf("serving on %s, configuration version %d", gw.Server.Addr(), gw.Applier.Status().Version)
+	if _, err := sdnotify.Notify(sdnotify.Ready + "\n" + sdnotify.Status(status)); err != nil {
+		log.Warn("could not tell systemd the gateway is ready", zap.Error(err))
+	}
+}
+
+// poolsReady: a configuration is in force and every healthy backend that
+// takes leases has its target of idle connections.
+func poolsReady(gw *gateway.Gateway) bool {
+	if gw.Applier.Status().Version == 0 {
+		return false
+	}
+	for _, b := range gw.Pool.Backends() {
+		if b.TakesLeases() && b.Healthy() && b.Idle.Load() < int64(b.Settings().Target) {
+			return false
+		}
+	}
+	return true
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/buildinfo"
 	"github.com/wsgate/wsgate/internal/logsink"
+	"github.com/wsgate/wsgate/internal/sdnotify"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -91,6 +92,9 @@ func runEcho(args []string) int {
 		defer func() { stopWatch(); watching.Wait() }()
 	}
 	log.Info("echo backend ready", zap.String("addr", srv.Addr()), zap.String("tls_addr", srv.TLSAddr()))
+	if _, err := sdnotify.Notify(sdnotify.Ready); err != nil {
+		log.Warn("could not tell systemd the echo backend is ready", zap.Error(err))
+	}
 	return waitForSignal(log, srv.Done(), srv.Err, func(ctx context.Context) error { return srv.Shutdown(ctx) }, f.ShutdownTimeout)
 }
 
@@ -148,6 +152,9 @@ func waitForSignal(log *zap.Logger, done <-chan struct{}, err func() error, shut
 		return 1
 	}
 	log.Info("shutting down", zap.Stringer("signal", got), zap.Duration("timeout", timeout))
+	if _, err := sdnotify.Notify(sdnotify.Stopping); err != nil {
+		log.Warn("could not tell systemd the gateway is stopping", zap.Error(err))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	result := make(chan error, 1)
