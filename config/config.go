@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/origin"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/relay"
 )
@@ -22,6 +23,10 @@ type GatewayConfig struct {
 	Groups       []Group       `yaml:"groups"`
 	Routes       []RouteConfig `yaml:"routes"`
 	DefaultGroup string        `yaml:"default_group"` // group for unrouted paths; "" = 404
+	// AllowOrigins are the web origins whose pages may open a session
+	// where a route names none ("https://app.example.com",
+	// "https://*.example.com"); empty: any. Others get 403.
+	AllowOrigins []string `yaml:"allow_origins"`
 }
 
 // Limits bound what clients may do (0: the server's default).
@@ -79,9 +84,10 @@ type BackendConfig struct {
 
 // RouteConfig maps a path (prefix, or exact) to a group.
 type RouteConfig struct {
-	Path  string `yaml:"path"`
-	Exact bool   `yaml:"exact"`
-	Group string `yaml:"group"`
+	Path         string   `yaml:"path"`
+	Exact        bool     `yaml:"exact"`
+	Group        string   `yaml:"group"`
+	AllowOrigins []string `yaml:"allow_origins"` // replaces the top-level list for this route
 }
 
 // ErrInvalid wraps every validation failure; the message names the field
@@ -170,12 +176,20 @@ func Compile(c *GatewayConfig, source string) (*Snapshot, error) {
 			return fail(rf+".path", r.Path, "duplicate route")
 		}
 		seen[key] = true
-		routes = append(routes, relay.Route{Path: r.Path, Exact: r.Exact, Group: r.Group})
+		origins, err := origin.Parse(r.AllowOrigins)
+		if err != nil {
+			return fail(rf+".allow_origins", fmt.Sprintf("%q", r.AllowOrigins), err.Error())
+		}
+		routes = append(routes, relay.Route{Path: r.Path, Exact: r.Exact, Group: r.Group, Origins: origins})
+	}
+	origins, err := origin.Parse(c.AllowOrigins)
+	if err != nil {
+		return fail("allow_origins", fmt.Sprintf("%q", c.AllowOrigins), err.Error())
 	}
 	if c.DefaultGroup != "" && !groups[c.DefaultGroup] {
 		return fail("default_group", fmt.Sprintf("%q", c.DefaultGroup), "no such group")
 	}
-	snap.Routing = relay.NewRouting(0, routes, c.DefaultGroup)
+	snap.Routing = relay.NewRouting(0, routes, c.DefaultGroup, origins)
 	return snap, nil
 }
 

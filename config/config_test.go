@@ -42,8 +42,8 @@ func TestCompileGoodConfig(t *testing.T) {
 		t.Fatalf("backends %+v", snap.Backends)
 	}
 	for path, want := range map[string]string{"/tts/en": "tts", "/health": "main", "/health/x": "main", "/other?q=1": "main"} {
-		if got, ok := snap.Routing.Lookup(path); !ok || got != want {
-			t.Errorf("route %s -> %q, want %q", path, got, want)
+		if got, ok := snap.Routing.Lookup(path); !ok || got.Group != want {
+			t.Errorf("route %s -> %q, want %q", path, got.Group, want)
 		}
 	}
 }
@@ -71,6 +71,8 @@ func TestCompileRejects(t *testing.T) {
 			}
 		}, "groups", "no backend in any group"},
 		{"unknown balance", func(c *GatewayConfig) { c.Groups[0].Balance = "round-robin" }, "groups[0].balance", "round-robin"},
+		{"null origin on a route", func(c *GatewayConfig) { c.Routes[0].AllowOrigins = []string{"null"} }, "routes[0].allow_origins", "null"},
+		{"origin with a path", func(c *GatewayConfig) { c.AllowOrigins = []string{"https://a.example/app"} }, "allow_origins", "https://a.example/app"},
 		{"url without host", func(c *GatewayConfig) { c.Groups[0].Backends[0].URL = "ws://:9000/" }, "groups[0].backends[0].url", "ws://:9000/"},
 		{"negative pool target", func(c *GatewayConfig) { c.Groups[0].Backends[1].PoolTarget = -1 }, "groups[0].backends[1].pool_target", "-1"},
 		{"negative max", func(c *GatewayConfig) { c.Groups[0].Backends[1].MaxConns = -5 }, "groups[0].backends[1].max_conns", "-5"},
@@ -188,8 +190,8 @@ func TestApplierKeepsLastGoodVersion(t *testing.T) {
 	if st.Version != 1 || !strings.Contains(st.LastError, "routes[0].group") {
 		t.Fatalf("status %+v", st)
 	}
-	if g, _ := a.Current().Routing.Lookup("/tts/x"); g != "tts" || len(p.Backends()) != 3 {
-		t.Fatalf("pool changed by a rejected version: route %q, %d backends", g, len(p.Backends()))
+	if g, _ := a.Current().Routing.Lookup("/tts/x"); g.Group != "tts" || len(p.Backends()) != 3 {
+		t.Fatalf("pool changed by a rejected version: route %q, %d backends", g.Group, len(p.Backends()))
 	}
 	// The same good version again changes nothing; a new one is version 2.
 	if _, err := a.Apply(c, "test"); err != nil || a.Status().Version != 1 || a.Status().LastError != "" {

@@ -21,8 +21,9 @@ type querier interface {
 }
 
 // LoadDB reads the configuration's groups, backends, routes and default
-// group from the database. Listener, limits and timeouts are not in the
-// database: they come from base (the flags).
+// group from the database. Listener, limits, timeouts and the allowed
+// origins where a route names none are not in the database: they come
+// from base (the flags).
 func LoadDB(ctx context.Context, conn querier, base GatewayConfig) (*GatewayConfig, error) {
 	c := base
 	c.Groups, c.Routes, c.DefaultGroup = nil, nil, ""
@@ -73,13 +74,13 @@ func LoadDB(ctx context.Context, conn querier, base GatewayConfig) (*GatewayConf
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
-	rows, err = conn.Query(ctx, `SELECT path, exact, group_name FROM wsgate_routes ORDER BY id`)
+	rows, err = conn.Query(ctx, `SELECT path, exact, group_name, allow_origins FROM wsgate_routes ORDER BY id`)
 	if err != nil {
 		return nil, err
 	}
 	for rows.Next() {
 		var r RouteConfig
-		if err := rows.Scan(&r.Path, &r.Exact, &r.Group); err != nil {
+		if err := rows.Scan(&r.Path, &r.Exact, &r.Group, &r.AllowOrigins); err != nil {
 			return nil, err
 		}
 		c.Routes = append(c.Routes, r)

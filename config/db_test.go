@@ -45,7 +45,7 @@ func testDB(t *testing.T) (string, *pgx.Conn) {
 	if _, err := config.Migrate(ctx, dbURL); err != nil {
 		t.Fatal(err)
 	}
-	if v, err := config.Migrate(ctx, dbURL); err != nil || v != 3 {
+	if v, err := config.Migrate(ctx, dbURL); err != nil || v != config.SchemaVersion() {
 		t.Fatalf("second migrate: %d %v", v, err)
 	}
 	return dbURL, conn
@@ -127,6 +127,13 @@ func TestDBSourceAppliesChangesLive(t *testing.T) {
 	tts := f.open("/tts/en")
 	if f.backend(c).Leases.Load() != 1 {
 		t.Fatalf("the /tts/ route did not lead to its group's backend")
+	}
+
+	applied("allow one origin on /tts/", func() {
+		exec(t, conn, `UPDATE wsgate_routes SET allow_origins = '{https://app.example.com}' WHERE path = '/tts/'`)
+	})
+	if rt, _ := f.applier.Current().Routing.Lookup("/tts/en"); rt.Origins.Allows("https://evil.example") || !rt.Origins.Allows("https://app.example.com") {
+		t.Fatalf("/tts/ origins from the database: %s", rt.Origins)
 	}
 
 	// A bad row is refused, the field named, and nothing changes.

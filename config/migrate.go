@@ -70,6 +70,9 @@ CREATE TRIGGER wsgate_settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNC
 `,
 	// 3: a group's balancing policy ('' is the default, least-leased).
 	`ALTER TABLE wsgate_groups ADD COLUMN balance text NOT NULL DEFAULT '';
+`,
+	// 4: the web origins allowed on a route ('{}': the flags' list).
+	`ALTER TABLE wsgate_routes ADD COLUMN allow_origins text[] NOT NULL DEFAULT '{}';
 `}
 
 // Migrate brings the database at url to the latest schema (`wsgate migrate`).
@@ -111,3 +114,6 @@ func Migrate(ctx context.Context, url string) (int, error) {
 	}
 	return len(migrations), nil
 }
+
+// SchemaVersion is the schema version Migrate brings a database to.
+func SchemaVersion() int { return len(migrations) }

@@ -101,6 +101,7 @@ type Flags struct {
 	DialTimeout    time.Duration
 	SocketBuffer   int
 	Balance        string
+	AllowOrigins   flagvalue.StringList
 	BackendTLS     tlsconf.ClientOptions
 	ShutdownGrace  time.Duration
 	ConfigFile     string
@@ -137,6 +138,8 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.BackendPong, "backend-pong-timeout", 0, "close a backend connection whose ping is unanswered this long (default 5s)")
 	fs.DurationVar(&f.DialTimeout, "dial-timeout", 0, "backend connect plus handshake timeout (default 5s)")
 	fs.IntVar(&f.SocketBuffer, "backend-socket-buffer", reconcile.DefaultSocketBuffer, "send and receive buffer of each backend socket, bytes (the kernel doubles it); 0 = kernel autotuning")
+	fs.Var(&f.AllowOrigins, "allow-origin", "web origin whose pages may open a session: https://app.example.com, or https://*.example.com for its subdomains (repeatable); "+
+		"any other Origin, null included, gets 403; requests without Origin (not browsers) pass. Default: any origin")
 	fs.StringVar(&f.BackendTLS.CA, "backend-ca", "", "CA file, PEM, that wss:// backends' certificates are verified against (default: the system roots)")
 	fs.StringVar(&f.BackendTLS.ServerName, "backend-server-name", "", "name wss:// backends' certificates are verified for (default: each backend URL's host)")
 	fs.StringVar(&f.BackendTLS.CertFile, "backend-cert", "", "client certificate file, PEM, presented to wss:// backends (with -backend-key)")
@@ -188,7 +191,11 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 				warnings = append(warnings, fmt.Sprintf("-%s ignored: with %s, backends are configured there", name, source))
 			}
 		}
+		if set["allow-origin"] && f.ConfigFile != "" {
+			warnings = append(warnings, "-allow-origin ignored: with -config, allow_origins is set in the file")
+		}
 	}
+	o.AllowOrigins = f.AllowOrigins // with -config-db: where a route names none
 	switch {
 	case f.ConfigFile != "":
 		data, err := os.ReadFile(f.ConfigFile)
@@ -227,7 +234,7 @@ func (f *Flags) flagConfig() *config.GatewayConfig {
 			DialTimeout: f.DialTimeout,
 		})
 	}
-	return &config.GatewayConfig{Listen: f.Server.Addr, Groups: []config.Group{g}, DefaultGroup: pool.DefaultGroup}
+	return &config.GatewayConfig{Listen: f.Server.Addr, Groups: []config.Group{g}, DefaultGroup: pool.DefaultGroup, AllowOrigins: f.AllowOrigins}
 }
 
 // applyFileBase lets a configuration file set the listener, limits and

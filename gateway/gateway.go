@@ -46,6 +46,9 @@ type Options struct {
 	// CertWatchInterval is how often ListenerTLS's files are looked at
 	// (default tlsconf.DefaultWatchInterval).
 	CertWatchInterval time.Duration
+	// AllowOrigins, with ConfigDB, are the origins allowed where a route
+	// names none (the database holds per-route lists only).
+	AllowOrigins []string
 	// BackendTLS is the configuration wss:// backends are dialed with
 	// (default: verified against the system roots).
 	BackendTLS *tlsconf.Client
@@ -145,7 +148,7 @@ func (g *Gateway) Start() error {
 		g.reload = src.Reload
 		g.runSource(ctx, src.Run)
 	case g.opts.ConfigDB != "":
-		base := config.GatewayConfig{Listen: g.Server.Addr()} // the rest comes from the database
+		base := config.GatewayConfig{Listen: g.Server.Addr(), AllowOrigins: g.opts.AllowOrigins} // the rest comes from the database
 		src := config.NewDBSource(g.opts.ConfigDB, base, g.Applier, g.log.Named("config"))
 		g.reload = src.Reload
 		g.runSource(ctx, src.Run)

@@ -28,7 +28,7 @@ func New(p *pool.Pool, acquireTimeout time.Duration) *Proxy {
 		acquireTimeout = DefaultAcquireTimeout
 	}
 	proxy := &Proxy{pool: p, acquireTimeout: acquireTimeout}
-	proxy.routing.Store(NewRouting(0, nil, pool.DefaultGroup))
+	proxy.routing.Store(NewRouting(0, nil, pool.DefaultGroup, nil))
 	return proxy
 }
 
@@ -40,14 +40,20 @@ func (p *Proxy) SetRouting(r *Routing) { p.routing.Store(r) }
 func (p *Proxy) Routing() *Routing { return p.routing.Load() }
 
 // Upgrade routes the session to a backend group by its path, and refuses
-// it before the upgrade when no route matches (404) or no backend of the
-// group can serve it (503).
+// it before the upgrade when no route matches (404), its page's origin is
+// not allowed there (403), or no backend of the group can serve it (503).
 func (p *Proxy) Upgrade(s *server.Session, req *codec.UpgradeRequest) (server.SessionHandler, error) {
 	sp := p.pool.Shard(s.Shard().Index())
-	group, ok := p.routing.Load().Lookup(req.URI)
+	route, ok := p.routing.Load().Lookup(req.URI)
 	if !ok {
 		return nil, &codec.HandshakeError{Status: 404, Reason: "no route for this path"}
 	}
+	// A browser always names the page's origin; a client without one
+	// (not a browser) is not a page riding its user's cookies.
+	if req.Origin != "" && !route.Origins.Allows(req.Origin) {
+		return nil, &codec.HandshakeError{Status: 403, Reason: "origin not allowed"}
+	}
+	group := route.Group
 	if !sp.Available(group) {
 		return nil, &codec.HandshakeError{Status: 503, Reason: "no backend available", Header: "Retry-After: 1\r\n"}
 	}

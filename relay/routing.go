@@ -3,32 +3,39 @@ package relay
 import (
 	"sort"
 	"strings"
+
+	"github.com/wsgate/wsgate/internal/origin"
 )
 
-// Route maps request paths to backend groups: exact paths first, then the
-// longest matching prefix, then the default group.
+// Route maps request paths to a backend group: exact paths first, then
+// the longest matching prefix, then the default group.
 type Route struct {
-	Path  string // "/chat/" (prefix) or "/health" with Exact
-	Exact bool
-	Group string
+	Path    string // "/chat/" (prefix) or "/health" with Exact
+	Exact   bool
+	Group   string
+	Origins *origin.Allowlist // the pages allowed to open a session here; nil: the routing's
 }
 
 // Routing is one immutable version of the routes. Safe for concurrent use.
 type Routing struct {
-	Version int64   // the configuration version it came from
-	Routes  []Route // as configured
-	Default string  // group for paths no route matches; "" = refuse (404)
+	Version int64             // the configuration version it came from
+	Routes  []Route           // as configured
+	Default string            // group for paths no route matches; "" = refuse (404)
+	Origins *origin.Allowlist // allowed origins where a route names none; nil: any
 
-	exact    map[string]string
+	exact    map[string]Route
 	prefixes []Route // longest first
 }
 
 // NewRouting prepares routes for lookup.
-func NewRouting(version int64, routes []Route, def string) *Routing {
-	r := &Routing{Version: version, Routes: routes, Default: def, exact: make(map[string]string)}
+func NewRouting(version int64, routes []Route, def string, origins *origin.Allowlist) *Routing {
+	r := &Routing{Version: version, Routes: routes, Default: def, Origins: origins, exact: make(map[string]Route)}
 	for _, rt := range routes {
+		if rt.Origins == nil {
+			rt.Origins = origins
+		}
 		if rt.Exact {
-			r.exact[rt.Path] = rt.Group
+			r.exact[rt.Path] = rt
 		} else {
 			r.prefixes = append(r.prefixes, rt)
 		}
@@ -37,17 +44,18 @@ func NewRouting(version int64, routes []Route, def string) *Routing {
 	return r
 }
 
-// Lookup returns the group for a request target (its query is ignored),
-// and false when no route matches and there is no default.
-func (r *Routing) Lookup(uri string) (string, bool) {
+// Lookup returns the route for a request target (its query is ignored):
+// its group and the origins allowed there. False when no route matches
+// and there is no default.
+func (r *Routing) Lookup(uri string) (Route, bool) {
 	path, _, _ := strings.Cut(uri, "?")
-	if g, ok := r.exact[path]; ok {
-		return g, true
+	if rt, ok := r.exact[path]; ok {
+		return rt, true
 	}
 	for _, rt := range r.prefixes {
 		if strings.HasPrefix(path, rt.Path) {
-			return rt.Group, true
+			return rt, true
 		}
 	}
-	return r.Default, r.Default != ""
+	return Route{Group: r.Default, Origins: r.Origins}, r.Default != ""
 }

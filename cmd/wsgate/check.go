@@ -60,7 +60,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 		source = "file " + f.ConfigFile
 	case f.ConfigDB != "":
 		source = "database"
-		if c, err = loadDB(f.ConfigDB, opts.Server.Addr); err != nil {
+		if c, err = loadDB(f.ConfigDB, config.GatewayConfig{Listen: opts.Server.Addr, AllowOrigins: opts.AllowOrigins}); err != nil {
 			return fail(err)
 		}
 	}
@@ -81,7 +81,7 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 }
 
 // loadDB reads the configuration from the database once.
-func loadDB(url, listen string) (*config.GatewayConfig, error) {
+func loadDB(url string, base config.GatewayConfig) (*config.GatewayConfig, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	conn, err := pgx.Connect(ctx, url)
@@ -89,7 +89,7 @@ func loadDB(url, listen string) (*config.GatewayConfig, error) {
 		return nil, fmt.Errorf("database: %w", err)
 	}
 	defer conn.Close(context.Background())
-	return config.LoadDB(ctx, conn, config.GatewayConfig{Listen: listen})
+	return config.LoadDB(ctx, conn, base)
 }
 
 // effectiveConfig is what check prints: the listener, limits and timeouts
@@ -101,6 +101,7 @@ type effectiveConfig struct {
 	Limits       map[string]int64  `yaml:"limits"`
 	Timeouts     map[string]string `yaml:"timeouts"`
 	Groups       []effectiveGroup  `yaml:"groups"`
+	AllowOrigins string            `yaml:"allow_origins"`
 	Routes       []string          `yaml:"routes,omitempty"`
 	DefaultGroup string            `yaml:"default_group,omitempty"`
 }
@@ -133,7 +134,7 @@ type effectiveBackend struct {
 
 func effective(srv server.Config, opts gateway.Options, snap *config.Snapshot) effectiveConfig {
 	e := effectiveConfig{
-		Listen: srv.Addr, TLSListen: srv.TLSAddr, DefaultGroup: snap.Routing.Default,
+		Listen: srv.Addr, TLSListen: srv.TLSAddr, DefaultGroup: snap.Routing.Default, AllowOrigins: snap.Routing.Origins.String(),
 		Limits: map[string]int64{"max_conns": int64(srv.MaxConns), "max_header_bytes": int64(srv.MaxHeaderBytes),
 			"max_frame_bytes": srv.MaxFrameBytes, "max_message_bytes": srv.MaxMessageBytes, "flow_window": int64(srv.FlowWindow)},
 		Timeouts: map[string]string{"handshake": srv.HandshakeTimeout.String(), "ping_interval": srv.PingInterval.String(),
@@ -145,7 +146,11 @@ func effective(srv server.Config, opts gateway.Options, snap *config.Snapshot) e
 		if r.Exact {
 			kind = "exact"
 		}
-		e.Routes = append(e.Routes, fmt.Sprintf("%s %s -> %s", kind, r.Path, r.Group))
+		line := fmt.Sprintf("%s %s -> %s", kind, r.Path, r.Group)
+		if r.Origins != nil {
+			line += " (origins: " + r.Origins.String() + ")"
+		}
+		e.Routes = append(e.Routes, line)
 	}
 	index := map[string]int{}
 	for _, g := range snap.Config.Groups {
