@@ -134,10 +134,14 @@ func publicKeyState(pub any) (*keyState, error) {
 }
 
 func parseHMACSecret(data []byte) (*keyState, error) {
-	// Editors and echo add one newline; secrets are bytes, so only that
-	// one is taken off.
-	secret := bytes.TrimSuffix(data, []byte("\n"))
-	secret = bytes.TrimSuffix(secret, []byte("\r"))
+	// Editors and echo add one newline (CRLF on Windows); secrets are
+	// bytes, so only that one is taken off.
+	secret := data
+	if bytes.HasSuffix(secret, []byte("\r\n")) {
+		secret = secret[:len(secret)-2]
+	} else if bytes.HasSuffix(secret, []byte("\n")) {
+		secret = secret[:len(secret)-1]
+	}
 	if len(secret) < MinHMACSecretLen {
 		return nil, fmt.Errorf("%w: HMAC secret of %d bytes: want at least %d (or a PEM public key)", ErrConfig, len(secret), MinHMACSecretLen)
 	}

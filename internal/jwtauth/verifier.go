@@ -32,7 +32,8 @@ type Options struct {
 	// KEY", "RSA PUBLIC KEY" or "CERTIFICATE" (ECDSA P-256 for ES256, RSA
 	// of 2048 to 8192 bits for RS256), or, when the file has no PEM in
 	// it, an HMAC secret for HS256 (the file's bytes less one trailing
-	// newline, at least 32 of them).
+	// "\n" or "\r\n", at least 32 of them; a file that looks like a public
+	// key in another form, DER, JWK or OpenSSH, is refused).
 	KeyFile string
 	// Audience, if set, must be the token's aud or one of its elements.
 	// If empty, aud is not checked (only its type is): set it whenever
