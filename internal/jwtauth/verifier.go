@@ -51,7 +51,7 @@ type Options struct {
 // Claims are what an accepted token says about its bearer.
 type Claims struct {
 	Subject string          // sub; "" if the token has none
-	Expires time.Time       // exp
+	Expires time.Time       // exp, in UTC
 	Raw     json.RawMessage // the whole claims set as the token carried it, for forwarding; the caller's to keep
 }
 
@@ -409,7 +409,7 @@ func (v *Verifier) checkClaims(payload, text []byte) (Claims, error) {
 		return Claims{}, errExpMissing
 	}
 	now := v.now()
-	expires := time.Unix(expSec, expNsec)
+	expires := time.Unix(expSec, expNsec).UTC()
 	// RFC 7519 section 4.1.4: the token is good strictly before exp.
 	if !now.Before(expires.Add(v.leeway)) {
 		return Claims{}, errExpired
