@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 
 	"github.com/wsgate/wsgate/internal/looptls"
+	"github.com/wsgate/wsgate/internal/ratelog"
 )
 
 // The acceptor takes client TCP connections off the listener itself and
@@ -202,20 +203,14 @@ func openSpare() *os.File {
 
 // limitedWarn and limitedInfo log at most one line a second per limiter,
 // with the number of lines suppressed since the last one.
-func (s *Server) limitedWarn(l *logLimiter, msg string, fields ...zap.Field) {
+func (s *Server) limitedWarn(l *ratelog.Limiter, msg string, fields ...zap.Field) {
 	s.limitedLog(zap.WarnLevel, l, msg, fields...)
 }
 
-func (s *Server) limitedInfo(l *logLimiter, msg string, fields ...zap.Field) {
+func (s *Server) limitedInfo(l *ratelog.Limiter, msg string, fields ...zap.Field) {
 	s.limitedLog(zap.InfoLevel, l, msg, fields...)
 }
 
-func (s *Server) limitedLog(lvl zapcore.Level, l *logLimiter, msg string, fields ...zap.Field) {
-	ok, dropped := l.allow(s.now())
-	if !ok {
-		return
-	}
-	if ce := s.log.Check(lvl, msg); ce != nil {
-		ce.Write(append(fields, zap.Int64("suppressed", dropped))...)
-	}
+func (s *Server) limitedLog(lvl zapcore.Level, l *ratelog.Limiter, msg string, fields ...zap.Field) {
+	l.Log(s.log, lvl, msg, fields...)
 }

@@ -19,6 +19,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/ratelog"
 )
 
 // Server is one gnet engine serving WebSocket sessions on every event loop.
@@ -59,12 +60,12 @@ type Server struct {
 	stopTicks context.CancelFunc
 	tickers   sync.WaitGroup
 	stopOnce  sync.Once
-	logLimits [numCloseReasons]logLimiter
-	acceptLog logLimiter // accept and enroll failures
-	refuseLog logLimiter // connections refused at accept
-	panicLog  logLimiter // callbacks that panicked
-	flowLog   logLimiter // pausing or resuming a connection failed
-	tlsLog    logLimiter // TLS handshakes and connections that failed
+	logLimits [numCloseReasons]ratelog.Limiter
+	acceptLog ratelog.Limiter // accept and enroll failures
+	refuseLog ratelog.Limiter // connections refused at accept
+	panicLog  ratelog.Limiter // callbacks that panicked
+	flowLog   ratelog.Limiter // pausing or resuming a connection failed
+	tlsLog    ratelog.Limiter // TLS handshakes and connections that failed
 }
 
 // New checks cfg and returns a server that is not yet listening.
@@ -533,22 +534,6 @@ func (s *Server) recoverCallback(c gnet.Conn, callback string, action *gnet.Acti
 	if c != nil {
 		*action = gnet.Close
 	}
-}
-
-// logLimiter lets one log line through per second and counts the rest.
-// Safe for concurrent use.
-type logLimiter struct {
-	next    atomic.Int64 // earliest time (server clock, ns) of the next line
-	dropped atomic.Int64 // lines suppressed since the last one written
-}
-
-func (l *logLimiter) allow(now int64) (ok bool, dropped int64) {
-	next := l.next.Load()
-	if now < next || !l.next.CompareAndSwap(next, now+int64(time.Second)) {
-		l.dropped.Add(1)
-		return false, 0
-	}
-	return true, l.dropped.Swap(0)
 }
 
 // ShardInfo is one shard's numbers for the admin views.

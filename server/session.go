@@ -715,7 +715,7 @@ func (s *Session) setReason(r CloseReason) {
 // logEnd logs why a session is ending, at most once a second per reason.
 func (s *Session) logEnd(fields ...zap.Field) {
 	srv := s.shard.srv
-	ok, dropped := srv.logLimits[s.reason].allow(srv.now())
+	ok, dropped := srv.logLimits[s.reason].Allow(srv.now())
 	if !ok {
 		return
 	}
