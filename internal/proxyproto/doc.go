@@ -6,11 +6,11 @@
 // It owns the wire format and nothing else: Parse reads a header from a
 // byte slice (an event loop's inbound buffer, where the header may arrive
 // in pieces), Read from a blocking reader (the goroutine of a TLS
-// handshake, before the ClientHello) without reading past it. Whether a
-// listener expects the header, and what is done with the address, belong
-// to the caller. The spec's rule binds it: a listener configured for the
-// header requires it on every connection and never guesses whether one is
-// present, or any client could forge its address.
+// handshake, before the ClientHello), and Trusted says which peers may
+// send one. Whether a listener expects the header, and what is done with
+// the address, belong to the caller. The spec's rule binds it: a listener
+// configured for the header requires it on every connection and never
+// guesses whether one is present, or any client could forge its address.
 //
 // Both versions are read: v1 (a text line: TCP4, TCP6, UNKNOWN) strictly
 // as the spec writes it, v2 (binary) for IPv4 and IPv6 over TCP. What the
@@ -20,5 +20,5 @@
 // framing (and the CRC32C one, if present, verified), then skipped.
 //
 // Nothing here keeps state between calls: Parse and Read are safe for
-// concurrent use.
+// concurrent use, and a Trusted is read-only once built.
 package proxyproto
