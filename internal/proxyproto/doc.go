@@ -5,9 +5,9 @@
 //
 // It owns the wire format and nothing else: Parse reads a header from a
 // byte slice (an event loop's inbound buffer, where the header may arrive
-// in pieces), Read from a blocking reader (the goroutine of a TLS
-// handshake, before the ClientHello), and Trusted says which peers may
-// send one. Whether a listener expects the header, and what is done with
+// in pieces), Read from a blocking reader without reading past it (the
+// goroutine of a TLS handshake, before the ClientHello), and Trusted says
+// which peers may send one. Whether a listener expects the header, and what is done with
 // the address, belong to the caller. The spec's rule binds it: a listener
 // configured for the header requires it on every connection and never
 // guesses whether one is present, or any client could forge its address.

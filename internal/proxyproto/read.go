@@ -8,20 +8,20 @@ import (
 )
 
 // Read reads the PROXY protocol header at the start of r, blocking until
-// it is whole, and returns it. r is the connection itself, from which the
-// caller has read nothing yet.
+// it is whole, and returns it. r is the connection itself (a net.Conn),
+// from which the caller has read nothing yet.
 //
 // Read reads no byte past the header, so the next byte r yields is the
 // client's first: the caller hands the same connection to crypto/tls (or
-// whatever reads the client) with nothing lost and nothing to put back. It
-// does so without peeking, by asking r each time only for bytes that
+// whatever reads the client) with nothing lost and nothing to put back.
+// It does so without peeking, by asking r each time only for bytes that
 // every header starting as this one does must still hold: 15 bytes (the
-// shortest v1 line), then for v2 the 16th and the length the fixed bytes
-// announce (three reads), for v1 a few fields at a time up to the CRLF
-// (TCP4 in about eight reads, TCP6 up to sixteen; UNKNOWN with text after
-// it, two bytes at a time). Do not put a
-// bufio.Reader between the connection and Read unless the caller goes on
-// reading through it: what it buffered past the header would be lost.
+// shortest v1 line) first; then for v2 the 16th byte and the length the
+// fixed part announces (three reads in all); for v1 a few fields at a
+// time up to the CRLF (TCP4 in about eight reads, TCP6 up to sixteen,
+// UNKNOWN with text after it two bytes at a time). The same holds for any
+// io.Reader: given a bufio.Reader, Read leaves the client's bytes in it,
+// and the caller must go on reading through it.
 //
 // Each read returns whatever has arrived, and Parse judges it at once, so
 // a client that is not a proxy is refused at its first bytes (ErrNotProxy)
@@ -32,6 +32,9 @@ import (
 // wrapped (errors.Is and errors.As see through): io.EOF if r ended before
 // its first byte, io.ErrUnexpectedEOF if within the header, a timeout. On
 // error, what was read is lost: close the connection.
+//
+// Safe for concurrent use (on different readers); it allocates one
+// buffer of MaxLen bytes.
 func Read(r io.Reader) (Header, error) {
 	var buf [MaxLen]byte
 	have := 0
