@@ -20,8 +20,10 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/internal/buildinfo"
+	"github.com/wsgate/wsgate/internal/jwtauth"
 	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/relay"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -46,9 +48,11 @@ type ConfigStatus struct {
 type Options struct {
 	Server      *server.Server
 	Pool        *pool.Pool
-	ListenerTLS *tlsconf.Server // the TLS listener's certificates (optional): reloads and expiry
-	Recorder    *Recorder       // session-end counters for /metrics and /stats (optional)
-	AccessLog   *AccessLog      // its counters appear in /stats (optional)
+	ListenerTLS *tlsconf.Server   // the TLS listener's certificates (optional): reloads and expiry
+	Proxy       *relay.Proxy      // the relay (optional): upgrades refused for their token
+	JWT         *jwtauth.Verifier // the token key (optional): its reloads
+	Recorder    *Recorder         // session-end counters for /metrics and /stats (optional)
+	AccessLog   *AccessLog        // its counters appear in /stats (optional)
 	Logger      *zap.Logger
 
 	// Token, if set, is required as "Authorization: Bearer TOKEN" by the

@@ -33,6 +33,7 @@ type serverCollector struct {
 	pausedNow, pauses, pausedSeconds, stalls    *prometheus.Desc
 	tlsHandshakes, tlsFailures, tlsRunning      *prometheus.Desc
 	tlsReadErrors, tlsReloads, tlsExpiry        *prometheus.Desc
+	authFailures, jwtReloads                    *prometheus.Desc
 }
 
 func newServerCollector(a *Admin) *serverCollector {
@@ -67,6 +68,8 @@ func newServerCollector(a *Admin) *serverCollector {
 		tlsReadErrors:  desc("wsgate_tls_read_errors_total", "TLS sessions whose records failed after the handshake (a bad or oversized record, an alert)."),
 		tlsReloads:     desc("wsgate_tls_certificate_reloads_total", "Certificate reloads (files changed, SIGHUP, the reload action), by result.", "result"),
 		tlsExpiry:      desc("wsgate_tls_certificate_expiry_seconds", "Unix time the first certificate in force expires."),
+		authFailures:   desc("wsgate_auth_failures_total", "Upgrades refused (401) for their token, by reason: missing, malformed, algorithm, signature, expired, not_yet_valid, audience, issuer.", "reason"),
+		jwtReloads:     desc("wsgate_jwt_key_reloads_total", "Reloads of the -jwt-key file, by result.", "result"),
 	}
 }
 
@@ -75,7 +78,8 @@ func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.refused, c.closed, c.timeouts, c.shardSessions, c.shardWaiting, c.draining, c.accessLines,
 		c.acceptEMFILE, c.enrollFailures, c.panics, c.logDropped, c.failed, c.buildInfo,
 		c.pausedNow, c.pauses, c.pausedSeconds, c.stalls,
-		c.tlsHandshakes, c.tlsFailures, c.tlsRunning, c.tlsReadErrors, c.tlsReloads, c.tlsExpiry} {
+		c.tlsHandshakes, c.tlsFailures, c.tlsRunning, c.tlsReadErrors, c.tlsReloads, c.tlsExpiry,
+		c.authFailures, c.jwtReloads} {
 		ch <- d
 	}
 }
@@ -138,6 +142,15 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(c.tlsReloads, certs.Reloads.Load(), "ok")
 		counter(c.tlsReloads, certs.ReloadFailures.Load(), "failed")
 		gauge(c.tlsExpiry, certs.NotAfter().Unix())
+	}
+	if p := c.a.o.Proxy; p != nil {
+		for reason, n := range p.AuthFailures() {
+			counter(c.authFailures, n, reason)
+		}
+	}
+	if v := c.a.o.JWT; v != nil {
+		counter(c.jwtReloads, v.Reloads.Load(), "ok")
+		counter(c.jwtReloads, v.ReloadFailures.Load(), "failed")
 	}
 	bi := buildinfo.Get()
 	gauge(c.buildInfo, 1, bi.Version, bi.Revision, bi.GoVersion)

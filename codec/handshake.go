@@ -236,6 +236,8 @@ func StatusText(status int) string {
 		return "Switching Protocols"
 	case 400:
 		return "Bad Request"
+	case 401:
+		return "Unauthorized"
 	case 403:
 		return "Forbidden"
 	case 404:

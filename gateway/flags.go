@@ -9,6 +9,7 @@ import (
 
 	"github.com/wsgate/wsgate/config"
 	"github.com/wsgate/wsgate/internal/flagvalue"
+	"github.com/wsgate/wsgate/internal/jwtauth"
 	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
@@ -102,6 +103,8 @@ type Flags struct {
 	SocketBuffer   int
 	Balance        string
 	AllowOrigins   flagvalue.StringList
+	JWT            jwtauth.Options
+	JWTForward     flagvalue.StringList
 	BackendTLS     tlsconf.ClientOptions
 	ShutdownGrace  time.Duration
 	ConfigFile     string
@@ -140,6 +143,12 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.IntVar(&f.SocketBuffer, "backend-socket-buffer", reconcile.DefaultSocketBuffer, "send and receive buffer of each backend socket, bytes (the kernel doubles it); 0 = kernel autotuning")
 	fs.Var(&f.AllowOrigins, "allow-origin", "web origin whose pages may open a session: https://app.example.com, or https://*.example.com for its subdomains (repeatable); "+
 		"any other Origin, null included, gets 403; requests without Origin (not browsers) pass. Default: any origin")
+	fs.StringVar(&f.JWT.KeyFile, "jwt-key", "", "require a JWT at the upgrade (Authorization: Bearer, or the access_token query parameter), verified with this key file: "+
+		"a PEM public key (ES256 P-256, RS256) or certificate, or an HMAC secret (HS256, 32 bytes or more); a missing or bad token gets 401. Reloaded on SIGHUP")
+	fs.StringVar(&f.JWT.Audience, "jwt-audience", "", "with -jwt-key: the aud the token must name")
+	fs.StringVar(&f.JWT.Issuer, "jwt-issuer", "", "with -jwt-key: the iss the token must have")
+	fs.DurationVar(&f.JWT.Leeway, "jwt-leeway", 0, "with -jwt-key: clock skew allowed on exp, nbf and iat (default 30s)")
+	fs.Var(&f.JWTForward, "jwt-forward-claim", "with -jwt-key: a claim of the verified token copied into session_start's \"claims\" (repeatable; sub always goes as \"sub\")")
 	fs.StringVar(&f.BackendTLS.CA, "backend-ca", "", "CA file, PEM, that wss:// backends' certificates are verified against (default: the system roots)")
 	fs.StringVar(&f.BackendTLS.ServerName, "backend-server-name", "", "name wss:// backends' certificates are verified for (default: each backend URL's host)")
 	fs.StringVar(&f.BackendTLS.CertFile, "backend-cert", "", "client certificate file, PEM, presented to wss:// backends (with -backend-key)")
@@ -166,6 +175,14 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 	}
 	if o.BackendTLS, err = tlsconf.NewClient(f.BackendTLS); err != nil {
 		return o, nil, fmt.Errorf("%w: %v", ErrFlags, err)
+	}
+	if f.JWT.KeyFile != "" {
+		if o.JWT, err = jwtauth.New(f.JWT); err != nil {
+			return o, nil, fmt.Errorf("%w: -jwt-key: %v", ErrFlags, err)
+		}
+		o.JWTForward = f.JWTForward
+	} else if f.JWT.Audience != "" || f.JWT.Issuer != "" || len(f.JWTForward) > 0 {
+		return o, nil, fmt.Errorf("%w: -jwt-audience, -jwt-issuer and -jwt-forward-claim need -jwt-key", ErrFlags)
 	}
 	if f.SocketBuffer == 0 {
 		o.BackendSocketBuffer = -1 // autotuning

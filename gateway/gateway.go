@@ -10,6 +10,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/internal/jwtauth"
 	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/reconcile"
@@ -49,6 +50,11 @@ type Options struct {
 	// AllowOrigins, with ConfigDB, are the origins allowed where a route
 	// names none (the database holds per-route lists only).
 	AllowOrigins []string
+	// JWT, if set, is required of every session at the upgrade (401
+	// otherwise); JWTForward names the claims session_start carries
+	// besides sub. Reload reads its key again.
+	JWT        *jwtauth.Verifier
+	JWTForward []string
 	// BackendTLS is the configuration wss:// backends are dialed with
 	// (default: verified against the system roots).
 	BackendTLS *tlsconf.Client
@@ -60,6 +66,7 @@ type Options struct {
 type Gateway struct {
 	Server  *server.Server
 	Pool    *pool.Pool
+	Proxy   *relay.Proxy
 	Applier *config.Applier
 
 	opts    Options
@@ -96,6 +103,10 @@ func New(o Options) (*Gateway, error) {
 	})
 	g := &Gateway{Pool: p, opts: o, log: o.Logger}
 	proxy := relay.New(p, o.AcquireTimeout)
+	if o.JWT != nil {
+		proxy.RequireToken(o.JWT, o.JWTForward, o.Logger.Named("auth"))
+	}
+	g.Proxy = proxy
 	g.Applier = config.NewApplier(p, proxy, o.Logger.Named("config"))
 	if o.Initial != nil {
 		source := "flags"
@@ -164,19 +175,27 @@ func (g *Gateway) runSource(ctx context.Context, run func(context.Context)) {
 	}()
 }
 
-// Reload reads the TLS certificates again, if any, and asks the
-// configuration source to read its configuration now (a SIGHUP, the
-// admin's reload action). The error is the certificates' (the
-// configuration's own result comes later: see Applier.Status).
+// Reload reads the TLS certificates and the JWT key again, if any, and
+// asks the configuration source to read its configuration now (a SIGHUP,
+// the admin's reload action). The error is the certificates' and the
+// key's (the configuration's own result comes later: see Applier.Status).
 func (g *Gateway) Reload() error {
-	var err error
+	var errs []error
 	if g.opts.ListenerTLS != nil {
-		err = g.opts.ListenerTLS.ReloadAndLog(g.log.Named("tls"), "reload asked")
+		errs = append(errs, g.opts.ListenerTLS.ReloadAndLog(g.log.Named("tls"), "reload asked"))
+	}
+	if v := g.opts.JWT; v != nil {
+		if err := v.Reload(); err != nil {
+			g.log.Warn("JWT key not reloaded; the previous one stays in force", zap.Error(err))
+			errs = append(errs, err)
+		} else {
+			g.log.Info("JWT key reloaded", zap.String("algorithm", v.Algorithm()))
+		}
 	}
 	if g.reload != nil {
 		g.reload()
 	}
-	return err
+	return errors.Join(errs...)
 }
 
 // HasConfigSource reports whether the configuration comes from a source
@@ -184,7 +203,12 @@ func (g *Gateway) Reload() error {
 func (g *Gateway) HasConfigSource() bool { return g.reload != nil }
 
 // CanReload reports whether Reload has something to read again.
-func (g *Gateway) CanReload() bool { return g.reload != nil || g.opts.ListenerTLS != nil }
+func (g *Gateway) CanReload() bool {
+	return g.reload != nil || g.opts.ListenerTLS != nil || g.opts.JWT != nil
+}
+
+// JWT is the token verifier, nil without -jwt-key.
+func (g *Gateway) JWT() *jwtauth.Verifier { return g.opts.JWT }
 
 // ListenerTLS is the TLS listener's certificates, nil without one.
 func (g *Gateway) ListenerTLS() *tlsconf.Server { return g.opts.ListenerTLS }

@@ -17,8 +17,8 @@ type binding struct {
 	proxy *Proxy
 	s     *server.Session
 	sp    *pool.ShardPool
-	group string                // the backend group its route chose
-	req   *codec.UpgradeRequest // kept until the session-start message went out
+	group string     // the backend group its route chose
+	start *startInfo // kept until the session-start message went out; nil if none is wanted
 
 	conn    *pool.Conn   // the leased backend connection; nil before and after
 	side    *backendSide // conn's gnet handler while leased
@@ -75,10 +75,10 @@ func (b *binding) bind(c *pool.Conn) {
 	b.side = &backendSide{b: b, c: c}
 	b.backendURL = c.Backend().Settings().URL
 	c.Bind(b.side)
-	if req := b.req; req != nil {
-		b.req = nil
+	if start := b.start; start != nil {
+		b.start = nil
 		if st := c.Backend().Settings(); st.SessionStart {
-			if err := c.SendText(sessionStartMessage(b.s, req, st.SessionHeaders)); err != nil {
+			if err := c.SendText(sessionStartMessage(b.s, start, st.SessionHeaders)); err != nil {
 				return // the write failed and closed it: the backend side's OnClose ran
 			}
 		}
@@ -136,7 +136,7 @@ func (b *binding) Closed(server.CloseReason) {
 		clean := !b.midMessage && !b.conn.OutMidFrame()
 		b.release(clean)
 	}
-	b.req = nil
+	b.start = nil
 }
 
 // Backend names the backend for the access record.

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/jwtauth"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/server"
 )
@@ -20,6 +21,7 @@ type Proxy struct {
 	pool           *pool.Pool
 	acquireTimeout time.Duration
 	routing        atomic.Pointer[Routing] // the version in force, swapped whole
+	auth           *auth                   // the token check (RequireToken); nil: none
 }
 
 // New returns the relay for p's backends.
@@ -41,7 +43,8 @@ func (p *Proxy) Routing() *Routing { return p.routing.Load() }
 
 // Upgrade routes the session to a backend group by its path, and refuses
 // it before the upgrade when no route matches (404), its page's origin is
-// not allowed there (403), or no backend of the group can serve it (503).
+// not allowed there (403), its token is missing or bad (401, with
+// RequireToken), or no backend of the group can serve it (503).
 func (p *Proxy) Upgrade(s *server.Session, req *codec.UpgradeRequest) (server.SessionHandler, error) {
 	sp := p.pool.Shard(s.Shard().Index())
 	route, ok := p.routing.Load().Lookup(req.URI)
@@ -53,13 +56,20 @@ func (p *Proxy) Upgrade(s *server.Session, req *codec.UpgradeRequest) (server.Se
 	if req.Origin != "" && !route.Origins.Allows(req.Origin) {
 		return nil, &codec.HandshakeError{Status: 403, Reason: "origin not allowed"}
 	}
+	var claims jwtauth.Claims
+	if p.auth != nil {
+		var err error
+		if claims, err = p.auth.check(req); err != nil {
+			return nil, err
+		}
+	}
 	group := route.Group
 	if !sp.Available(group) {
 		return nil, &codec.HandshakeError{Status: 503, Reason: "no backend available", Header: "Retry-After: 1\r\n"}
 	}
 	b := &binding{proxy: p, s: s, sp: sp, group: group}
 	if p.sessionStartIn(group) {
-		b.req = req
+		b.start = &startInfo{req: req, subject: claims.Subject, claims: p.auth.forwardedClaims(claims.Raw)}
 	}
 	return b, nil
 }

@@ -22,19 +22,32 @@ type sessionStart struct {
 	Type      string            `json:"type"` // "session_start"
 	SessionID string            `json:"session_id"`
 	Path      string            `json:"path"`
-	Query     string            `json:"query,omitempty"`
-	Client    string            `json:"client"` // client address, ip:port
+	Query     string            `json:"query,omitempty"` // without access_token
+	Client    string            `json:"client"`          // client address, ip:port
 	Headers   map[string]string `json:"headers,omitempty"`
+	Subject   string            `json:"sub,omitempty"`    // the verified token's subject
+	Claims    json.RawMessage   `json:"claims,omitempty"` // the verified token's claims named by -jwt-forward-claim
 }
 
-func sessionStartMessage(s *server.Session, req *codec.UpgradeRequest, headers []string) []byte {
+// startInfo is what a session's start message is made of, kept from its
+// upgrade until its connection is leased.
+type startInfo struct {
+	req     *codec.UpgradeRequest
+	subject string
+	claims  json.RawMessage
+}
+
+func sessionStartMessage(s *server.Session, start *startInfo, headers []string) []byte {
+	req := start.req
 	path, query, _ := strings.Cut(req.URI, "?")
 	m := sessionStart{
 		Type:      "session_start",
 		SessionID: SessionID(s.ID()),
 		Path:      path,
-		Query:     query,
+		Query:     withoutToken(query),
 		Client:    s.RemoteAddr().String(),
+		Subject:   start.subject,
+		Claims:    start.claims,
 	}
 	for _, name := range headers {
 		if v := req.Get(name); v != "" {

@@ -45,7 +45,7 @@ func (r CloseReason) String() string {
 }
 
 // refusal statuses counted one by one; anything else lands in "other".
-var refusalStatuses = [...]int{400, 403, 404, 405, 408, 426, 431, 500, 502, 503}
+var refusalStatuses = [...]int{400, 401, 403, 404, 405, 408, 426, 429, 431, 500, 502, 503}
 
 // Stats are the server's counters. Written by the loops with atomic adds,
 // read by anyone. Safe for concurrent use.

@@ -71,7 +71,7 @@ func runGateway(args []string) int {
 	if gw.CanReload() {
 		reload = gw.Reload
 	}
-	stopOps, err := f.ops.start(opsDeps{server: gw.Server, pool: gw.Pool, listenerTLS: gw.ListenerTLS(), log: log, applier: gw.Applier, reload: reload,
+	stopOps, err := f.ops.start(opsDeps{server: gw.Server, pool: gw.Pool, listenerTLS: gw.ListenerTLS(), proxy: gw.Proxy, jwt: gw.JWT(), log: log, applier: gw.Applier, reload: reload,
 		configSource: gw.HasConfigSource(),
 		logDropped:   sink.Dropped})
 	if err != nil {

@@ -11,8 +11,10 @@ import (
 
 	"github.com/wsgate/wsgate/admin"
 	"github.com/wsgate/wsgate/config"
+	"github.com/wsgate/wsgate/internal/jwtauth"
 	"github.com/wsgate/wsgate/internal/tlsconf"
 	"github.com/wsgate/wsgate/pool"
+	"github.com/wsgate/wsgate/relay"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -43,7 +45,9 @@ func (o *opsFlags) register(fs *flag.FlagSet) {
 type opsDeps struct {
 	server      *server.Server
 	pool        *pool.Pool
-	listenerTLS *tlsconf.Server // nil without a TLS listener
+	listenerTLS *tlsconf.Server   // nil without a TLS listener
+	proxy       *relay.Proxy      // the relay: token refusals
+	jwt         *jwtauth.Verifier // nil without -jwt-key
 	log         *zap.Logger
 	// applier, if set, reports the configuration version in force and the
 	// last reload's result; without it the version is the pool routing's.
@@ -96,7 +100,7 @@ func (o *opsFlags) start(d opsDeps) (stop func(), err error) {
 		return func() {}, nil
 	}
 	ep, err := admin.Listen(o.admin, admin.Options{
-		Server: d.server, Pool: d.pool, ListenerTLS: d.listenerTLS, Recorder: o.recorder, AccessLog: o.access,
+		Server: d.server, Pool: d.pool, ListenerTLS: d.listenerTLS, Proxy: d.proxy, JWT: d.jwt, Recorder: o.recorder, AccessLog: o.access,
 		Logger: d.log.Named("admin"), Token: o.adminToken,
 		MutexProfileFraction: o.mutexFraction, BlockProfileRate: o.blockRate,
 		ConfigStatus: configStatus(d), Reload: reloadNow(d), LogDropped: d.logDropped,
