@@ -45,7 +45,7 @@ func (a *AccessLog) Log(rec *server.SessionRecord) {
 		return
 	}
 	ce.Write(
-		zap.Uint64("session", rec.ID),
+		zap.String("session", server.SessionID(rec.ID)), // as in session_start
 		zap.String("client", rec.Client),
 		zap.String("path", rec.Path),
 		zap.String("backend", rec.Backend),

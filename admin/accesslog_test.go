@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -46,8 +47,9 @@ func TestAccessLogThroughGateway(t *testing.T) {
 	if d, ok := f["duration"].(time.Duration); !ok || d <= 0 || d > time.Minute {
 		t.Errorf("duration %v", f["duration"])
 	}
-	if _, ok := f["session"].(uint64); !ok {
-		t.Errorf("session id %v (%T)", f["session"], f["session"])
+	// The id a backend got in session_start.
+	if id, ok := f["session"].(string); !ok || !strings.HasSuffix(id, "-1") || len(id) != len(server.SessionID(1)) {
+		t.Errorf("session id %v (%T), want the session_start form", f["session"], f["session"])
 	}
 	if access.Written.Load() != 1 {
 		t.Errorf("Written = %d", access.Written.Load())

@@ -100,18 +100,3 @@ func (a *auth) forwardedClaims(raw json.RawMessage) json.RawMessage {
 	b, _ := json.Marshal(picked) // raw JSON values: cannot fail
 	return b
 }
-
-// withoutToken is query without its access_token parameters: a token is
-// the client's credential, not something to hand a backend.
-func withoutToken(query string) string {
-	if !strings.Contains(query, jwtauth.QueryParam) {
-		return query
-	}
-	var kept []string
-	for _, kv := range strings.Split(query, "&") {
-		if name, _, _ := strings.Cut(kv, "="); name != jwtauth.QueryParam {
-			kept = append(kept, kv)
-		}
-	}
-	return strings.Join(kept, "&")
-}

@@ -2,19 +2,12 @@ package relay
 
 import (
 	"encoding/json"
-	"fmt"
-	"math/rand/v2"
 	"strings"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/jwtauth"
 	"github.com/wsgate/wsgate/server"
 )
-
-// sessionIDPrefix makes session ids unique across processes and restarts.
-var sessionIDPrefix = fmt.Sprintf("%08x", rand.Uint32())
-
-// SessionID is the id a session's start message and access record carry.
-func SessionID(id uint64) string { return fmt.Sprintf("%s-%x", sessionIDPrefix, id) }
 
 // sessionStart is the first message a backend sees of a session when
 // Settings.SessionStart is on: what it would have seen in a handshake.
@@ -42,9 +35,9 @@ func sessionStartMessage(s *server.Session, start *startInfo, headers []string) 
 	path, query, _ := strings.Cut(req.URI, "?")
 	m := sessionStart{
 		Type:      "session_start",
-		SessionID: SessionID(s.ID()),
+		SessionID: server.SessionID(s.ID()),
 		Path:      path,
-		Query:     withoutToken(query),
+		Query:     jwtauth.StripToken(query),
 		Client:    s.RemoteAddr().String(),
 		Subject:   start.subject,
 		Claims:    start.claims,

@@ -1,12 +1,26 @@
 package server
 
-import "time"
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"time"
+
+	"github.com/wsgate/wsgate/internal/jwtauth"
+)
+
+// sessionIDPrefix makes session ids unique across processes and restarts.
+var sessionIDPrefix = fmt.Sprintf("%08x", rand.Uint32())
+
+// SessionID is how a session is named outside the process: in the access
+// log, log lines and the session-start message a backend gets.
+func SessionID(id uint64) string { return fmt.Sprintf("%s-%x", sessionIDPrefix, id) }
 
 // SessionRecord is what the access log gets of a session that ended.
 type SessionRecord struct {
 	ID        uint64
 	Client    string        // client address ip:port
-	Path      string        // request target (path and query)
+	Path      string        // request target (path and query, without access_token)
 	Backend   string        // backend URL, "" if none was leased
 	Duration  time.Duration // from accept to close
 	FramesIn  int64         // frames from the client
@@ -23,7 +37,7 @@ type SessionRecord struct {
 func (s *Session) record() *SessionRecord {
 	sh := s.shard
 	r := &SessionRecord{
-		ID: s.id, Client: addrString(s.conn.RemoteAddr()), Path: s.uri,
+		ID: s.id, Client: addrString(s.RemoteAddr()), Path: logURI(s.uri),
 		Duration: time.Duration(sh.srv.now() - s.started),
 		FramesIn: s.framesIn, FramesOut: s.framesOut, BytesIn: s.bytesIn, BytesOut: s.bytesOut,
 		Reason: s.reason, CloseSent: uint16(s.closeSent), CloseRecv: uint16(s.closeRecv),
@@ -33,4 +47,16 @@ func (s *Session) record() *SessionRecord {
 		r.Backend, r.BackendClose = url, uint16(gone)
 	}
 	return r
+}
+
+// logURI is a request target as logs may show it: no access_token.
+func logURI(uri string) string {
+	path, query, ok := strings.Cut(uri, "?")
+	if !ok {
+		return uri
+	}
+	if query = jwtauth.StripToken(query); query == "" {
+		return path
+	}
+	return path + "?" + query
 }

@@ -73,3 +73,19 @@ func isQueryParam(name string) bool {
 	decoded, err := url.QueryUnescape(name)
 	return err == nil && decoded == QueryParam
 }
+
+// StripToken is a query string without its access_token parameters: a
+// token is the client's credential, not something for a backend or a log
+// line. The other parameters keep their order.
+func StripToken(query string) string {
+	if !strings.Contains(query, QueryParam) {
+		return query
+	}
+	var kept []string
+	for _, kv := range strings.Split(query, "&") {
+		if name, _, _ := strings.Cut(kv, "="); name != QueryParam {
+			kept = append(kept, kv)
+		}
+	}
+	return strings.Join(kept, "&")
+}
