@@ -34,6 +34,7 @@ type serverCollector struct {
 	tlsHandshakes, tlsFailures, tlsRunning      *prometheus.Desc
 	tlsReadErrors, tlsReloads, tlsExpiry        *prometheus.Desc
 	authFailures, jwtReloads                    *prometheus.Desc
+	proxyFailures, ipRefused, ipTracked         *prometheus.Desc
 }
 
 func newServerCollector(a *Admin) *serverCollector {
@@ -70,6 +71,9 @@ func newServerCollector(a *Admin) *serverCollector {
 		tlsExpiry:      desc("wsgate_tls_certificate_expiry_seconds", "Unix time the first certificate in force expires."),
 		authFailures:   desc("wsgate_auth_failures_total", "Upgrades refused (401) for their token, by reason: missing, malformed, algorithm, signature, expired, not_yet_valid, audience, issuer.", "reason"),
 		jwtReloads:     desc("wsgate_jwt_key_reloads_total", "Reloads of the -jwt-key file, by result.", "result"),
+		proxyFailures:  desc("wsgate_proxy_protocol_failures_total", "Connections refused for their PROXY header: untrusted (not from -proxy-protocol-from), missing, malformed.", "reason"),
+		ipRefused:      desc("wsgate_ip_limit_refusals_total", "Connections refused by the per-IP limits: conns (-max-conns-per-ip), rate (-session-rate-per-ip).", "reason"),
+		ipTracked:      desc("wsgate_ip_limit_tracked", "Client addresses the per-IP limiter tracks now."),
 	}
 }
 
@@ -79,7 +83,7 @@ func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.acceptEMFILE, c.enrollFailures, c.panics, c.logDropped, c.failed, c.buildInfo,
 		c.pausedNow, c.pauses, c.pausedSeconds, c.stalls,
 		c.tlsHandshakes, c.tlsFailures, c.tlsRunning, c.tlsReadErrors, c.tlsReloads, c.tlsExpiry,
-		c.authFailures, c.jwtReloads} {
+		c.authFailures, c.jwtReloads, c.proxyFailures, c.ipRefused, c.ipTracked} {
 		ch <- d
 	}
 }
@@ -121,6 +125,17 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(c.pausedSeconds, prometheus.CounterValue, float64(st.PausedNanos.Load())/1e9)
 		counter(c.stalls, st.Stalls.Load())
 		gauge(c.draining, b2i(srv.ShuttingDown()))
+		if srv.Config().ProxyProtocol {
+			for i, name := range server.ProxyFailureNames() {
+				counter(c.proxyFailures, st.ProxyFailures(server.ProxyFailure(i)), name)
+			}
+		}
+		if cfg := srv.Config(); cfg.MaxConnsPerIP > 0 || cfg.SessionRatePerIP > 0 {
+			ip := srv.IPLimits()
+			counter(c.ipRefused, ip.RefusedConns, "conns")
+			counter(c.ipRefused, ip.RefusedRate, "rate")
+			gauge(c.ipTracked, ip.Entries)
+		}
 		if srv.TLSAddr() != "" {
 			counter(c.tlsHandshakes, st.TLSHandshakes.Load())
 			for i, name := range server.TLSFailureNames() {

@@ -29,6 +29,7 @@ type EndpointFlags struct {
 	TLSCerts, TLSKeys flagvalue.StringList
 	TLSMinVersion     string
 	TLSClientCA       string
+	ProxyFrom         flagvalue.StringList
 }
 
 // Register defines the endpoint flags on fs.
@@ -39,6 +40,12 @@ func (f *EndpointFlags) Register(fs *flag.FlagSet) {
 	fs.Var(&f.TLSKeys, "tls-key", "TLS private key file, PEM (repeatable, one per -tls-cert)")
 	fs.StringVar(&f.TLSMinVersion, "tls-min-version", "1.2", "oldest TLS version accepted: 1.2 or 1.3")
 	fs.StringVar(&f.TLSClientCA, "tls-client-ca", "", "CA file, PEM: TLS clients must present a certificate it signed")
+	fs.BoolVar(&f.Server.ProxyProtocol, "proxy-protocol", false, "every connection starts with a PROXY protocol header (v1 or v2) from a trusted proxy; "+
+		"its source is the client's address (session_start, per-IP limits, logs); a connection without one is refused (400, or closed on the TLS listener)")
+	fs.Var(&f.ProxyFrom, "proxy-protocol-from", "with -proxy-protocol: CIDR or address of a proxy allowed to send the header (repeatable; default loopback)")
+	fs.IntVar(&f.Server.MaxConnsPerIP, "max-conns-per-ip", 0, "open connections one client address may hold (IPv6: per /64); past it 429 with Retry-After (0: no limit)")
+	fs.Float64Var(&f.Server.SessionRatePerIP, "session-rate-per-ip", 0, "new connections per second one client address may open, on average (0: no limit); past it 429 with Retry-After")
+	fs.IntVar(&f.Server.SessionBurstPerIP, "session-burst-per-ip", 0, "with -session-rate-per-ip: how many at once (default the rate, rounded up)")
 	fs.IntVar(&f.Server.TLSHandshakes, "tls-handshakes", 0, "TLS handshakes run at once, off the event loops; past it a new TLS connection is closed (default 1024)")
 	fs.IntVar(&f.Server.Loops, "loops", 0, "event loops (shards); 0 = GOMAXPROCS")
 	fs.IntVar(&f.Server.MaxConns, "max-conns", 0, "max client connections; past it a connection is answered 503 and closed at once "+
@@ -65,6 +72,10 @@ func (f *EndpointFlags) Register(fs *flag.FlagSet) {
 func (f *EndpointFlags) ServerConfig() (server.Config, *tlsconf.Server, error) {
 	cfg := f.Server
 	cfg.Subprotocols = f.Subprotocols
+	cfg.ProxyFrom = f.ProxyFrom
+	if len(f.ProxyFrom) > 0 && !cfg.ProxyProtocol {
+		return cfg, nil, fmt.Errorf("%w: -proxy-protocol-from needs -proxy-protocol", ErrFlags)
+	}
 	if cfg.TLSAddr == "" {
 		if len(f.TLSCerts)+len(f.TLSKeys) > 0 || f.TLSClientCA != "" {
 			return cfg, nil, fmt.Errorf("%w: -tls-cert, -tls-key and -tls-client-ca need -tls-listen", ErrFlags)

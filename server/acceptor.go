@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -40,6 +41,11 @@ type acceptedConn struct {
 	shard  *Shard
 	opened atomic.Bool         // OnOpen ran: the loop owns the connection
 	tls    *looptls.Handshaken // its TLS state, handshake done; nil on the plain listener
+	// TLS connections only (their PROXY header and per-IP check happen
+	// before the handshake): the client's address and whether it was
+	// counted in the per-IP limiter.
+	client   netip.AddrPort
+	admitted bool
 }
 
 // overCapacityResponse is written to connections refused before any loop

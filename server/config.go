@@ -60,6 +60,19 @@ type Config struct {
 	// Subprotocols the server speaks, in preference order (optional).
 	Subprotocols []string
 
+	// ProxyProtocol: every connection starts with a PROXY protocol
+	// header (v1 or v2) from a peer in ProxyFrom (CIDRs or addresses;
+	// default loopback), whose source is the client's address (edge.go).
+	ProxyProtocol bool
+	ProxyFrom     []string
+	// MaxConnsPerIP bounds a client address's open connections, and
+	// SessionRatePerIP its new ones per second (a token bucket of
+	// SessionBurstPerIP, default the rate rounded up): past them, 429
+	// with Retry-After. IPv6 clients count per /64. Zero: no limit.
+	MaxConnsPerIP     int
+	SessionRatePerIP  float64
+	SessionBurstPerIP int
+
 	HandshakeTimeout time.Duration // request must be complete by then (default 10 s)
 	PingInterval     time.Duration // ping after this long without inbound traffic (default 30 s)
 	PongTimeout      time.Duration // close if nothing arrives this long after a ping (default 10 s)

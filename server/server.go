@@ -19,6 +19,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/codec"
+	"github.com/wsgate/wsgate/internal/iplimit"
+	"github.com/wsgate/wsgate/internal/proxyproto"
 	"github.com/wsgate/wsgate/internal/ratelog"
 )
 
@@ -66,6 +68,12 @@ type Server struct {
 	panicLog  ratelog.Limiter // callbacks that panicked
 	flowLog   ratelog.Limiter // pausing or resuming a connection failed
 	tlsLog    ratelog.Limiter // TLS handshakes and connections that failed
+	proxyLog  ratelog.Limiter // PROXY headers refused
+	perIPLog  ratelog.Limiter // connections past a per-IP limit
+
+	trusted     *proxyproto.Trusted // peers that may send a PROXY header (Config.ProxyProtocol)
+	perIP       *iplimit.Limiter    // per-IP limits; nil: none
+	sweeperDone sync.WaitGroup      // the per-IP table's sweeper (sweepPerIP)
 }
 
 // New checks cfg and returns a server that is not yet listening.
@@ -83,6 +91,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.anchorSeen = make(chan bool, 8*cfg.Loops+8)
 	s.tickCtx, s.stopTicks = context.WithCancel(context.Background())
+	if err := s.newEdge(); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -137,6 +148,10 @@ func (s *Server) Start() error {
 		s.loops[sh.index] = sh
 		return true
 	})
+	if s.perIP != nil {
+		s.sweeperDone.Add(1)
+		go s.sweepPerIP()
+	}
 	if s.ln != nil {
 		s.acceptorDone.Add(1)
 		go s.runAcceptor(s.ln, false)
@@ -367,6 +382,7 @@ func (s *Server) Stop() {
 		}
 		<-s.dead
 		s.tickers.Wait()
+		s.sweeperDone.Wait()
 		for _, c := range s.anchorConns {
 			_ = c.Close()
 		}

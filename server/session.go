@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"net"
+	"net/netip"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/wsgate/wsgate/codec"
 	"github.com/wsgate/wsgate/internal/looptls"
+	"github.com/wsgate/wsgate/internal/proxyproto"
 	"github.com/wsgate/wsgate/internal/wheel"
 )
 
@@ -28,7 +30,7 @@ var stateNames = [...]string{"handshaking", "open", "failing", "closing", "close
 
 func (st sessionState) String() string { return stateNames[st] }
 
-type sessionFlags uint8
+type sessionFlags uint16
 
 const (
 	flagRefuseBusy      sessionFlags = 1 << iota // shutting down: answer 503
@@ -38,6 +40,10 @@ const (
 	flagOutMidFrame                              // a frame toward the client is partly written: no control frame may go out
 	flagCloseOwed                                // a close frame waits for that frame to end
 	flagPongOwed                                 // a pong waits for that frame to end (pongPayload)
+	flagAwaitProxy                               // the PROXY header has not been read yet
+	flagRefuseTooMany                            // past a per-IP limit: answer 429 (retryAfter)
+	flagAdmitted                                 // counted in the per-IP limiter: release at close
+	flagRefuseProxy                              // no valid PROXY header from a trusted peer: answer 400
 )
 
 // Session is one client connection, from accept to close. All of it is
@@ -55,6 +61,9 @@ type Session struct {
 	pingAt   int64          // shard clock when the outstanding ping went out, ns
 	holdEnd  int64          // shard clock: a hold ends with close 1013 at this time
 	need     int            // inbound bytes needed before parsing is worth trying
+
+	client     netip.AddrPort // the client: the PROXY header's source, or the TCP peer
+	retryAfter time.Duration  // flagRefuseTooMany: when to come back
 
 	scanner codec.HeaderScanner // handshake: end of the header block
 	reader  codec.FrameReader   // frames from the client
@@ -82,7 +91,6 @@ type Session struct {
 func (s *Session) ID() uint64 { return s.id }
 
 // RemoteAddr is the client's address. Loop-only.
-func (s *Session) RemoteAddr() net.Addr { return s.conn.RemoteAddr() }
 
 // Shard is the shard (event loop) the session lives on.
 func (s *Session) Shard() *Shard { return s.shard }
@@ -252,6 +260,11 @@ func (s *Session) onTraffic() gnet.Action {
 // complete; frames sent right behind it stay buffered and are read next.
 func (s *Session) readHandshake() gnet.Action {
 	c, srv := s.conn, s.shard.srv
+	if s.flags&flagAwaitProxy != 0 {
+		if err := s.readProxyHeader(); errors.Is(err, proxyproto.ErrNeedMore) {
+			return gnet.None
+		}
+	}
 	buf, _ := c.Peek(-1)
 	end, err := s.scanner.Scan(buf, srv.cfg.MaxHeaderBytes)
 	if errors.Is(err, codec.ErrNeedMore) {
@@ -260,8 +273,17 @@ func (s *Session) readHandshake() gnet.Action {
 	if err != nil {
 		return s.refuse(err)
 	}
+	// Refusals decided earlier are answered once the request is whole:
+	// a close with its bytes unread would reset the connection and lose
+	// the answer.
+	if s.flags&flagRefuseProxy != 0 {
+		return s.refuse(errNoProxyHeader)
+	}
 	if s.flags&flagRefuseBusy != 0 {
 		return s.refuse(&codec.HandshakeError{Status: 503, Reason: "server shutting down", Header: "Retry-After: 1\r\n"})
+	}
+	if s.flags&flagRefuseTooMany != 0 {
+		return s.refuse(tooMany(s.retryAfter))
 	}
 	req, err := codec.ParseUpgrade(buf[:end])
 	if err != nil {
@@ -670,6 +692,9 @@ func (s *Session) onClose(err error) {
 	sh.wheel.Stop(&s.timer)
 	sh.Forget(s.conn)
 	delete(sh.sessions, s)
+	if s.flags&flagAdmitted != 0 {
+		srv.perIP.Release(s.client.Addr())
+	}
 	if s.state == stateHandshaking {
 		s.setReason(ReasonHandshakeRefused)
 	}
@@ -723,7 +748,7 @@ func (s *Session) logEnd(fields ...zap.Field) {
 		fields = append(fields,
 			zap.Uint64("session", s.id),
 			zap.Stringer("reason", s.reason),
-			zap.String("client", addrString(s.conn.RemoteAddr())),
+			zap.String("client", addrString(s.RemoteAddr())),
 			zap.Int64("suppressed", dropped))
 		ce.Write(fields...)
 	}

@@ -135,19 +135,36 @@ func (sh *Shard) openSession(c gnet.Conn, ac *acceptedConn) {
 	s.timer.Owner = s
 	s.reader = srv.newFrameReader()
 	c.SetContext(s)
-	if ac.tls != nil {
-		// The session reads and writes plaintext; what the handshake read
-		// past its end (the request, often) is read at once, after this
-		// callback: the socket may have nothing more to say.
-		s.conn = ac.tls.Attach(c, srv.tlsReadEnded)
-		sh.Defer(s.readEarly)
-	}
 	sh.sessions[s] = struct{}{}
+	s.lastRead = sh.now()
+	sh.wheel.Schedule(&s.timer, sh.now()+int64(srv.cfg.HandshakeTimeout))
 	if srv.shuttingDown.Load() { // accepted just before Shutdown began
 		s.flags |= flagRefuseBusy
 	}
-	s.lastRead = sh.now()
-	sh.wheel.Schedule(&s.timer, sh.now()+int64(srv.cfg.HandshakeTimeout))
+	if ac.tls != nil {
+		// The session reads and writes plaintext; what the handshake read
+		// past its end (the request, often) is read at once, after this
+		// callback: the socket may have nothing more to say. Its client
+		// and per-IP check were settled before the handshake.
+		s.conn = ac.tls.Attach(c, srv.tlsReadEnded)
+		s.client = ac.client
+		if ac.admitted {
+			s.flags |= flagAdmitted
+		}
+		sh.Defer(s.readEarly)
+		return
+	}
+	s.client, _ = addrPort(c.RemoteAddr())
+	if !srv.cfg.ProxyProtocol {
+		s.checkLimits()
+		return
+	}
+	if !srv.trustedPeer(c.RemoteAddr()) {
+		srv.proxyFailed(ProxyUntrusted, c.RemoteAddr(), nil)
+		s.flags |= flagRefuseProxy // whatever it sends, answered 400 once the request is whole
+		return
+	}
+	s.flags |= flagAwaitProxy
 }
 
 // closeAll starts the close handshake (1001) with every session and cuts

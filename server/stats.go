@@ -79,6 +79,7 @@ type Stats struct {
 	// counted by reason (TLSFailures).
 	TLSHandshakes, TLSReadErrors atomic.Int64
 	tlsFailed                    [numTLSFailures]atomic.Int64
+	proxyFailed                  [numProxyFailures]atomic.Int64
 	refused                      [len(refusalStatuses) + 1]atomic.Int64
 	closed                       [numCloseReasons]atomic.Int64
 }

@@ -12,6 +12,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/wsgate/wsgate/internal/looptls"
+	"github.com/wsgate/wsgate/internal/proxyproto"
 )
 
 // TLS: a connection accepted on the TLS listener is handshaken off the
@@ -59,10 +60,19 @@ func (s *Server) handshakeTLS(c *net.TCPConn) {
 			s.stats.Open.Add(-1)
 		}
 	}()
+	_ = c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
+	ac := &acceptedConn{}
+	if !s.clientBeforeHandshake(c, ac) {
+		_ = c.Close()
+		s.stats.Open.Add(-1)
+		return
+	}
 	shim := looptls.NewShim(c)
 	tc := tls.Server(shim, s.cfg.TLS)
-	_ = c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
 	if err := tc.Handshake(); err != nil {
+		if ac.admitted {
+			s.perIP.Release(ac.client.Addr())
+		}
 		answerPlainHTTP(c, err)
 		_ = c.Close()
 		s.stats.Open.Add(-1)
@@ -72,11 +82,44 @@ func (s *Server) handshakeTLS(c *net.TCPConn) {
 	_ = c.SetDeadline(time.Time{})
 	s.stats.TLSHandshakes.Add(1)
 	if s.shuttingDown.Load() {
+		if ac.admitted {
+			s.perIP.Release(ac.client.Addr())
+		}
 		_ = c.Close()
 		s.stats.Open.Add(-1)
 		return
 	}
-	s.handOff(c, &acceptedConn{tls: &looptls.Handshaken{TLS: tc, Shim: shim}})
+	ac.tls = &looptls.Handshaken{TLS: tc, Shim: shim}
+	s.handOff(c, ac)
+}
+
+// clientBeforeHandshake settles who a TLS connection's client is (its
+// PROXY header, with the protocol on) and counts it against the per-IP
+// limits, before any handshake work; false: refused (counted and logged),
+// close it. Its goroutine is the handshake's.
+func (s *Server) clientBeforeHandshake(c *net.TCPConn, ac *acceptedConn) bool {
+	ac.client, _ = addrPort(c.RemoteAddr())
+	if s.cfg.ProxyProtocol {
+		if !s.trustedPeer(c.RemoteAddr()) {
+			s.proxyFailed(ProxyUntrusted, c.RemoteAddr(), nil)
+			return false
+		}
+		h, err := proxyproto.Read(c)
+		if err != nil {
+			f := ProxyMalformed
+			if errors.Is(err, proxyproto.ErrNotProxy) {
+				f = ProxyMissing
+			}
+			s.proxyFailed(f, c.RemoteAddr(), err)
+			return false
+		}
+		if !h.Local() {
+			ac.client = h.Source
+		}
+	}
+	retry, admitted := s.admit(ac.client.Addr())
+	ac.admitted = admitted
+	return retry == 0
 }
 
 func (s *Server) tlsFailed(f TLSFailure, err error) {
