@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -41,9 +42,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	g := startGateway(t, gatewayOpts{backends: 2, poolSize: 2})
 	g.waitFull()
 
-	br := launchChromium(ctx, t, bin, g.adminURL("/"))
-	page := br.page(ctx, t, g.adminURL("/"))
-	defer page.Close()
+	page := openStatusPage(ctx, t, bin, g.adminURL("/"))
 
 	// The page renders both backends, ready, no session.
 	st := waitPage(ctx, t, page, "the first render", func(s pageState) bool {
@@ -86,6 +85,35 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	if st.Error != "" {
 		t.Errorf("the page shows an error: %s", st.Error)
+	}
+	expectNoProblems(ctx, t, page)
+	expectStrictCSP(ctx, t, page, "http://"+g.srv.Addr()+"/")
+}
+
+// openStatusPage starts headless Chromium, loads url (the status page) in
+// it with the page's console watched, and returns the DevTools connection
+// to the page. Scripts in also run before the page's own.
+func openStatusPage(ctx context.Context, t *testing.T, bin, url string, also ...string) *cdpConn {
+	t.Helper()
+	br := launchChromium(ctx, t, bin)
+	page := br.page(ctx, t, "about:blank")
+	t.Cleanup(func() { _ = page.Close() })
+	if err := page.open(ctx, url, also...); err != nil {
+		t.Fatalf("DevTools: open %s: %v", url, err)
+	}
+	return page
+}
+
+// expectNoProblems fails the test for every console error or warning,
+// uncaught exception or CSP violation the page has had so far.
+func expectNoProblems(ctx context.Context, t *testing.T, page *cdpConn) {
+	t.Helper()
+	problems, err := page.takeProblems(ctx)
+	if err != nil {
+		t.Errorf("DevTools: %v", err)
+	}
+	for _, p := range problems {
+		t.Errorf("the page reported: %s", p)
 	}
 }
 
@@ -174,14 +202,16 @@ type browser struct {
 	debugHTTP string // host:port of the DevTools HTTP endpoint
 }
 
-func launchChromium(ctx context.Context, t *testing.T, bin, url string) *browser {
+// launchChromium starts the browser on about:blank, its window the size of
+// a laptop screen (the status page is laid out for one).
+func launchChromium(ctx context.Context, t *testing.T, bin string) *browser {
 	t.Helper()
 	cmd := exec.Command(bin,
 		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
 		"--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-dev-shm-usage", "--disable-extensions", "--mute-audio",
 		"--user-data-dir="+t.TempDir(), "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-		"--remote-allow-origins=*", url)
+		"--remote-allow-origins=*", "--window-size=1280,800", "about:blank")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
@@ -284,17 +314,86 @@ func getJSONURL(ctx context.Context, url string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-// cdpConn is a minimal DevTools protocol client: one call at a time,
-// events ignored.
+// cdpConn is a minimal DevTools protocol client: one call at a time. The
+// events that arrive while it waits for a reply are read too, and those
+// that say something went wrong in the page are kept in problems.
 type cdpConn struct {
-	c    *websocket.Conn
-	next int
+	c        *websocket.Conn
+	next     int
+	problems []string // console errors and warnings, uncaught exceptions, CSP violations
 }
 
 func (p *cdpConn) Close() error { return p.c.Close() }
 
+// cspReporter runs in every document before the page's own script and turns
+// each CSP violation into a console error, so that problems lists it even
+// if the browser reports it some other way.
+const cspReporter = `document.addEventListener("securitypolicyviolation", (e) =>
+  console.error("CSP violation: " + e.effectiveDirective + " blocked " + (e.blockedURI || "inline") + " (" + e.disposition + ")"));`
+
+// open starts watching the page's console, exceptions and log, installs
+// cspReporter and the scripts in also, then loads url.
+func (p *cdpConn) open(ctx context.Context, url string, also ...string) error {
+	for _, m := range []string{"Runtime.enable", "Log.enable", "Page.enable"} {
+		if err := p.call(ctx, m, nil, nil); err != nil {
+			return err
+		}
+	}
+	for _, src := range append([]string{cspReporter}, also...) {
+		if err := p.call(ctx, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": src}, nil); err != nil {
+			return err
+		}
+	}
+	return p.call(ctx, "Page.navigate", map[string]any{"url": url}, nil)
+}
+
+// takeProblems returns the problems seen up to now (a round trip makes sure
+// every event sent before it has been read) and forgets them.
+func (p *cdpConn) takeProblems(ctx context.Context) ([]string, error) {
+	var one int
+	err := p.evaluate(ctx, "1", &one)
+	got := p.problems
+	p.problems = nil
+	return got, err
+}
+
 // evaluate runs expr in the page and stores its (JSON-able) value in out.
 func (p *cdpConn) evaluate(ctx context.Context, expr string, out any) error {
+	return p.evaluateWith(ctx, expr, nil, out)
+}
+
+// evaluateWith is evaluate with more Runtime.evaluate parameters.
+func (p *cdpConn) evaluateWith(ctx context.Context, expr string, params map[string]any, out any) error {
+	all := map[string]any{"expression": expr, "returnByValue": true, "awaitPromise": true}
+	for k, v := range params {
+		all[k] = v
+	}
+	var res struct {
+		Result struct {
+			Value json.RawMessage `json:"value"`
+		} `json:"result"`
+		ExceptionDetails *struct {
+			Text      string `json:"text"`
+			Exception struct {
+				Description string `json:"description"`
+			} `json:"exception"`
+		} `json:"exceptionDetails"`
+	}
+	if err := p.call(ctx, "Runtime.evaluate", all, &res); err != nil {
+		return err
+	}
+	if ex := res.ExceptionDetails; ex != nil {
+		return fmt.Errorf("in the page: %s %s", ex.Text, ex.Exception.Description)
+	}
+	if out == nil {
+		return nil
+	}
+	return json.Unmarshal(res.Result.Value, out)
+}
+
+// call sends one DevTools command and stores its result in out (if not
+// nil), noting the events read meanwhile.
+func (p *cdpConn) call(ctx context.Context, method string, params, out any) error {
 	p.next++
 	id := p.next
 	deadline := time.Now().Add(5 * time.Second)
@@ -303,40 +402,135 @@ func (p *cdpConn) evaluate(ctx context.Context, expr string, out any) error {
 	}
 	_ = p.c.SetWriteDeadline(deadline)
 	_ = p.c.SetReadDeadline(deadline)
-	if err := p.c.WriteJSON(map[string]any{"id": id, "method": "Runtime.evaluate",
-		"params": map[string]any{"expression": expr, "returnByValue": true}}); err != nil {
+	msg := map[string]any{"id": id, "method": method}
+	if params != nil {
+		msg["params"] = params
+	}
+	if err := p.c.WriteJSON(msg); err != nil {
 		return err
 	}
 	for {
 		var msg struct {
-			ID     int `json:"id"`
-			Result struct {
-				Result struct {
-					Value json.RawMessage `json:"value"`
-				} `json:"result"`
-				ExceptionDetails *struct {
-					Text      string `json:"text"`
-					Exception struct {
-						Description string `json:"description"`
-					} `json:"exception"`
-				} `json:"exceptionDetails"`
-			} `json:"result"`
-			Error *struct {
+			ID     int             `json:"id"`
+			Method string          `json:"method"` // of an event
+			Params json.RawMessage `json:"params"` // of an event
+			Result json.RawMessage `json:"result"`
+			Error  *struct {
 				Message string `json:"message"`
 			} `json:"error"`
 		}
 		if err := p.c.ReadJSON(&msg); err != nil {
 			return err
 		}
+		if msg.Method != "" {
+			p.noteEvent(msg.Method, msg.Params)
+			continue
+		}
 		if msg.ID != id {
-			continue // an event
+			continue
 		}
 		if msg.Error != nil {
-			return fmt.Errorf("DevTools: %s", msg.Error.Message)
+			return fmt.Errorf("DevTools %s: %s", method, msg.Error.Message)
 		}
-		if ex := msg.Result.ExceptionDetails; ex != nil {
-			return fmt.Errorf("in the page: %s %s", ex.Text, ex.Exception.Description)
+		if out == nil {
+			return nil
 		}
-		return json.Unmarshal(msg.Result.Result.Value, out)
+		return json.Unmarshal(msg.Result, out)
+	}
+}
+
+// noteEvent keeps the events that report a problem in the page.
+func (p *cdpConn) noteEvent(method string, params json.RawMessage) {
+	switch method {
+	case "Runtime.exceptionThrown":
+		var e struct {
+			ExceptionDetails struct {
+				Text      string `json:"text"`
+				Exception struct {
+					Description string `json:"description"`
+				} `json:"exception"`
+			} `json:"exceptionDetails"`
+		}
+		_ = json.Unmarshal(params, &e)
+		p.problems = append(p.problems, "exception: "+e.ExceptionDetails.Text+" "+e.ExceptionDetails.Exception.Description)
+	case "Runtime.consoleAPICalled":
+		var e struct {
+			Type string `json:"type"`
+			Args []struct {
+				Value       any    `json:"value"`
+				Description string `json:"description"`
+			} `json:"args"`
+		}
+		_ = json.Unmarshal(params, &e)
+		if e.Type != "error" && e.Type != "warning" && e.Type != "assert" {
+			return
+		}
+		var parts []string
+		for _, a := range e.Args {
+			if a.Value != nil {
+				parts = append(parts, fmt.Sprint(a.Value))
+			} else {
+				parts = append(parts, a.Description)
+			}
+		}
+		p.problems = append(p.problems, "console."+e.Type+": "+strings.Join(parts, " "))
+	case "Log.entryAdded":
+		var e struct {
+			Entry struct {
+				Source string `json:"source"`
+				Level  string `json:"level"`
+				Text   string `json:"text"`
+				URL    string `json:"url"`
+			} `json:"entry"`
+		}
+		_ = json.Unmarshal(params, &e)
+		if e.Entry.Level != "error" && e.Entry.Level != "warning" {
+			return
+		}
+		p.problems = append(p.problems, "log "+e.Entry.Source+" "+e.Entry.Level+": "+e.Entry.Text+" "+e.Entry.URL)
+	}
+}
+
+// expectStrictCSP checks in the page that its content security policy is
+// in force, and that the test would see a violation: eval, a fetch to
+// another origin (otherOrigin, the gateway's listener) and an image, even
+// from the endpoint itself, must all be refused and reported.
+func expectStrictCSP(ctx context.Context, t *testing.T, page *cdpConn, otherOrigin string) {
+	t.Helper()
+	var got struct{ Eval, Fetch, Image string }
+	err := page.evaluateWith(ctx, `(async () => {
+  const r = {};
+  try { eval("1"); r.eval = "allowed"; } catch (e) { r.eval = e.name; }
+  try { await fetch(`+strconv.Quote(otherOrigin)+`, { cache: "no-store" }); r.fetch = "allowed"; } catch (e) { r.fetch = e.name; }
+  r.image = await new Promise((done) => {
+    const img = new Image();
+    img.onload = () => done("loaded");
+    img.onerror = () => done("refused");
+    img.src = "/stats?img";
+  });
+  return r;
+})()`, map[string]any{"allowUnsafeEvalBlockedByCSP": false}, &got)
+	if err != nil {
+		t.Fatalf("CSP probe: %v", err)
+	}
+	if got.Eval != "EvalError" || got.Fetch != "TypeError" || got.Image != "refused" {
+		t.Errorf("CSP probe: eval %s, fetch to %s %s, image %s; want EvalError, TypeError, refused", got.Eval, otherOrigin, got.Fetch, got.Image)
+	}
+	var all []string
+	for {
+		ps, err := page.takeProblems(ctx)
+		if err != nil {
+			t.Fatalf("DevTools: %v", err)
+		}
+		all = append(all, ps...)
+		seen := strings.Join(all, "\n")
+		if strings.Contains(seen, "CSP violation: script-src") && strings.Contains(seen, "CSP violation: connect-src") && strings.Contains(seen, "CSP violation: img-src") {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("CSP probe: the violations were not all reported; seen %q", all)
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 }
