@@ -5,9 +5,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +18,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/wsgate/wsgate/internal/testutil"
 )
 
 // chromiumPath is where Debian's chromium package puts the browser
@@ -117,6 +121,146 @@ func expectNoProblems(ctx context.Context, t *testing.T, page *cdpConn) {
 	}
 }
 
+// TestStatusPageLongErrorInChromium shows the status page a backend whose
+// dial error is long, has no space to break at and has markup in it: the
+// page shows all of it, as text, wrapped, and the backends table stays
+// within the window.
+func TestStatusPageLongErrorInChromium(t *testing.T) {
+	bin := chromiumPath()
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("headless Chromium is needed for the status page test and %s is missing (%v): run `make browser-deps` (apt-get install -y chromium), or set CHROMIUM=/path/to/chromium", bin, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	// The third backend answers every upgrade with a status line the pool
+	// refuses, and its dial error quotes the line.
+	garbage := `HTTP/1.0 <img src=x onerror=console.error(1)> ` + strings.Repeat("no-such-status-", 40)
+	bad := startGarbageBackend(t, garbage)
+	g := startGateway(t, gatewayOpts{backends: 2, poolSize: 2, args: []string{"-backend", "ws://" + bad + "/"}})
+	testutil.WaitFor(t, 10*time.Second, "two backends full and the third failing", func() bool {
+		bs := g.pool.Backends()
+		return len(bs) == 3 && bs[0].Idle.Load() >= 2 && bs[1].Idle.Load() >= 2 && strings.Contains(bs[2].LastError(), "no-such-status-no-such-status")
+	})
+	var lastError string
+	for _, b := range g.pools().Backends {
+		if strings.Contains(b.URL, bad) {
+			lastError = b.LastError
+		}
+	}
+
+	page := openStatusPage(ctx, t, bin, g.adminURL("/"))
+	l := waitProbe(ctx, t, page, layoutProbe, "the long error on the page", func(l tableLayout) bool { return l.ErrText != "" }, nil)
+	if l.ErrText != lastError {
+		t.Errorf("the last error cell shows %q,\nwant all of /pools' %q", l.ErrText, lastError)
+	}
+	if l.WrapScroll > l.WrapClient || l.DocScroll > l.DocClient || l.TableRight > l.Viewport {
+		t.Errorf("the long error widens the page: backends box scrollWidth %d > clientWidth %d, or page %d > %d, or the table ends at %.0f px in a %.0f px window",
+			l.WrapScroll, l.WrapClient, l.DocScroll, l.DocClient, l.TableRight, l.Viewport)
+	}
+	if l.ErrHeight < 2*l.LineHeight || l.ErrClipped {
+		t.Errorf("the long error is not wrapped: its cell is %.0f px high (one line is %.0f px), clipped %v", l.ErrHeight, l.LineHeight, l.ErrClipped)
+	}
+	if l.Images != 0 {
+		t.Errorf("the error's markup became %d element(s): the page must write data as text", l.Images)
+	}
+	page.screenshot(ctx, t, "status-long-error.png")
+	expectNoProblems(ctx, t, page)
+}
+
+// tableLayout is what the test reads of the backends table's layout.
+type tableLayout struct {
+	WrapScroll int     `json:"wrapScroll"` // the table's scrolling box
+	WrapClient int     `json:"wrapClient"`
+	DocScroll  int     `json:"docScroll"` // the page
+	DocClient  int     `json:"docClient"`
+	TableRight float64 `json:"tableRight"`
+	Viewport   float64 `json:"viewport"`
+	ErrText    string  `json:"errText"` // the first last-error cell over 200 characters
+	ErrHeight  float64 `json:"errHeight"`
+	LineHeight float64 `json:"lineHeight"`
+	ErrClipped bool    `json:"errClipped"`
+	Images     int     `json:"images"` // img elements in the table
+}
+
+// layoutProbe reads the backends table's layout; returns a JSON string.
+const layoutProbe = `JSON.stringify((() => {
+  const table = document.getElementById("backends"), wrap = table.parentElement;
+  const err = [...table.querySelectorAll("td.err")].find((td) => td.textContent.length > 200);
+  return {
+    wrapScroll: wrap.scrollWidth, wrapClient: wrap.clientWidth,
+    docScroll: document.documentElement.scrollWidth, docClient: document.documentElement.clientWidth,
+    tableRight: table.getBoundingClientRect().right, viewport: window.innerWidth,
+    errText: err ? err.textContent : "",
+    errHeight: err ? err.getBoundingClientRect().height : 0,
+    lineHeight: err ? parseFloat(getComputedStyle(err).lineHeight) : 0,
+    errClipped: err ? err.scrollWidth > err.clientWidth : false,
+    images: table.querySelectorAll("img").length,
+  };
+})())`
+
+// screenshot saves the whole page as a PNG named name in the folder
+// WSGATE_SCREENSHOTS names, if it names one: a way to look at the page as
+// the tests see it.
+func (p *cdpConn) screenshot(ctx context.Context, t *testing.T, name string) {
+	t.Helper()
+	dir := os.Getenv("WSGATE_SCREENSHOTS")
+	if dir == "" {
+		return
+	}
+	var shot struct {
+		Data []byte `json:"data"` // base64 in JSON
+	}
+	if err := p.call(ctx, "Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true}, &shot); err != nil {
+		t.Errorf("screenshot: %v", err)
+		return
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, shot.Data, 0o644); err != nil {
+		t.Errorf("screenshot: %v", err)
+		return
+	}
+	t.Logf("screenshot: %s", path)
+}
+
+// startGarbageBackend listens on loopback and answers every request with
+// the status line line, then closes; it stops when the test ends.
+func startGarbageBackend(t *testing.T, line string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go serveGarbage(ln, line, done)
+	t.Cleanup(func() {
+		_ = ln.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// serveGarbage answers the connections of ln one at a time until ln closes.
+func serveGarbage(ln net.Listener, line string, done chan<- struct{}) {
+	defer close(done)
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		br := bufio.NewReader(c)
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil || strings.TrimSpace(l) == "" {
+				break
+			}
+		}
+		_, _ = c.Write([]byte(line + "\r\n\r\n"))
+		_ = c.Close()
+	}
+}
+
 // pageState is what the test reads of the rendered page.
 type pageState struct {
 	Refreshes     int      `json:"refreshes"`
@@ -168,21 +312,35 @@ const pageProbe = `JSON.stringify({
 // waitPage polls the page until cond holds, or fails with the last state.
 func waitPage(ctx context.Context, t *testing.T, page *cdpConn, what string, cond func(pageState) bool) pageState {
 	t.Helper()
-	var last pageState
+	st := waitProbe(ctx, t, page, pageProbe, what, cond, func(s *pageState) { s.Text = truncate(s.Text, 2000) })
+	return st
+}
+
+// waitProbe evaluates probe (an expression that returns a JSON string) in
+// the page until what it returns satisfies cond, or fails with the last
+// state read, shortened by trim if given.
+func waitProbe[T any](ctx context.Context, t *testing.T, page *cdpConn, probe, what string, cond func(T) bool, trim func(*T)) T {
+	t.Helper()
+	var last T
 	var lastErr error
 	for {
 		var raw string
-		lastErr = page.evaluate(ctx, pageProbe, &raw)
+		lastErr = page.evaluate(ctx, probe, &raw)
 		if lastErr == nil {
-			last = pageState{}
-			lastErr = json.Unmarshal([]byte(raw), &last)
-			if lastErr == nil && cond(last) {
-				return last
+			var st T
+			lastErr = json.Unmarshal([]byte(raw), &st)
+			if lastErr == nil {
+				last = st
+				if cond(st) {
+					return st
+				}
 			}
 		}
 		select {
 		case <-ctx.Done():
-			last.Text = truncate(last.Text, 2000)
+			if trim != nil {
+				trim(&last)
+			}
 			t.Fatalf("status page: timed out waiting for %s (last error %v); last state %+v", what, lastErr, last)
 		case <-time.After(100 * time.Millisecond):
 		}
