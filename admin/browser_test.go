@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -199,6 +200,111 @@ const layoutProbe = `JSON.stringify((() => {
   };
 })())`
 
+// TestStatusPageChartsInChromium loads the status page while traffic
+// flows and checks its charts of the last minutes: every series has
+// points, and they follow the traffic (sessions open, frames each way,
+// refusals); the series start over when the counters go down (a gateway
+// restarted behind the same address) and points older than the window
+// leave it.
+func TestStatusPageChartsInChromium(t *testing.T) {
+	bin := chromiumPath()
+	if _, err := os.Stat(bin); err != nil {
+		t.Fatalf("headless Chromium is needed for the status page test and %s is missing (%v): run `make browser-deps` (apt-get install -y chromium), or set CHROMIUM=/path/to/chromium", bin, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+
+	g := startGateway(t, gatewayOpts{backends: 2, poolSize: 2})
+	g.waitFull()
+
+	page := openStatusPage(ctx, t, bin, g.adminURL("/"), fakeStatsHook)
+	st := waitProbe(ctx, t, page, chartProbe, "the first render", func(s chartState) bool {
+		return s.Refreshes >= 1 && len(s.Charts) == len(chartSeries)
+	}, nil)
+	if st.Window != 600 {
+		t.Errorf("the charts cover %d s, want the last 10 minutes (600 s)", st.Window)
+	}
+	for i, c := range st.Charts {
+		if c.Series != chartSeries[i] {
+			t.Errorf("chart %d shows %q, want %q", i, c.Series, chartSeries[i])
+		}
+	}
+
+	// Traffic: three sessions echoing, and handshakes refused.
+	var conns []*websocket.Conn
+	for i := 0; i < 3; i++ {
+		c := g.dialWS(fmt.Sprintf("/charts-%d", i))
+		echo(t, c, "hi")
+		conns = append(conns, c)
+	}
+	for i := 0; i < 5; i++ {
+		if code, err := getStatus(ctx, g.client, "http://"+g.srv.Addr()+"/not-an-upgrade"); err != nil || code < 400 {
+			t.Fatalf("a plain GET to the gateway: HTTP %d (%v), want a refusal", code, err)
+		}
+	}
+	stopPump := pumpEchoes(t, conns)
+
+	st = waitProbe(ctx, t, page, chartProbe, "every chart with 5 points and the traffic on them", func(s chartState) bool {
+		for _, c := range s.Charts {
+			if c.Points < 5 {
+				return false
+			}
+		}
+		return s.chart("sessions").Current == 3 && s.chart("frames-in").Current > 0 && s.chart("frames-out").Current > 0 && s.chart("refusals").Max > 0
+	}, nil)
+	checkCharts(t, "with traffic", st)
+	page.screenshot(ctx, t, "status-charts.png")
+	for _, c := range st.Charts {
+		if !strings.Contains(c.Text, "max") {
+			t.Errorf("chart %s does not label its maximum: %q", c.Series, c.Text)
+		}
+	}
+
+	// The counters go down, as after a restart: every series starts over.
+	before := st.Refreshes
+	if err := page.evaluate(ctx, "__wsgateTest.restart(), 1", new(int)); err != nil {
+		t.Fatal(err)
+	}
+	st = waitProbe(ctx, t, page, chartProbe, "the series reset", func(s chartState) bool { return s.Resets == 1 }, nil)
+	for _, c := range st.Charts {
+		if c.Points > st.Refreshes-before {
+			t.Errorf("after the restart chart %s has %d points, %d polls later: the series did not start over", c.Series, c.Points, st.Refreshes-before)
+		}
+	}
+	st = waitProbe(ctx, t, page, chartProbe, "every chart with points again", func(s chartState) bool {
+		for _, c := range s.Charts {
+			if c.Points < 2 {
+				return false
+			}
+		}
+		return s.chart("frames-in").Current > 0
+	}, nil)
+	checkCharts(t, "after the restart", st)
+
+	// Eleven minutes pass between two polls: what came before leaves.
+	before = st.Refreshes
+	if err := page.evaluate(ctx, "__wsgateTest.skip(660), 1", new(int)); err != nil {
+		t.Fatal(err)
+	}
+	st = waitProbe(ctx, t, page, chartProbe, "two polls after the clock moved on", func(s chartState) bool { return s.Refreshes >= before+2 }, nil)
+	for _, c := range st.Charts {
+		if c.Points > st.Refreshes-before {
+			t.Errorf("11 minutes later chart %s still has %d points, %d polls later: old points did not leave the window", c.Series, c.Points, st.Refreshes-before)
+		}
+	}
+	checkCharts(t, "after 11 minutes", st)
+
+	stopPump()
+	for _, c := range conns {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		closeWith(t, c, websocket.CloseNormalClosure)
+	}
+	if st.Error != "" {
+		t.Errorf("the page shows an error: %s", st.Error)
+	}
+	expectNoProblems(ctx, t, page)
+}
+
 // screenshot saves the whole page as a PNG named name in the folder
 // WSGATE_SCREENSHOTS names, if it names one: a way to look at the page as
 // the tests see it.
@@ -222,6 +328,105 @@ func (p *cdpConn) screenshot(ctx context.Context, t *testing.T, name string) {
 	}
 	t.Logf("screenshot: %s", path)
 }
+
+// chartSeries are the page's charts, in order.
+var chartSeries = []string{"sessions", "frames-in", "frames-out", "paused", "waiting", "refusals"}
+
+// checkCharts checks what every chart must satisfy at any time: its line
+// has as many points as it says, all of them inside the chart (a negative
+// rate or a point older than the window would be outside), and no value
+// is negative.
+func checkCharts(t *testing.T, when string, st chartState) {
+	t.Helper()
+	for _, c := range st.Charts {
+		if c.PathPoints != c.Points || !c.Inside || c.Current < 0 || c.Max < c.Current {
+			t.Errorf("%s, chart %s: %d points in data-points, %d drawn, all inside %v, current %g, max %g",
+				when, c.Series, c.Points, c.PathPoints, c.Inside, c.Current, c.Max)
+		}
+	}
+}
+
+// chartState is what the test reads of the charts.
+type chartState struct {
+	Refreshes int            `json:"refreshes"`
+	Resets    int            `json:"resets"`
+	Window    int            `json:"window"`
+	Error     string         `json:"error"`
+	Charts    []chartReading `json:"charts"`
+}
+
+// chartReading is one chart as the test reads it.
+type chartReading struct {
+	Series     string  `json:"series"`     // data-series
+	Points     int     `json:"points"`     // data-points
+	PathPoints int     `json:"pathPoints"` // points of the drawn line
+	Inside     bool    `json:"inside"`     // every point inside the SVG's viewBox
+	Current    float64 `json:"current"`    // data-current
+	Max        float64 `json:"max"`        // data-max
+	Text       string  `json:"text"`       // its labels
+}
+
+func (s chartState) chart(series string) chartReading {
+	for _, c := range s.Charts {
+		if c.Series == series {
+			return c
+		}
+	}
+	return chartReading{Series: series + " (missing)"}
+}
+
+// chartProbe reads the charts; returns a JSON string.
+const chartProbe = `JSON.stringify((() => {
+  const box = document.getElementById("charts");
+  const charts = [...document.querySelectorAll("#charts .chart")].map((c) => {
+    const vb = c.querySelector("svg").viewBox.baseVal;
+    const d = c.querySelector("path.line").getAttribute("d") || "";
+    const pts = [...d.matchAll(/[ML]\s*(-?[\d.e+-]+)[\s,]+(-?[\d.e+-]+)/g)].map((m) => [Number(m[1]), Number(m[2])]);
+    const eps = 0.01;
+    return {
+      series: c.dataset.series,
+      points: Number(c.dataset.points),
+      pathPoints: pts.length,
+      inside: pts.every(([x, y]) => x >= vb.x - eps && x <= vb.x + vb.width + eps && y >= vb.y - eps && y <= vb.y + vb.height + eps),
+      current: Number(c.dataset.current),
+      max: Number(c.dataset.max),
+      text: c.innerText,
+    };
+  });
+  return {
+    refreshes: Number(document.body.dataset.refreshes || 0),
+    resets: Number(box ? box.dataset.resets : -1),
+    window: Number(box ? box.dataset.window : 0),
+    error: document.getElementById("error").textContent,
+    charts,
+  };
+})())`
+
+// fakeStatsHook runs before the page's script and wraps its fetch of
+// /stats: after __wsgateTest.restart() the counters answer less their
+// values at that moment, as a restarted gateway's would, and
+// __wsgateTest.skip(s) moves the gateway's clock s seconds on.
+const fakeStatsHook = `(() => {
+  const realFetch = window.fetch.bind(window);
+  const counters = ["frames_in", "frames_out", "bytes_in", "bytes_out", "sessions_upgraded", "connections_accepted"];
+  let restarted = false, base = null, skew = 0;
+  window.__wsgateTest = { restart() { restarted = true; }, skip(s) { skew += s; } };
+  window.fetch = async (input, init) => {
+    const r = await realFetch(input, init);
+    if ((!restarted && !skew) || !String(input).endsWith("stats") || !r.ok) return r;
+    const st = await r.json();
+    if (restarted) {
+      if (!base) {
+        base = { failures: { ...st.handshake_failures } };
+        for (const k of counters) base[k] = st[k];
+      }
+      for (const k of counters) st[k] -= base[k];
+      for (const k of Object.keys(st.handshake_failures || {})) st.handshake_failures[k] -= base.failures[k] || 0;
+    }
+    st.time = new Date(Date.parse(st.time) + skew * 1000).toISOString();
+    return new Response(JSON.stringify(st), { headers: { "Content-Type": "application/json" } });
+  };
+})();`
 
 // startGarbageBackend listens on loopback and answers every request with
 // the status line line, then closes; it stops when the test ends.
@@ -259,6 +464,60 @@ func serveGarbage(ln net.Listener, line string, done chan<- struct{}) {
 		_, _ = c.Write([]byte(line + "\r\n\r\n"))
 		_ = c.Close()
 	}
+}
+
+// pumpEchoes keeps frames flowing both ways on conns (one echo on each,
+// every 20 ms) until the returned stop is called, or the test ends.
+func pumpEchoes(t *testing.T, conns []*websocket.Conn) (stop func()) {
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go pumpLoop(t, conns, quit, done)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() { close(quit) })
+		<-done
+	}
+	t.Cleanup(stop) // before the gateway stops, if the test fails first
+	return stop
+}
+
+func pumpLoop(t *testing.T, conns []*websocket.Conn, quit <-chan struct{}, done chan<- struct{}) {
+	defer close(done)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-quit:
+			return
+		case <-tick.C:
+		}
+		for _, c := range conns {
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if err := c.WriteMessage(websocket.TextMessage, []byte("tick")); err != nil {
+				t.Errorf("pump: %v", err)
+				return
+			}
+			if _, _, err := c.ReadMessage(); err != nil {
+				t.Errorf("pump: %v", err)
+				return
+			}
+		}
+	}
+}
+
+// getStatus fetches url and returns its status code.
+func getStatus(ctx context.Context, client *http.Client, url string) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
 }
 
 // pageState is what the test reads of the rendered page.
