@@ -73,11 +73,10 @@ func (p *pki) listenerFlags() []string {
 
 func startTLSBackend(t *testing.T, p *pki, greeting []byte) *rawbackend.Server {
 	t.Helper()
-	rb, err := rawbackend.StartTLS(p.serverTLS(t))
+	rb, err := rawbackend.StartTLS(p.serverTLS(t), greeting)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb.Greeting = greeting
 	t.Cleanup(rb.Close)
 	return rb
 }

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"github.com/wsgate/wsgate/codec"
 	"sync/atomic"
 	"time"
 
@@ -87,6 +88,9 @@ func (h *health) DialSucceeded() {
 	h.healthy.Store(true)
 }
 
+// maxErrorText bounds the dial error a backend keeps.
+const maxErrorText = 300
+
 // dialFailed records a failed dial that started at started and failed at
 // now. It begins a new failure episode, and reports so, only if the dial
 // started after the latest episode began: then the backend is unhealthy
@@ -94,7 +98,9 @@ func (h *health) DialSucceeded() {
 // earlier is part of an episode already counted (or older than the success
 // that ended it) and changes nothing but LastError.
 func (h *health) dialFailed(err error, started, now time.Time) bool {
-	msg := err.Error()
+	// A backend's bad answer is quoted in its error: it is kept short
+	// (the views show it, the logs write it).
+	msg := codec.TruncateUTF8(err.Error(), maxErrorText)
 	h.lastError.Store(&msg)
 	s := started.UnixNano()
 	for {

@@ -33,10 +33,7 @@ type Server struct {
 	Conns     atomic.Int64 // connections accepted
 	Pings     atomic.Int64 // pings received
 	Pongs     atomic.Int64 // pongs received
-	// Greeting, if set before connections come, is written in the same
-	// write as the 101 (over TLS: the same record): frames a backend sends
-	// right behind its handshake.
-	Greeting []byte
+	greeting  []byte       // written with the 101 (StartTLS)
 
 	wg    sync.WaitGroup
 	mu    sync.Mutex
@@ -44,11 +41,13 @@ type Server struct {
 }
 
 // Start listens on a free loopback port.
-func Start() (*Server, error) { return StartTLS(nil) }
+func Start() (*Server, error) { return StartTLS(nil, nil) }
 
 // StartTLS listens on a free loopback port, speaking TLS with cfg (nil:
-// plain TCP). Set Greeting before the first connection comes.
-func StartTLS(cfg *tls.Config) (*Server, error) {
+// plain TCP). greeting, if any, is written in the same write as each
+// 101 (over TLS: the same record): frames a backend sends right behind
+// its handshake.
+func StartTLS(cfg *tls.Config, greeting []byte) (*Server, error) {
 	var ln net.Listener
 	var err error
 	if cfg != nil {
@@ -59,7 +58,7 @@ func StartTLS(cfg *tls.Config) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{ln: ln, conns: make(map[net.Conn]struct{})}
+	s := &Server{ln: ln, conns: make(map[net.Conn]struct{}), greeting: greeting}
 	s.wg.Add(1)
 	go s.acceptLoop()
 	return s, nil
@@ -104,7 +103,7 @@ func (s *Server) serveConn(c net.Conn) {
 		_ = c.Close()
 	}()
 	r := bufio.NewReader(c)
-	if err := Handshake(c, r, s.Greeting); err != nil {
+	if err := Handshake(c, r, s.greeting); err != nil {
 		return
 	}
 	for {
