@@ -1,10 +1,10 @@
 package pool
 
 import (
-	"github.com/wsgate/wsgate/codec"
 	"sync/atomic"
 	"time"
 
+	"github.com/wsgate/wsgate/codec"
 	"github.com/wsgate/wsgate/internal/backoff"
 )
 
