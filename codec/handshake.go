@@ -401,3 +401,7 @@ func validKey(key string) bool {
 	n, err := base64.StdEncoding.Decode(raw[:], []byte(key))
 	return err == nil && n == 16
 }
+
+// ValidToken reports whether s is an HTTP token (RFC 9110 5.6.2), the form
+// of a subprotocol name (RFC 6455 4.1).
+func ValidToken(s string) bool { return s != "" && isToken([]byte(s)) }

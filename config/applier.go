@@ -105,7 +105,7 @@ func (a *Applier) install(snap *Snapshot) error {
 		return err
 	}
 	snap.Version = a.version.Add(1)
-	snap.Routing = relay.NewRouting(snap.Version, snap.Routing.Routes, snap.Routing.Default, snap.Routing.Origins)
+	snap.Routing = relay.NewRouting(snap.Version, snap.Routing.Routes, snap.Routing.Default, snap.Routing.Origins, snap.Subprotocols)
 	a.pool.SetBalancers(snap.Balancers)
 	a.routes.SetRouting(snap.Routing)
 	a.current.Store(snap)

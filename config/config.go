@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/wsgate/wsgate/codec"
 	"github.com/wsgate/wsgate/internal/origin"
 	"github.com/wsgate/wsgate/pool"
 	"github.com/wsgate/wsgate/relay"
@@ -55,8 +56,16 @@ type Group struct {
 	// Balance picks the backend of a new session's connection:
 	// least-leased (the default: fewest sessions for the backend's weight),
 	// random (in proportion to the weights) or most-idle.
-	Balance  string          `yaml:"balance"`
-	Backends []BackendConfig `yaml:"backends"`
+	Balance string `yaml:"balance"`
+	// Subprotocols the group's backends speak, preference order: each
+	// connection is dialed offering them and keeps the one its backend
+	// agreed to; a client is given the first of them it offers that a
+	// backend agreed to, and gets a connection of that subprotocol. A
+	// client offering none is served on the first (no header in its 101)
+	// unless SubprotocolRequired; one offering only others gets 400.
+	Subprotocols        []string        `yaml:"subprotocols"`
+	SubprotocolRequired bool            `yaml:"subprotocol_required"`
+	Backends            []BackendConfig `yaml:"backends"`
 }
 
 // BackendConfig is one backend server.
@@ -97,12 +106,15 @@ var ErrInvalid = errors.New("config: invalid configuration")
 // Snapshot is one validated, immutable version of the configuration, in
 // the form the pool and the relay take.
 type Snapshot struct {
-	Version   int64
-	Source    string // "flags", "file:PATH", "postgres"
-	Config    *GatewayConfig
-	Backends  []pool.Settings
-	Routing   *relay.Routing
-	Balancers map[string]pool.Balancer // per group
+	Version  int64
+	Source   string // "flags", "file:PATH", "postgres"
+	Config   *GatewayConfig
+	Backends []pool.Settings
+	Routing  *relay.Routing
+	// Subprotocols are the groups' subprotocols (a group without any is
+	// absent).
+	Subprotocols map[string]relay.Subprotocols
+	Balancers    map[string]pool.Balancer // per group
 }
 
 // Compile validates c and builds a snapshot. Any invalid field rejects the
@@ -141,6 +153,20 @@ func Compile(c *GatewayConfig, source string) (*Snapshot, error) {
 			snap.Balancers = make(map[string]pool.Balancer)
 		}
 		snap.Balancers[g.Name] = bal
+		for i, p := range g.Subprotocols {
+			if !codec.ValidToken(p) {
+				return fail(fmt.Sprintf("%s.subprotocols[%d]", gf, i), fmt.Sprintf("%q", p), "not a token (RFC 6455 4.1: letters, digits and !#$%&'*+-.^_`|~)")
+			}
+		}
+		if g.SubprotocolRequired && len(g.Subprotocols) == 0 {
+			return fail(gf+".subprotocol_required", true, "no subprotocols to require")
+		}
+		if len(g.Subprotocols) > 0 {
+			if snap.Subprotocols == nil {
+				snap.Subprotocols = make(map[string]relay.Subprotocols)
+			}
+			snap.Subprotocols[g.Name] = relay.Subprotocols{Spoken: g.Subprotocols, Required: g.SubprotocolRequired}
+		}
 		groups[g.Name] = true
 		for bi, b := range g.Backends {
 			bf := fmt.Sprintf("%s.backends[%d]", gf, bi)
@@ -148,6 +174,7 @@ func Compile(c *GatewayConfig, source string) (*Snapshot, error) {
 			if err != nil {
 				return nil, err
 			}
+			st.Subprotocols = g.Subprotocols
 			if prev, dup := urls[st.URL]; dup {
 				return fail(bf+".url", st.URL, "duplicate backend (also "+prev+")")
 			}
@@ -189,7 +216,7 @@ func Compile(c *GatewayConfig, source string) (*Snapshot, error) {
 	if c.DefaultGroup != "" && !groups[c.DefaultGroup] {
 		return fail("default_group", fmt.Sprintf("%q", c.DefaultGroup), "no such group")
 	}
-	snap.Routing = relay.NewRouting(0, routes, c.DefaultGroup, origins)
+	snap.Routing = relay.NewRouting(0, routes, c.DefaultGroup, origins, snap.Subprotocols)
 	return snap, nil
 }
 

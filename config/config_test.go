@@ -71,6 +71,8 @@ func TestCompileRejects(t *testing.T) {
 			}
 		}, "groups", "no backend in any group"},
 		{"unknown balance", func(c *GatewayConfig) { c.Groups[0].Balance = "round-robin" }, "groups[0].balance", "round-robin"},
+		{"subprotocol not a token", func(c *GatewayConfig) { c.Groups[0].Subprotocols = []string{"chat v2"} }, "groups[0].subprotocols[0]", "chat v2"},
+		{"required without subprotocols", func(c *GatewayConfig) { c.Groups[0].SubprotocolRequired = true }, "groups[0].subprotocol_required", "true"},
 		{"null origin on a route", func(c *GatewayConfig) { c.Routes[0].AllowOrigins = []string{"null"} }, "routes[0].allow_origins", "null"},
 		{"origin with a path", func(c *GatewayConfig) { c.AllowOrigins = []string{"https://a.example/app"} }, "allow_origins", "https://a.example/app"},
 		{"url without host", func(c *GatewayConfig) { c.Groups[0].Backends[0].URL = "ws://:9000/" }, "groups[0].backends[0].url", "ws://:9000/"},

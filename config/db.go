@@ -28,17 +28,20 @@ func LoadDB(ctx context.Context, conn querier, base GatewayConfig) (*GatewayConf
 	c := base
 	c.Groups, c.Routes, c.DefaultGroup = nil, nil, ""
 	index := make(map[string]int)
-	rows, err := conn.Query(ctx, `SELECT name, balance FROM wsgate_groups ORDER BY name`)
+	rows, err := conn.Query(ctx, `SELECT name, balance, subprotocols, subprotocol_required FROM wsgate_groups ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
 	for rows.Next() {
-		var name, balance string
-		if err := rows.Scan(&name, &balance); err != nil {
+		g := Group{}
+		if err := rows.Scan(&g.Name, &g.Balance, &g.Subprotocols, &g.SubprotocolRequired); err != nil {
 			return nil, err
 		}
-		index[name] = len(c.Groups)
-		c.Groups = append(c.Groups, Group{Name: name, Balance: balance})
+		if len(g.Subprotocols) == 0 {
+			g.Subprotocols = nil
+		}
+		index[g.Name] = len(c.Groups)
+		c.Groups = append(c.Groups, g)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err

@@ -73,6 +73,11 @@ CREATE TRIGGER wsgate_settings_changed AFTER INSERT OR UPDATE OR DELETE OR TRUNC
 `,
 	// 4: the web origins allowed on a route ('{}': the flags' list).
 	`ALTER TABLE wsgate_routes ADD COLUMN allow_origins text[] NOT NULL DEFAULT '{}';
+`,
+	// 5: the subprotocols a group's backends speak, preference order, and
+	// whether a client must offer one.
+	`ALTER TABLE wsgate_groups ADD COLUMN subprotocols text[] NOT NULL DEFAULT '{}';
+ALTER TABLE wsgate_groups ADD COLUMN subprotocol_required boolean NOT NULL DEFAULT false;
 `}
 
 // Migrate brings the database at url to the latest schema (`wsgate migrate`).

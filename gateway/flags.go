@@ -59,7 +59,8 @@ func (f *EndpointFlags) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.Server.PingInterval, "ping-interval", 0, "ping a client silent this long (default 30s)")
 	fs.DurationVar(&f.Server.PongTimeout, "pong-timeout", 0, "close a pinged client silent this long (default 10s)")
 	fs.DurationVar(&f.Server.CloseTimeout, "close-timeout", 0, "wait this long for a close reply (default 5s)")
-	fs.Var(&f.Subprotocols, "subprotocol", "subprotocol to accept, in preference order (repeatable)")
+	fs.Var(&f.Subprotocols, "subprotocol", "subprotocol spoken, in preference order (repeatable). Gateway: the backends' (each connection is dialed offering them; "+
+		"a client gets the first it offers that its backend agreed to; offering only others: 400). Echo: the ones it accepts")
 	fs.StringVar(&f.LogFormat, "log-format", "console", "log format: console or json")
 	fs.StringVar(&f.LogLevel, "log-level", "info", "log level: debug, info, warn, error")
 	fs.DurationVar(&f.ShutdownTimeout, "shutdown-timeout", 10*time.Second, "on SIGTERM/SIGINT, time for sessions to close before exit")
@@ -114,6 +115,7 @@ type Flags struct {
 	SocketBuffer   int
 	Balance        string
 	AllowOrigins   flagvalue.StringList
+	ProtocolNeeded bool
 	JWT            jwtauth.Options
 	JWTForward     flagvalue.StringList
 	BackendTLS     tlsconf.ClientOptions
@@ -125,7 +127,7 @@ type Flags struct {
 // backendFlags are the flags that describe backends; with -config or
 // -config-db the backends come from there, so these are ignored (with a
 // warning).
-var backendFlags = []string{"balance", "pool-size", "pool-max", "release-policy", "reset-message", "reset-ack", "reset-quiet",
+var backendFlags = []string{"balance", "subprotocol", "subprotocol-required", "pool-size", "pool-max", "release-policy", "reset-message", "reset-ack", "reset-quiet",
 	"reset-timeout", "session-start", "session-header", "max-lifetime", "idle-timeout", "backend-ping-interval",
 	"backend-pong-timeout", "dial-timeout"}
 
@@ -152,6 +154,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.DurationVar(&f.BackendPong, "backend-pong-timeout", 0, "close a backend connection whose ping is unanswered this long (default 5s)")
 	fs.DurationVar(&f.DialTimeout, "dial-timeout", 0, "backend connect plus handshake timeout (default 5s)")
 	fs.IntVar(&f.SocketBuffer, "backend-socket-buffer", reconcile.DefaultSocketBuffer, "send and receive buffer of each backend socket, bytes (the kernel doubles it); 0 = kernel autotuning")
+	fs.BoolVar(&f.ProtocolNeeded, "subprotocol-required", false, "with -subprotocol: a client that offers none is refused (400) rather than served on the first")
 	fs.Var(&f.AllowOrigins, "allow-origin", "web origin whose pages may open a session: https://app.example.com, or https://*.example.com for its subdomains (repeatable); "+
 		"any other Origin, null included, gets 403; requests without Origin (not browsers) pass. Default: any origin")
 	fs.StringVar(&f.JWT.KeyFile, "jwt-key", "", "require a JWT at the upgrade (Authorization: Bearer, or the access_token query parameter), verified with this key file: "+
@@ -224,6 +227,7 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 		}
 	}
 	o.AllowOrigins = f.AllowOrigins // with -config-db: where a route names none
+	o.Server.Subprotocols = nil     // the relay chooses, with the backends (config: per group)
 	switch {
 	case f.ConfigFile != "":
 		data, err := os.ReadFile(f.ConfigFile)
@@ -250,7 +254,7 @@ func (f *Flags) Options(fs *flag.FlagSet) (Options, []string, error) {
 // flagConfig is the configuration the flags describe: one group, the
 // default route, the -backend list.
 func (f *Flags) flagConfig() *config.GatewayConfig {
-	g := config.Group{Name: pool.DefaultGroup, Balance: f.Balance}
+	g := config.Group{Name: pool.DefaultGroup, Balance: f.Balance, Subprotocols: f.Subprotocols, SubprotocolRequired: f.ProtocolNeeded}
 	for _, u := range f.Backends {
 		g.Backends = append(g.Backends, config.BackendConfig{
 			URL: u, PoolTarget: f.PoolSize, MaxConns: f.PoolMax, ReleasePolicy: f.Policy,

@@ -43,10 +43,15 @@ func TestConformanceThroughProxy(t *testing.T) {
 		MaxFrameBytes:   cfg.MaxFrameBytes,
 		MaxHeaderBytes:  cfg.MaxHeaderBytes,
 		CloseTimeout:    cfg.CloseTimeout,
-		Subprotocols:    cfg.Subprotocols,
+		// The group speaks chat.v2 and chat.v1; offered both, the backend
+		// agreed to chat.v2, so that is what clients can be given.
+		Subprotocols: []string{"chat.v2"},
 		// A bad frame is failed after the backend's replies to the frames
 		// before it went through (the raw backend echoes each frame).
 		RepliesBeforeFailure: true,
+		// A client offering only subprotocols nobody here speaks gets
+		// 400: no backend agreed to them.
+		RefusesUnknownSubprotocols: true,
 		// This one expects the echo of a frame before the endpoint's answer
 		// to the client's close in the same write. An echo endpoint can
 		// promise that order; a proxy answers the client's close itself,

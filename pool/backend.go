@@ -73,6 +73,7 @@ type Settings struct {
 	ResetQuiet   time.Duration // PolicyReset without ack: idle after this long without backend frames
 	ResetTimeout time.Duration // PolicyReset: close if not done by then
 
+	Subprotocols   []string // offered to the backend at each dial, preference order (its group's)
 	SessionStart   bool     // send a session-start message before the first client frame
 	SessionHeaders []string // client request headers copied into it
 
@@ -194,13 +195,14 @@ type Backend struct {
 
 	health // dial health, backoff and the probe claim (health.go)
 
-	removed      atomic.Bool  // no longer in the configuration
-	MaxReached   atomic.Int64 // reservations refused because the backend had Max connections
-	atMax        atomic.Bool  // the last reservation was refused at Max
-	atMaxNoted   atomic.Bool  // NoteAtMax reported this episode at Max
-	leavingSince atomic.Int64 // unix ns when it was removed or set draining, 0 while it serves
-	paused       atomic.Bool  // operator: no new leases; sessions and connections stay
-	drained      atomic.Bool  // operator: as paused, and connections close as sessions end
+	removed      atomic.Bool            // no longer in the configuration
+	MaxReached   atomic.Int64           // reservations refused because the backend had Max connections
+	protocol     atomic.Pointer[string] // the subprotocol its newest connection agreed to
+	atMax        atomic.Bool            // the last reservation was refused at Max
+	atMaxNoted   atomic.Bool            // NoteAtMax reported this episode at Max
+	leavingSince atomic.Int64           // unix ns when it was removed or set draining, 0 while it serves
+	paused       atomic.Bool            // operator: no new leases; sessions and connections stay
+	drained      atomic.Bool            // operator: as paused, and connections close as sessions end
 }
 
 // Pause stops new leases; open sessions continue and idle connections stay
@@ -279,6 +281,30 @@ func (b *Backend) Reserve(i int) bool {
 	sc.Dialing.Add(1)
 	b.Dialing.Add(1)
 	return true
+}
+
+// Protocol is the subprotocol the backend's newest connection agreed to
+// ("" for none, or before any). Safe for concurrent use.
+func (b *Backend) Protocol() string {
+	if p := b.protocol.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Lane names a group's connections that agreed to one subprotocol:
+// sessions wait for, lease and move connections per lane. A group whose
+// backends speak no subprotocol is one lane, named after it.
+func Lane(group, protocol string) string {
+	if protocol == "" {
+		return group
+	}
+	return group + "\x00" + protocol
+}
+
+func splitLane(lane string) (group, protocol string) {
+	group, protocol, _ = strings.Cut(lane, "\x00")
+	return group, protocol
 }
 
 // AtMax reports whether the last reservation was refused because the

@@ -95,19 +95,20 @@ func (MostIdle) Pick(cands []*shardBackend, rng *rand.Rand) *shardBackend {
 	return best(cands, rng, func(a, b *shardBackend) int { return cmp.Compare(b.idleN, a.idleN) })
 }
 
-// pick is the group's balancer over this shard's candidates.
-func (sh *ShardPool) pick(group string) *shardBackend {
+// pick is the group's balancer over this shard's candidates for lane.
+func (sh *ShardPool) pick(lane string) *shardBackend {
 	backends := sh.pool.Backends()
+	group, protocol := splitLane(lane)
 	healthyOnly := false
 	for _, b := range backends {
-		if sh.candidate(b, group, false) && b.Healthy() {
+		if sh.candidate(b, group, protocol, false) && b.Healthy() {
 			healthyOnly = true
 			break
 		}
 	}
 	cands := sh.cands[:0]
 	for _, b := range backends {
-		if sh.candidate(b, group, healthyOnly) {
+		if sh.candidate(b, group, protocol, healthyOnly) {
 			cands = append(cands, b.shards[sh.Index])
 		}
 	}
@@ -118,7 +119,9 @@ func (sh *ShardPool) pick(group string) *shardBackend {
 	return sh.pool.balancer(group).Pick(cands, sh.rng)
 }
 
-// candidate reports whether b can serve a lease for group in this shard now.
-func (sh *ShardPool) candidate(b *Backend, group string, healthyOnly bool) bool {
-	return b.Group() == group && b.shards[sh.Index].idleN > 0 && b.TakesLeases() && (!healthyOnly || b.Healthy())
+// candidate reports whether b can serve a lease of group and protocol in
+// this shard now.
+func (sh *ShardPool) candidate(b *Backend, group, protocol string, healthyOnly bool) bool {
+	return b.Group() == group && b.Protocol() == protocol && b.shards[sh.Index].idleN > 0 && b.TakesLeases() &&
+		(!healthyOnly || b.Healthy())
 }

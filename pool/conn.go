@@ -73,7 +73,8 @@ type Conn struct {
 	pongLen uint8
 	ack     []byte // releasing: what arrived so far of a text frame that may be the reset ack
 
-	transferGroup string // set on a connection moved from another shard, for the group that asked for it
+	transferLane string // set on a connection moved from another shard, for the lane that asked for it
+	protocol     string // the subprotocol the backend agreed to at the upgrade ("" for none)
 
 	secured *looptls.Handshaken // wss://: its TLS state until OnOpen puts it on the loop
 
@@ -216,8 +217,9 @@ func (c *Conn) OnOpen(gc gnet.Conn) {
 	now := sh.now()
 	c.local.conns[c] = struct{}{}
 	c.enrolled.Store(true)
-	moved := c.transferGroup
-	c.transferGroup = ""
+	moved := c.transferLane
+	c.transferLane = ""
+	c.backend.protocol.Store(&c.protocol) // what its newest connection agreed to
 	if moved == "" {
 		c.lastRead = now
 		c.expires = now + int64(jitter.Scale(c.settings().MaxLifetime, 0.1))
@@ -257,6 +259,12 @@ func (c *Conn) tlsReadEnded(error) {
 		c.Fail(codec.CloseGoingAway)
 	}
 }
+
+// lane is the lane c serves: its backend's group and its subprotocol.
+func (c *Conn) lane() string { return Lane(c.backend.Group(), c.protocol) }
+
+// Protocol is the subprotocol the backend agreed to for c ("" for none).
+func (c *Conn) Protocol() string { return c.protocol }
 
 // reusable reports whether c may serve another session.
 func (c *Conn) reusable(now int64) bool {

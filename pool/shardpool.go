@@ -48,11 +48,11 @@ type ShardPool struct {
 	loop     Loop          // set once by Attach, before any use off-loop
 	attached chan struct{} // closed by Attach
 
-	waiters   map[string][]Waiter // per backend group, FIFO; entries that stopped waiting are skipped
-	waitingIn map[string]int      // live waiters per group (the queues also hold stale entries)
-	Waiting   atomic.Int64        // sessions waiting, all groups (read by reconcile)
+	waiters   map[string][]Waiter // per lane, FIFO; entries that stopped waiting are skipped
+	waitingIn map[string]int      // live waiters per lane (the queues also hold stale entries)
+	Waiting   atomic.Int64        // sessions waiting, all lanes (read by reconcile)
 
-	// transfersAsked counts, per group, idle connections asked of other
+	// transfersAsked counts, per lane, idle connections asked of other
 	// shards for this shard's waiting sessions and not yet arrived or
 	// refused, so a burst of waiters asks for no more than it needs.
 	transfersAsked map[string]int
@@ -113,12 +113,14 @@ var ErrNotEnrolled = errors.New("pool: connection not enrolled")
 
 // Enroll hands a dialed, upgraded connection (reserved with b.Reserve for
 // this shard) to the shard's loop, where it becomes idle; secured is its
-// TLS state for a wss:// backend (nil for ws://). It waits for the loop,
+// TLS state for a wss:// backend (nil for ws://), protocol the
+// subprotocol the backend agreed to ("" for none). It waits for the loop,
 // so it must never be called on a loop. On error the reservation is given
 // back. Safe for concurrent use.
-func (sh *ShardPool) Enroll(ctx context.Context, b *Backend, nc net.Conn, secured *looptls.Handshaken) error {
+func (sh *ShardPool) Enroll(ctx context.Context, b *Backend, nc net.Conn, secured *looptls.Handshaken, protocol string) error {
 	c := sh.newConn(b)
 	c.secured = secured
+	c.protocol = protocol
 	return sh.enroll(ctx, c, nc)
 }
 
@@ -161,32 +163,32 @@ func (sh *ShardPool) enroll(ctx context.Context, c *Conn, nc net.Conn) error {
 	}
 }
 
-// Acquire leases an idle connection of group in this shard, from the
+// Acquire leases an idle connection of lane in this shard, from the
 // backend the group's balancer picks. With none idle here it queues w,
-// which is granted a connection as soon as one of the group is idle here,
+// which is granted a connection as soon as one of the lane is idle here,
 // asks other shards for an idle connection of theirs (transfer.go) and
 // signals reconcile; it returns nil then.
-func (sh *ShardPool) Acquire(w Waiter, group string) *Conn {
-	if c := sh.leaseBest(group); c != nil {
+func (sh *ShardPool) Acquire(w Waiter, lane string) *Conn {
+	if c := sh.leaseBest(lane); c != nil {
 		return c
 	}
-	sh.waiters[group] = append(sh.waiters[group], w)
-	sh.waitingIn[group]++
+	sh.waiters[lane] = append(sh.waiters[lane], w)
+	sh.waitingIn[lane]++
 	sh.Waiting.Add(1)
-	sh.askTransfers(group)
+	sh.askTransfers(lane)
 	sh.Signal()
 	return nil
 }
 
-// StopWaiting is called by a waiter of group that gives up (timeout,
+// StopWaiting is called by a waiter of lane that gives up (timeout,
 // client gone). Its queue entry is skipped later; once stale entries
 // outnumber live ones the queue is compacted, so it stays bounded by the
 // live waiters.
-func (sh *ShardPool) StopWaiting(group string) {
+func (sh *ShardPool) StopWaiting(lane string) {
 	sh.Waiting.Add(-1)
-	sh.waitingIn[group]--
-	live := sh.waitingIn[group]
-	q := sh.waiters[group]
+	sh.waitingIn[lane]--
+	live := sh.waitingIn[lane]
+	q := sh.waiters[lane]
 	if len(q) > 2*live+16 {
 		kept := q[:0]
 		for _, w := range q {
@@ -195,7 +197,7 @@ func (sh *ShardPool) StopWaiting(group string) {
 			}
 		}
 		clear(q[len(kept):])
-		sh.waiters[group] = kept
+		sh.waiters[lane] = kept
 	}
 }
 
@@ -213,21 +215,44 @@ func (sh *ShardPool) Available(group string) bool {
 	return false
 }
 
-// leaseBest leases from the backend the balancer picks, or returns nil.
-func (sh *ShardPool) leaseBest(group string) *Conn {
-	s := sh.pick(group)
-	if s == nil {
-		return nil
+// Speaks reports whether a backend of group that serves sessions agreed
+// to protocol, or has not been asked yet (no connection so far). Safe for
+// concurrent use.
+func (p *Pool) Speaks(group, protocol string) bool {
+	for _, b := range p.Backends() {
+		if b.Group() != group || !b.TakesLeases() {
+			continue
+		}
+		if agreed := b.protocol.Load(); agreed == nil || *agreed == protocol {
+			return true
+		}
 	}
-	c := s.popIdle()
-	c.setState(StateLeased)
-	s.backend.Leases.Add(1)
-	s.Leases.Add(1)
-	sh.loop.Wheel().Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))
-	return c
+	return false
 }
 
-// makeIdle puts c in its ring; waiting sessions of its group are granted
+// leaseBest leases from the backend the balancer picks, or returns nil.
+func (sh *ShardPool) leaseBest(lane string) *Conn {
+	for {
+		s := sh.pick(lane)
+		if s == nil {
+			return nil
+		}
+		c := s.popIdle()
+		if _, protocol := splitLane(lane); c.protocol != protocol {
+			// Its backend agreed to another subprotocol since (its newer
+			// connections did): this one serves nobody now.
+			c.close()
+			continue
+		}
+		c.setState(StateLeased)
+		s.backend.Leases.Add(1)
+		s.Leases.Add(1)
+		sh.loop.Wheel().Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))
+		return c
+	}
+}
+
+// makeIdle puts c in its ring; waiting sessions of its lane are granted
 // connections after the current callback (granting writes to other
 // connections).
 func (sh *ShardPool) makeIdle(c *Conn, now int64) {
@@ -235,26 +260,26 @@ func (sh *ShardPool) makeIdle(c *Conn, now int64) {
 	c.idleSince = now
 	c.local.pushIdle(c)
 	sh.loop.Wheel().Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))
-	if group := c.backend.Group(); sh.waitingIn[group] > 0 {
-		sh.loop.Defer(func() { sh.grantWaiters(group) })
+	if lane := c.lane(); sh.waitingIn[lane] > 0 {
+		sh.loop.Defer(func() { sh.grantWaiters(lane) })
 	}
 }
 
-// grantWaiters leases idle connections of group to its waiting sessions,
+// grantWaiters leases idle connections of lane to its waiting sessions,
 // oldest first.
-func (sh *ShardPool) grantWaiters(group string) {
-	for len(sh.waiters[group]) > 0 {
-		c := sh.leaseBest(group)
+func (sh *ShardPool) grantWaiters(lane string) {
+	for len(sh.waiters[lane]) > 0 {
+		c := sh.leaseBest(lane)
 		if c == nil {
 			return
 		}
-		q := sh.waiters[group]
+		q := sh.waiters[lane]
 		w := q[0]
 		q[0] = nil
 		if len(q) == 1 {
-			delete(sh.waiters, group) // let a long queue's array go
+			delete(sh.waiters, lane) // let a long queue's array go
 		} else {
-			sh.waiters[group] = q[1:]
+			sh.waiters[lane] = q[1:]
 		}
 		if !w.Granted(c) {
 			sh.unlease(c)
@@ -331,14 +356,18 @@ func (sh *ShardPool) Sweep() []SweepResult {
 	// resumed) can make idle connections usable for sessions already
 	// waiting: hand them over now rather than at the next release; and
 	// ask other shards again for the rest.
-	for group, n := range sh.waitingIn {
+	for lane, n := range sh.waitingIn {
 		if n > 0 {
-			sh.grantWaiters(group)
-			sh.askTransfers(group)
+			sh.grantWaiters(lane)
+			sh.askTransfers(lane)
 		}
 	}
 	for i := range out {
-		out[i].Waiting = sh.waitingIn[out[i].Backend.Group()]
+		for lane, n := range sh.waitingIn {
+			if group, _ := splitLane(lane); group == out[i].Backend.Group() {
+				out[i].Waiting += n
+			}
+		}
 	}
 	return out
 }

@@ -15,7 +15,8 @@ import (
 // with fewer connections than loops (a single-slot inference server, say)
 // would leave sessions on the other loops waiting while a connection sits
 // idle: so a shard whose session waits asks a shard with an idle
-// connection of the group to hand one over.
+// connection of the lane (the group, and the subprotocol its backends
+// agreed to) to hand one over.
 //
 // Connections to wss:// backends stay where they were enrolled: their TLS
 // state lives on their loop.
@@ -31,34 +32,35 @@ import (
 // until it is enrolled there, like a fresh dial (per backend its Total
 // never changes, so the Max bound holds throughout).
 
-// askTransfers asks other shards for idle connections of group, one per
+// askTransfers asks other shards for idle connections of lane, one per
 // session waiting here that no earlier request covers. Loop-only.
-func (sh *ShardPool) askTransfers(group string) {
-	for sh.transfersAsked[group] < sh.waitingIn[group] {
-		donor := sh.pool.donorFor(group, sh.Index)
+func (sh *ShardPool) askTransfers(lane string) {
+	for sh.transfersAsked[lane] < sh.waitingIn[lane] {
+		donor := sh.pool.donorFor(lane, sh.Index)
 		if donor == nil {
 			return
 		}
-		sh.transfersAsked[group]++
+		sh.transfersAsked[lane]++
 		to := sh
-		if err := donor.Run(func() { donor.giveAway(group, to) }); err != nil { // the engine is stopping
-			sh.transfersAsked[group]--
+		if err := donor.Run(func() { donor.giveAway(lane, to) }); err != nil { // the engine is stopping
+			sh.transfersAsked[lane]--
 			return
 		}
 	}
 }
 
 // donorFor finds the shard (other than except) with the most idle
-// connections of group that take leases. It reads atomics only: the
+// connections of lane that take leases. It reads atomics only: the
 // answer may be stale by the time the donor acts, which then refuses.
 // Safe for concurrent use.
-func (p *Pool) donorFor(group string, except int) *ShardPool {
+func (p *Pool) donorFor(lane string, except int) *ShardPool {
 	var best *ShardPool
 	var most int64
+	group, protocol := splitLane(lane)
 	for _, b := range p.Backends() {
 		// A TLS connection's state is its loop's (keys, sequence
 		// numbers, a record half read): it does not move.
-		if b.Group() != group || !b.TakesLeases() || b.TLS {
+		if b.Group() != group || b.Protocol() != protocol || !b.TakesLeases() || b.TLS {
 			continue
 		}
 		for i, s := range b.shards {
@@ -73,13 +75,13 @@ func (p *Pool) donorFor(group string, except int) *ShardPool {
 	return best
 }
 
-// giveAway hands one idle connection of group to shard to, or tells to
+// giveAway hands one idle connection of lane to shard to, or tells to
 // that there is none. It keeps its connections for its own waiting
 // sessions. Loop-only (the donor's loop).
-func (sh *ShardPool) giveAway(group string, to *ShardPool) {
-	c := sh.takeForTransfer(group)
+func (sh *ShardPool) giveAway(lane string, to *ShardPool) {
+	c := sh.takeForTransfer(lane)
 	if c == nil {
-		to.settleTransfer(group, false)
+		to.settleTransfer(lane, false)
 		return
 	}
 	fd, err := unix.Dup(c.gc.Fd())
@@ -87,27 +89,27 @@ func (sh *ShardPool) giveAway(group string, to *ShardPool) {
 		// Out of descriptors: keep it here, where it is still good.
 		c.local.pushIdle(c)
 		sh.loop.Wheel().Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))
-		to.settleTransfer(group, false)
+		to.settleTransfer(lane, false)
 		return
 	}
 	unix.CloseOnExec(fd)
 	moved := to.newConn(c.backend)
-	moved.expires, moved.lastRead, moved.transferGroup = c.expires, c.lastRead, group
+	moved.expires, moved.lastRead, moved.transferLane, moved.protocol = c.expires, c.lastRead, lane, c.protocol
 	c.moveTo(to)
 	c.flags |= flagMoving
 	_ = sh.loop.Loop().Close(c.gc) // synchronous: this loop lets go of the socket now
 	go to.receive(moved, fd)
 }
 
-// takeForTransfer unlinks the best idle connection of group for another
+// takeForTransfer unlinks the best idle connection of lane for another
 // shard, or returns nil: none here, or this shard's own sessions wait for
-// the group. A connection that is not clean is closed instead.
-func (sh *ShardPool) takeForTransfer(group string) *Conn {
-	if sh.waitingIn[group] > 0 {
+// the lane. A connection that is not clean is closed instead.
+func (sh *ShardPool) takeForTransfer(lane string) *Conn {
+	if sh.waitingIn[lane] > 0 {
 		return nil
 	}
 	for {
-		s := sh.pick(group)
+		s := sh.pick(lane)
 		if s == nil {
 			return nil
 		}
@@ -142,37 +144,37 @@ func (sh *ShardPool) receive(c *Conn, fd int) {
 	_ = f.Close()
 	if err != nil {
 		c.backend.DialAborted(sh.Index)
-		sh.transferFailed(c.transferGroup)
+		sh.transferFailed(c.transferLane)
 		return
 	}
 	if err := sh.enroll(context.Background(), c, nc); err != nil {
-		sh.transferFailed(c.transferGroup)
+		sh.transferFailed(c.transferLane)
 	}
 }
 
 // transferFailed tells the shard that an asked connection will not come:
 // it was lost on the way, so reconcile has one to dial.
-func (sh *ShardPool) transferFailed(group string) {
+func (sh *ShardPool) transferFailed(lane string) {
 	sh.Signal()
-	sh.settleTransfer(group, false)
+	sh.settleTransfer(lane, false)
 }
 
 // settleTransfer settles one request on this shard's loop (through
 // Execute: the caller is another loop or goroutine). Safe for concurrent
 // use.
-func (sh *ShardPool) settleTransfer(group string, arrived bool) {
-	_ = sh.Run(func() { sh.transferSettled(group, arrived) })
+func (sh *ShardPool) settleTransfer(lane string, arrived bool) {
+	_ = sh.Run(func() { sh.transferSettled(lane, arrived) })
 }
 
 // transferSettled counts one request as answered. When a connection
 // arrived and sessions still wait, it asks again; after a refusal it
 // leaves the next request to the next reconcile sweep, so two shards
 // never ask each other in a loop. Loop-only.
-func (sh *ShardPool) transferSettled(group string, arrived bool) {
-	if sh.transfersAsked[group] > 0 {
-		sh.transfersAsked[group]--
+func (sh *ShardPool) transferSettled(lane string, arrived bool) {
+	if sh.transfersAsked[lane] > 0 {
+		sh.transfersAsked[lane]--
 	}
 	if arrived {
-		sh.askTransfers(group)
+		sh.askTransfers(lane)
 	}
 }

@@ -38,8 +38,17 @@ type DialOptions struct {
 	TLS *tlsconf.Client
 }
 
+// Dialed is a connection Dial made: TCP, its TLS state for a wss://
+// backend (nil for ws://), and the subprotocol the backend agreed to
+// ("" for none).
+type Dialed struct {
+	TCP      *net.TCPConn
+	TLS      *looptls.Handshaken
+	Protocol string
+}
+
 // Dial connects to b and runs the client handshake (TLS first for a
-// wss:// backend), within o.Timeout. Nothing the backend sends right
+// wss:// backend), within o.Timeout, offering b's subprotocols. Nothing the backend sends right
 // behind its 101 is lost: over plain TCP exactly the response header
 // block is read and the rest stays in the socket for the event loop that
 // takes the connection over; over TLS what was decrypted past the header
@@ -47,7 +56,7 @@ type DialOptions struct {
 // crypto/tls buffered stay in it too. Both the connect and the handshake
 // give up as soon as ctx ends (the reconciler stops): a backend that
 // accepts and never answers holds nothing past that.
-func Dial(ctx context.Context, b *pool.Backend, o DialOptions) (*net.TCPConn, *looptls.Handshaken, error) {
+func Dial(ctx context.Context, b *pool.Backend, o DialOptions) (*Dialed, error) {
 	ctx, cancel := context.WithTimeout(ctx, o.Timeout)
 	defer cancel()
 	var d net.Dialer
@@ -67,22 +76,25 @@ func Dial(ctx context.Context, b *pool.Backend, o DialOptions) (*net.TCPConn, *l
 	}
 	nc, err := d.DialContext(ctx, "tcp", b.Addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("reconcile: dial %s: %w", b.Addr, err)
+		return nil, fmt.Errorf("reconcile: dial %s: %w", b.Addr, err)
 	}
-	tc := nc.(*net.TCPConn)
-	var secured *looptls.Handshaken
-	exchange := func() error { return exchangeHandshake(tc, b) }
+	dialed := &Dialed{TCP: nc.(*net.TCPConn)}
+	req := &codec.ClientRequest{Host: b.Host, URI: b.URI, Key: codec.NewClientKey(), Protocols: b.Settings().Subprotocols}
+	exchange := func() (err error) {
+		dialed.Protocol, err = exchangeHandshake(dialed.TCP, req)
+		return err
+	}
 	if b.TLS {
 		exchange = func() (err error) {
-			secured, err = exchangeOverTLS(ctx, tc, b, o.TLS)
+			dialed.TLS, dialed.Protocol, err = exchangeOverTLS(ctx, dialed.TCP, b, req, o.TLS)
 			return err
 		}
 	}
-	if err := handshake(ctx, tc, exchange); err != nil {
-		_ = tc.Close()
-		return nil, nil, fmt.Errorf("reconcile: handshake with %s: %w", b.Addr, err)
+	if err := handshake(ctx, dialed.TCP, exchange); err != nil {
+		_ = dialed.TCP.Close()
+		return nil, fmt.Errorf("reconcile: handshake with %s: %w", b.Addr, err)
 	}
-	return tc, secured, nil
+	return dialed, nil
 }
 
 // longAgo is a deadline in the past: setting it wakes every blocked read
@@ -110,33 +122,31 @@ func handshake(ctx context.Context, tc *net.TCPConn, exchange func() error) erro
 	return err
 }
 
-func exchangeHandshake(tc *net.TCPConn, b *pool.Backend) error {
-	req := &codec.ClientRequest{Host: b.Host, URI: b.URI, Key: codec.NewClientKey()}
+func exchangeHandshake(tc *net.TCPConn, req *codec.ClientRequest) (protocol string, err error) {
 	if _, err := tc.Write(codec.AppendClientRequest(nil, req)); err != nil {
-		return err
+		return "", err
 	}
 	block, err := readHeaderBlock(tc)
 	if err != nil {
-		return err
+		return "", err
 	}
-	_, _, err = codec.ParseClientResponse(block, req)
-	return err
+	protocol, _, err = codec.ParseClientResponse(block, req)
+	return protocol, err
 }
 
 // exchangeOverTLS runs the TLS handshake on tc, then the upgrade over it.
 // Plaintext past the response header block is kept in the Handshaken.
-func exchangeOverTLS(ctx context.Context, tc *net.TCPConn, b *pool.Backend, settings *tlsconf.Client) (*looptls.Handshaken, error) {
+func exchangeOverTLS(ctx context.Context, tc *net.TCPConn, b *pool.Backend, req *codec.ClientRequest, settings *tlsconf.Client) (*looptls.Handshaken, string, error) {
 	if settings == nil {
 		settings = defaultBackendTLS
 	}
 	shim := looptls.NewShim(tc)
 	conn := tls.Client(shim, settings.For(b.ServerName))
 	if err := conn.HandshakeContext(ctx); err != nil {
-		return nil, fmt.Errorf("TLS: %w", err)
+		return nil, "", fmt.Errorf("TLS: %w", err)
 	}
-	req := &codec.ClientRequest{Host: b.Host, URI: b.URI, Key: codec.NewClientKey()}
 	if _, err := conn.Write(codec.AppendClientRequest(nil, req)); err != nil {
-		return nil, err
+		return nil, "", err
 	}
 	var (
 		got     []byte
@@ -149,17 +159,18 @@ func exchangeOverTLS(ctx context.Context, tc *net.TCPConn, b *pool.Backend, sett
 		end, serr := scanner.Scan(got, maxResponseHeader)
 		switch {
 		case serr == nil:
-			if _, _, err := codec.ParseClientResponse(got[:end], req); err != nil {
-				return nil, err
+			protocol, _, err := codec.ParseClientResponse(got[:end], req)
+			if err != nil {
+				return nil, "", err
 			}
-			return &looptls.Handshaken{TLS: conn, Shim: shim, Unread: got[end:]}, nil
+			return &looptls.Handshaken{TLS: conn, Shim: shim, Unread: got[end:]}, protocol, nil
 		case !errors.Is(serr, codec.ErrNeedMore):
-			return nil, serr
+			return nil, "", serr
 		case err != nil:
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, err
+			return nil, "", err
 		}
 	}
 }

@@ -51,9 +51,9 @@ func TestDialGivesUpWhenCancelled(t *testing.T) {
 	defer cancel()
 	errc := make(chan error, 1)
 	go func() {
-		nc, _, err := reconcile.Dial(ctx, b, reconcile.DialOptions{Timeout: time.Minute})
-		if nc != nil {
-			_ = nc.Close()
+		d, err := reconcile.Dial(ctx, b, reconcile.DialOptions{Timeout: time.Minute})
+		if d != nil {
+			_ = d.TCP.Close()
 		}
 		errc <- err
 	}()
@@ -111,10 +111,11 @@ func TestDialLeavesBytesAfterTheResponse(t *testing.T) {
 		_, _ = io.Copy(io.Discard, r)
 	}()
 	b := dialBackend(t, "ws://"+ln.Addr().String()+"/")
-	nc, _, err := reconcile.Dial(context.Background(), b, reconcile.DialOptions{Timeout: 5 * time.Second, SocketBuffer: reconcile.DefaultSocketBuffer})
+	d, err := reconcile.Dial(context.Background(), b, reconcile.DialOptions{Timeout: 5 * time.Second, SocketBuffer: reconcile.DefaultSocketBuffer})
 	if err != nil {
 		t.Fatal(err)
 	}
+	nc := d.TCP
 	defer nc.Close()
 	if err := <-served; err != nil {
 		t.Fatal(err)

@@ -255,7 +255,7 @@ func (w *worker) ensureCapacity(ctx context.Context) (wakeAt time.Time) {
 func (w *worker) dial(ctx context.Context, b *pool.Backend, started time.Time, probe bool) {
 	reserved := true // the reservation is still ours to give back
 	defer w.dialEnded(b, probe, &reserved)
-	nc, secured, err := Dial(ctx, b, DialOptions{Timeout: b.Settings().DialTimeout, SocketBuffer: max(w.cfg.SocketBuffer, 0), TLS: w.cfg.TLS})
+	dialed, err := Dial(ctx, b, DialOptions{Timeout: b.Settings().DialTimeout, SocketBuffer: max(w.cfg.SocketBuffer, 0), TLS: w.cfg.TLS})
 	if err != nil {
 		reserved = false
 		if ctx.Err() != nil {
@@ -272,7 +272,7 @@ func (w *worker) dial(ctx context.Context, b *pool.Backend, started time.Time, p
 	}
 	wasHealthy := b.Healthy()
 	reserved = false // Enroll consumes it, or gives it back
-	if err := w.shard.Enroll(ctx, b, nc, secured); err != nil {
+	if err := w.shard.Enroll(ctx, b, dialed.TCP, dialed.TLS, dialed.Protocol); err != nil {
 		w.log.Debug("enroll failed", zap.String("backend", b.Settings().URL), zap.Error(err))
 		return
 	}

@@ -18,6 +18,7 @@ type binding struct {
 	s     *server.Session
 	sp    *pool.ShardPool
 	group string     // the backend group its route chose
+	lane  string     // the group's connections of the session's subprotocol (pool.Lane)
 	start *startInfo // kept until the session-start message went out; nil if none is wanted
 
 	conn    *pool.Conn   // the leased backend connection; nil before and after
@@ -34,7 +35,7 @@ type binding struct {
 
 // Opened leases a connection, or queues the session and holds its frames.
 func (b *binding) Opened() {
-	if c := b.sp.Acquire(b, b.group); c != nil {
+	if c := b.sp.Acquire(b, b.lane); c != nil {
 		b.bind(c)
 		return
 	}
@@ -64,7 +65,7 @@ func (b *binding) HoldExpired() { b.stopWaiting() }
 func (b *binding) stopWaiting() {
 	if b.waiting {
 		b.waiting = false
-		b.sp.StopWaiting(b.group)
+		b.sp.StopWaiting(b.lane)
 	}
 }
 

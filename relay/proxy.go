@@ -1,6 +1,8 @@
 package relay
 
 import (
+	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -30,7 +32,7 @@ func New(p *pool.Pool, acquireTimeout time.Duration) *Proxy {
 		acquireTimeout = DefaultAcquireTimeout
 	}
 	proxy := &Proxy{pool: p, acquireTimeout: acquireTimeout}
-	proxy.routing.Store(NewRouting(0, nil, pool.DefaultGroup, nil))
+	proxy.routing.Store(NewRouting(0, nil, pool.DefaultGroup, nil, nil))
 	return proxy
 }
 
@@ -47,7 +49,8 @@ func (p *Proxy) Routing() *Routing { return p.routing.Load() }
 // RequireToken), or no backend of the group can serve it (503).
 func (p *Proxy) Upgrade(s *server.Session, req *codec.UpgradeRequest) (server.SessionHandler, error) {
 	sp := p.pool.Shard(s.Shard().Index())
-	route, ok := p.routing.Load().Lookup(req.URI)
+	routing := p.routing.Load()
+	route, ok := routing.Lookup(req.URI)
 	if !ok {
 		return nil, &codec.HandshakeError{Status: 404, Reason: "no route for this path"}
 	}
@@ -67,7 +70,14 @@ func (p *Proxy) Upgrade(s *server.Session, req *codec.UpgradeRequest) (server.Se
 	if !sp.Available(group) {
 		return nil, &codec.HandshakeError{Status: 503, Reason: "no backend available", Header: "Retry-After: 1\r\n"}
 	}
-	b := &binding{proxy: p, s: s, sp: sp, group: group}
+	protocol, err := p.subprotocol(group, routing.Subprotocols[group], req.Protocols)
+	if err != nil {
+		return nil, err
+	}
+	if len(req.Protocols) > 0 {
+		s.SetSubprotocol(protocol) // the 101 names it; a client that offered none hears none
+	}
+	b := &binding{proxy: p, s: s, sp: sp, group: group, lane: pool.Lane(group, protocol)}
 	if p.sessionStartIn(group) {
 		b.start = &startInfo{req: req, subject: claims.Subject, claims: p.auth.forwardedClaims(claims.Raw)}
 	}
@@ -83,4 +93,50 @@ func (p *Proxy) sessionStartIn(group string) bool {
 		}
 	}
 	return false
+}
+
+// subprotocol picks the subprotocol of a session of group whose client
+// offered offered: the first the group speaks (its preference) that the
+// client offered and a backend of the group agreed to. A client offering
+// none gets the group's first a backend agreed to (unless the group
+// requires one). The error is the refusal (400): nothing offered is
+// spoken here, or what is was not what the backends chose. (Each backend
+// is offered the group's whole list and its connections carry the one it
+// picked.)
+func (p *Proxy) subprotocol(group string, sp Subprotocols, offered []string) (string, error) {
+	if len(offered) == 0 {
+		if sp.Required {
+			return "", &codec.HandshakeError{Status: 400, Reason: "a subprotocol is required: one of " + strings.Join(sp.Spoken, ", ")}
+		}
+		for _, name := range sp.Spoken {
+			if p.pool.Speaks(group, name) {
+				return name, nil
+			}
+		}
+		if len(sp.Spoken) == 0 || p.pool.Speaks(group, "") {
+			return "", nil
+		}
+		return sp.Spoken[0], nil
+	}
+	known := false
+	for _, name := range sp.Spoken {
+		if !slices.Contains(offered, name) {
+			continue
+		}
+		if p.pool.Speaks(group, name) {
+			return name, nil
+		}
+		known = true
+	}
+	if known {
+		// Listed for the group, but its backends, offered the whole list,
+		// each agreed to another.
+		return "", &codec.HandshakeError{Status: 400, Reason: "no backend agreed to the offered subprotocols (they chose another of: " +
+			strings.Join(sp.Spoken, ", ") + ")"}
+	}
+	spoken := "none"
+	if len(sp.Spoken) > 0 {
+		spoken = strings.Join(sp.Spoken, ", ")
+	}
+	return "", &codec.HandshakeError{Status: 400, Reason: "no offered subprotocol is spoken here (spoken: " + spoken + ")"}
 }

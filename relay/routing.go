@@ -16,20 +16,28 @@ type Route struct {
 	Origins *origin.Allowlist // the pages allowed to open a session here; nil: the routing's
 }
 
+// Subprotocols are the subprotocols a group's backends speak, preference
+// order, and whether a client must offer one.
+type Subprotocols struct {
+	Spoken   []string
+	Required bool
+}
+
 // Routing is one immutable version of the routes. Safe for concurrent use.
 type Routing struct {
-	Version int64             // the configuration version it came from
-	Routes  []Route           // as configured
-	Default string            // group for paths no route matches; "" = refuse (404)
-	Origins *origin.Allowlist // allowed origins where a route names none; nil: any
+	Version      int64                   // the configuration version it came from
+	Routes       []Route                 // as configured
+	Default      string                  // group for paths no route matches; "" = refuse (404)
+	Origins      *origin.Allowlist       // allowed origins where a route names none; nil: any
+	Subprotocols map[string]Subprotocols // per group; a group without any is absent
 
 	exact    map[string]Route
 	prefixes []Route // longest first
 }
 
 // NewRouting prepares routes for lookup.
-func NewRouting(version int64, routes []Route, def string, origins *origin.Allowlist) *Routing {
-	r := &Routing{Version: version, Routes: routes, Default: def, Origins: origins, exact: make(map[string]Route)}
+func NewRouting(version int64, routes []Route, def string, origins *origin.Allowlist, protocols map[string]Subprotocols) *Routing {
+	r := &Routing{Version: version, Routes: routes, Default: def, Origins: origins, Subprotocols: protocols, exact: make(map[string]Route)}
 	for _, rt := range routes {
 		if rt.Origins == nil {
 			rt.Origins = origins

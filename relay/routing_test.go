@@ -9,7 +9,7 @@ import (
 func TestRoutingLookup(t *testing.T) {
 	site, _ := origin.Parse([]string{"https://app.example.com"})
 	chat, _ := origin.Parse([]string{"https://chat.example.com"})
-	r := NewRouting(1, []Route{{Path: "/a/", Group: "a"}, {Path: "/a/b/", Group: "ab", Origins: chat}, {Path: "/x", Exact: true, Group: "x"}}, "", site)
+	r := NewRouting(1, []Route{{Path: "/a/", Group: "a"}, {Path: "/a/b/", Group: "ab", Origins: chat}, {Path: "/x", Exact: true, Group: "x"}}, "", site, nil)
 	for uri, want := range map[string]string{"/a/1": "a", "/a/b/c?q": "ab", "/x": "x", "/x?y=1": "x"} {
 		if got, ok := r.Lookup(uri); !ok || got.Group != want {
 			t.Errorf("%s -> %q %v, want %q", uri, got.Group, ok, want)

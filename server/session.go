@@ -44,6 +44,7 @@ const (
 	flagRefuseTooMany                            // past a per-IP limit: answer 429 (retryAfter)
 	flagAdmitted                                 // counted in the per-IP limiter: release at close
 	flagRefuseProxy                              // no valid PROXY header from a trusted peer: answer 400
+	flagProtocolSet                              // the handler chose the subprotocol (SetSubprotocol)
 )
 
 // Session is one client connection, from accept to close. All of it is
@@ -63,6 +64,7 @@ type Session struct {
 	need     int            // inbound bytes needed before parsing is worth trying
 
 	client     netip.AddrPort // the client: the PROXY header's source, or the TCP peer
+	protocol   string         // the subprotocol the handler chose (flagProtocolSet)
 	retryAfter time.Duration  // flagRefuseTooMany: when to come back
 
 	scanner codec.HeaderScanner // handshake: end of the header block
@@ -89,6 +91,14 @@ type Session struct {
 
 // ID is the session's server-unique id.
 func (s *Session) ID() uint64 { return s.id }
+
+// SetSubprotocol makes protocol the subprotocol the 101 names ("": none),
+// instead of the server's own choice among Config.Subprotocols. The
+// handler calls it during Upgrade.
+func (s *Session) SetSubprotocol(protocol string) {
+	s.protocol = protocol
+	s.flags |= flagProtocolSet
+}
 
 // RemoteAddr is the client's address. Loop-only.
 
@@ -296,7 +306,11 @@ func (s *Session) readHandshake() gnet.Action {
 	s.handler = h
 	sh := s.shard
 	w := sh.writer
-	reply := codec.AppendAccept(w.Scratch(), req.Key, codec.SelectProtocol(srv.cfg.Subprotocols, req.Protocols))
+	protocol := codec.SelectProtocol(srv.cfg.Subprotocols, req.Protocols)
+	if s.flags&flagProtocolSet != 0 {
+		protocol = s.protocol
+	}
+	reply := codec.AppendAccept(w.Scratch(), req.Key, protocol)
 	if _, err := c.Write(reply); err != nil {
 		return gnet.None // closed under us; onClose has run
 	}

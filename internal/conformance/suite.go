@@ -45,6 +45,11 @@ type Target struct {
 	// NoEcho: the endpoint does not echo messages back whole; the cases
 	// that rely on echoes are skipped.
 	NoEcho bool
+	// RefusesUnknownSubprotocols: a request offering only subprotocols the
+	// endpoint does not speak is refused 400 (a gateway that must not open
+	// a session its backend did not agree to), rather than upgraded with
+	// none selected (what RFC 6455 allows).
+	RefusesUnknownSubprotocols bool
 	// RepliesBeforeFailure: the endpoint is a relay whose backend answers
 	// each frame as it comes. When the client breaks the protocol, the
 	// relay first lets through the backend's replies to the frames sent
@@ -278,6 +283,11 @@ func (s *suite) handshakeCases() []testCase {
 		{name: "subprotocol_not_configured_none_selected", needs: needNoSubprotocols, run: func(t *testing.T, s *suite) {
 			req := s.request().Set("Sec-WebSocket-Protocol", "chat, superchat")
 			c := s.dial(t)
+			if s.RefusesUnknownSubprotocols {
+				c.Write(req.Bytes())
+				c.ExpectRefusal(400, s.closeBound)
+				return
+			}
 			resp := c.Handshake(req)
 			if p := resp.Values("Sec-WebSocket-Protocol"); len(p) > 0 {
 				t.Fatalf("Sec-WebSocket-Protocol %q selected by an endpoint without subprotocols", p)
@@ -310,6 +320,11 @@ func (s *suite) handshakeCases() []testCase {
 		{name: "subprotocol_none_matching_none_selected", needs: needSubprotocols, run: func(t *testing.T, s *suite) {
 			req := s.request().Set("Sec-WebSocket-Protocol", "x-unknown-1, x-unknown-2")
 			c := s.dial(t)
+			if s.RefusesUnknownSubprotocols {
+				c.Write(req.Bytes())
+				c.ExpectRefusal(400, s.closeBound)
+				return
+			}
 			if p := c.Handshake(req).Values("Sec-WebSocket-Protocol"); len(p) > 0 {
 				t.Fatalf("Sec-WebSocket-Protocol %q selected, none of it was offered", p)
 			}

@@ -135,7 +135,8 @@ func (s *Server) serveConn(c net.Conn) {
 }
 
 // Handshake reads an upgrade request from r (c's reader) and accepts it on
-// c, with greeting (frames, or nothing) in the same write as the 101.
+// c, agreeing to the first subprotocol offered, with greeting (frames, or
+// nothing) in the same write as the 101.
 func Handshake(c net.Conn, r *bufio.Reader, greeting []byte) error {
 	var block []byte
 	for {
@@ -155,7 +156,11 @@ func Handshake(c net.Conn, r *bufio.Reader, greeting []byte) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.Write(append(codec.AppendAccept(nil, req.Key, ""), greeting...))
+	protocol := ""
+	if len(req.Protocols) > 0 {
+		protocol = req.Protocols[0] // lenient: whatever the gateway prefers
+	}
+	_, err = c.Write(append(codec.AppendAccept(nil, req.Key, protocol), greeting...))
 	return err
 }
 
