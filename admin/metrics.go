@@ -101,10 +101,10 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.connsOpen, st.Open.Load())
 		gauge(c.sessionsOpen, st.Sessions.Load())
 		counter(c.upgraded, st.Upgraded.Load())
-		counter(c.frames, st.FramesIn.Load(), "in")
-		counter(c.frames, st.FramesOut.Load(), "out")
-		counter(c.bytes, st.BytesIn.Load(), "in")
-		counter(c.bytes, st.BytesOut.Load(), "out")
+		counter(c.frames, st.FramesIn(), "in")
+		counter(c.frames, st.FramesOut(), "out")
+		counter(c.bytes, st.BytesIn(), "in")
+		counter(c.bytes, st.BytesOut(), "out")
 		for _, status := range server.RefusalStatuses() {
 			counter(c.refused, st.Refused(status), statusLabel(status))
 		}

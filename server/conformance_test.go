@@ -59,10 +59,10 @@ func confStats(st *Stats) string {
 	add("open", st.Open.Load())
 	add("upgraded", st.Upgraded.Load())
 	add("sessions", st.Sessions.Load())
-	add("framesIn", st.FramesIn.Load())
-	add("framesOut", st.FramesOut.Load())
-	add("bytesIn", st.BytesIn.Load())
-	add("bytesOut", st.BytesOut.Load())
+	add("framesIn", st.FramesIn())
+	add("framesOut", st.FramesOut())
+	add("bytesIn", st.BytesIn())
+	add("bytesOut", st.BytesOut())
 	for _, code := range append(refusalStatuses[:len(refusalStatuses):len(refusalStatuses)], 0) {
 		add("refused"+strconv.Itoa(code), st.Refused(code))
 	}
@@ -644,10 +644,10 @@ func TestEndpointStats(t *testing.T) {
 		closedCounter(st, ReasonMessageTooBig, 1),
 		closedCounter(st, ReasonConnectionLost, 1),
 		closedCounter(st, ReasonHandshakeRefused, 4),
-		{"FramesIn", st.FramesIn.Load, k.framesIn},
-		{"BytesIn", st.BytesIn.Load, k.bytesIn},
-		{"FramesOut", st.FramesOut.Load, k.framesOut},
+		{"FramesIn", st.FramesIn, k.framesIn},
+		{"BytesIn", st.BytesIn, k.bytesIn},
+		{"FramesOut", st.FramesOut, k.framesOut},
 		{fmt.Sprintf("BytesOut (data %d + pong and close payloads %d)", k.bytesOut-k.controlBytesOut, k.controlBytesOut),
-			st.BytesOut.Load, k.bytesOut},
+			st.BytesOut, k.bytesOut},
 	})
 }

@@ -97,7 +97,7 @@ func TestPingFloodWithoutReadingIsBounded(t *testing.T) {
 	deadline := time.Now().Add(20 * time.Second)
 	for st.Closed(ReasonSlowConsumer) == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("a client sending pings and reading nothing was never closed (out %d bytes)", st.BytesOut.Load())
+			t.Fatalf("a client sending pings and reading nothing was never closed (out %d bytes)", st.BytesOut())
 		}
 		_ = c.Conn.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 		if _, err := c.Conn.Write(ping); err != nil && !isTimeout(err) {

@@ -70,7 +70,7 @@ func (s *interopServer) watchStall(abort func()) *stallWatch {
 	st := s.Stats()
 	snapshot := func() [8]int64 {
 		return [8]int64{st.Accepted.Load(), st.Open.Load(), st.Upgraded.Load(), st.Sessions.Load(),
-			st.FramesIn.Load(), st.FramesOut.Load(), st.BytesIn.Load(), st.BytesOut.Load()}
+			st.FramesIn(), st.FramesOut(), st.BytesIn(), st.BytesOut()}
 	}
 	go func() {
 		defer close(w.done)
@@ -116,7 +116,7 @@ func statsLine(st *Stats) string {
 	return fmt.Sprintf("accepted=%d open=%d upgraded=%d sessions=%d framesIn=%d framesOut=%d "+
 		"closed{client=%d lost=%d tooBig=%d protocol=%d invalidPayload=%d slow=%d}",
 		st.Accepted.Load(), st.Open.Load(), st.Upgraded.Load(), st.Sessions.Load(),
-		st.FramesIn.Load(), st.FramesOut.Load(),
+		st.FramesIn(), st.FramesOut(),
 		st.Closed(ReasonClientClose), st.Closed(ReasonConnectionLost), st.Closed(ReasonMessageTooBig),
 		st.Closed(ReasonProtocolError), st.Closed(ReasonInvalidPayload), st.Closed(ReasonSlowConsumer))
 }

@@ -138,7 +138,7 @@ func interopFragmented(t *testing.T, srv *interopServer, lib interopLib) {
 			watch := srv.watchStall(c.abort)
 			defer watch.Stop()
 			msg := randPayload(r, fc.text, fc.size)
-			framesBefore := srv.Stats().FramesIn.Load()
+			framesBefore := srv.Stats().FramesIn()
 			if err := c.write(fc.text, msg); err != nil {
 				t.Fatalf("write: %v%s%s (server: %s)", err, stallNote(watch.Stop()), c.aftermath(), statsLine(srv.Stats()))
 			}
@@ -146,7 +146,7 @@ func interopFragmented(t *testing.T, srv *interopServer, lib interopLib) {
 			if err != nil {
 				t.Fatalf("read echo: %v%s (server: %s)", err, stallNote(watch.Stop()), statsLine(srv.Stats()))
 			}
-			frames := srv.Stats().FramesIn.Load() - framesBefore
+			frames := srv.Stats().FramesIn() - framesBefore
 			t.Logf("%d bytes in frames of at most %d arrived as %d frames", fc.size, fc.frame, frames)
 			if frames < 2 {
 				t.Errorf("server saw %d frame(s): the client did not fragment", frames)

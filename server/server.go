@@ -148,6 +148,7 @@ func (s *Server) Start() error {
 		s.loops[sh.index] = sh
 		return true
 	})
+	s.stats.shards.Store(&s.loops)
 	if s.perIP != nil {
 		s.sweeperDone.Add(1)
 		go s.sweepPerIP()

@@ -445,13 +445,12 @@ func (s *Session) readFrames() gnet.Action {
 
 // onPiece handles one piece; false stops reading.
 func (s *Session) onPiece(pc codec.Piece) bool {
-	srv := s.shard.srv
 	s.flags &^= flagPingOutstanding // anything at all proves the peer is alive
 	if pc.First {
-		srv.stats.FramesIn.Add(1)
+		add(&s.shard.traffic.framesIn, 1)
 		s.framesIn++
 	}
-	srv.stats.BytesIn.Add(int64(len(pc.Payload)))
+	add(&s.shard.traffic.bytesIn, int64(len(pc.Payload)))
 	s.bytesIn += int64(len(pc.Payload))
 	switch pc.Header.OpCode {
 	case ws.OpPing:
@@ -730,14 +729,13 @@ func (s *Session) onClose(err error) {
 
 // countOut counts one frame written to the client, with payload bytes.
 func (s *Session) countOut(payload int) {
-	st := &s.shard.srv.stats
-	st.FramesOut.Add(1)
+	add(&s.shard.traffic.framesOut, 1)
 	s.framesOut++
 	s.addBytesOut(payload)
 }
 
 func (s *Session) addBytesOut(n int) {
-	s.shard.srv.stats.BytesOut.Add(int64(n))
+	add(&s.shard.traffic.bytesOut, int64(n))
 	s.bytesOut += int64(n)
 }
 

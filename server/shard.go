@@ -44,6 +44,7 @@ type Shard struct {
 	// and not yet closed (the acceptor adds, the loop subtracts); the
 	// acceptor gives new connections to the loop with the fewest.
 	clients atomic.Int64
+	traffic traffic // frames and bytes of this loop's clients (Stats sums them)
 }
 
 func newShard(srv *Server, loop gnet.EventLoop, index int) *Shard {

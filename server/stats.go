@@ -50,14 +50,14 @@ var refusalStatuses = [...]int{400, 401, 403, 404, 405, 408, 426, 429, 431, 500,
 // Stats are the server's counters. Written by the loops with atomic adds,
 // read by anyone. Safe for concurrent use.
 type Stats struct {
-	Accepted  atomic.Int64 // TCP connections accepted
-	Open      atomic.Int64 // TCP connections currently open (handshaking or upgraded)
-	Upgraded  atomic.Int64 // sessions that completed the handshake
-	Sessions  atomic.Int64 // upgraded sessions currently open
-	FramesIn  atomic.Int64 // data and control frames received from clients
-	FramesOut atomic.Int64 // frames written to clients
-	BytesIn   atomic.Int64 // payload bytes received from clients (every frame)
-	BytesOut  atomic.Int64 // payload bytes written to clients (every frame)
+	Accepted atomic.Int64 // TCP connections accepted
+	Open     atomic.Int64 // TCP connections currently open (handshaking or upgraded)
+	Upgraded atomic.Int64 // sessions that completed the handshake
+	Sessions atomic.Int64 // upgraded sessions currently open
+	// Frames and payload bytes from and to clients are counted per shard
+	// (each loop writes its own cache line; see traffic) and summed here:
+	// FramesIn, FramesOut, BytesIn, BytesOut.
+	shards atomic.Pointer[[]*Shard]
 	// CloseTimeouts counts sessions cut because the client never answered
 	// our close frame (their reason stays what started the close).
 	CloseTimeouts atomic.Int64
@@ -120,3 +120,45 @@ func (s *Stats) Closed(reason CloseReason) int64 {
 	}
 	return s.closed[reason].Load()
 }
+
+// traffic is a shard's frame and byte counts toward and from its clients:
+// written by its loop alone on every frame, so it sits on cache lines of
+// its own (a counter all loops add to would move between cores on every
+// frame); read by anyone through Stats.
+type traffic struct {
+	_                   [64]byte
+	framesIn, framesOut atomic.Int64
+	bytesIn, bytesOut   atomic.Int64
+	_                   [64]byte
+}
+
+// add counts on the loop: one writer, so a load and a store, never a
+// locked read-modify-write.
+func add(c *atomic.Int64, n int64) { c.Store(c.Load() + n) }
+
+func (s *Stats) sum(field func(*traffic) *atomic.Int64) int64 {
+	p := s.shards.Load()
+	if p == nil {
+		return 0
+	}
+	var n int64
+	for _, sh := range *p {
+		n += field(&sh.traffic).Load()
+	}
+	return n
+}
+
+// FramesIn is the data and control frames received from clients. Safe
+// for concurrent use.
+func (s *Stats) FramesIn() int64 { return s.sum(func(t *traffic) *atomic.Int64 { return &t.framesIn }) }
+
+// FramesOut is the frames written to clients.
+func (s *Stats) FramesOut() int64 {
+	return s.sum(func(t *traffic) *atomic.Int64 { return &t.framesOut })
+}
+
+// BytesIn is the payload bytes received from clients (every frame).
+func (s *Stats) BytesIn() int64 { return s.sum(func(t *traffic) *atomic.Int64 { return &t.bytesIn }) }
+
+// BytesOut is the payload bytes written to clients (every frame).
+func (s *Stats) BytesOut() int64 { return s.sum(func(t *traffic) *atomic.Int64 { return &t.bytesOut }) }
