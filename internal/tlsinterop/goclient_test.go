@@ -22,40 +22,60 @@ import (
 // returns the connection's TLS state.
 func wssSession(t testing.TB, url string, cfg *tls.Config) tls.ConnectionState {
 	t.Helper()
+	res := wssSessionErr(url, cfg)
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	return res.state
+}
+
+type sessionResult struct {
+	state tls.ConnectionState
+	err   error
+}
+
+// wssSessionErr is wssSession for any goroutine: it returns what failed.
+func wssSessionErr(url string, cfg *tls.Config) sessionResult {
 	d := websocket.Dialer{TLSClientConfig: cfg, HandshakeTimeout: 5 * time.Second}
 	c, _, err := d.Dial(url, nil)
 	if err != nil {
-		t.Fatalf("dial %s: %v", url, err)
+		return sessionResult{err: fmt.Errorf("dial %s: %w", url, err)}
 	}
 	defer c.Close()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	roundTrip(t, c, websocket.TextMessage, []byte("héllo over wss"))
-	roundTrip(t, c, websocket.BinaryMessage, []byte{0, 1, 2, 0xfe, 0xff})
-	closeNormally(t, c)
-	return c.UnderlyingConn().(*tls.Conn).ConnectionState()
+	if err := roundTripErr(c, websocket.TextMessage, []byte("héllo over wss")); err != nil {
+		return sessionResult{err: err}
+	}
+	if err := roundTripErr(c, websocket.BinaryMessage, []byte{0, 1, 2, 0xfe, 0xff}); err != nil {
+		return sessionResult{err: err}
+	}
+	if err := closeNormallyErr(c); err != nil {
+		return sessionResult{err: err}
+	}
+	return sessionResult{state: c.UnderlyingConn().(*tls.Conn).ConnectionState()}
 }
 
-func roundTrip(t testing.TB, c *websocket.Conn, mt int, msg []byte) {
-	t.Helper()
+func roundTripErr(c *websocket.Conn, mt int, msg []byte) error {
 	if err := c.WriteMessage(mt, msg); err != nil {
-		t.Fatalf("write: %v", err)
+		return fmt.Errorf("write: %w", err)
 	}
 	gotType, got, err := c.ReadMessage()
 	if err != nil || gotType != mt || !bytes.Equal(got, msg) {
-		t.Fatalf("echo of %d bytes (type %d): got type %d, %d bytes, err %v", len(msg), mt, gotType, len(got), err)
+		return fmt.Errorf("echo of %d bytes (type %d): got type %d, %d bytes, err %v", len(msg), mt, gotType, len(got), err)
 	}
+	return nil
 }
 
-// closeNormally sends close 1000 and requires the server's 1000 back.
-func closeNormally(t testing.TB, c *websocket.Conn) {
-	t.Helper()
+// closeNormallyErr sends close 1000 and requires the server's 1000 back.
+func closeNormallyErr(c *websocket.Conn) error {
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if err := c.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, "bye")); err != nil {
-		t.Fatalf("write close: %v", err)
+		return fmt.Errorf("write close: %w", err)
 	}
 	if _, _, err := c.ReadMessage(); !websocket.IsCloseError(err, websocket.CloseNormalClosure) {
-		t.Fatalf("want the server's close 1000, got %v", err)
+		return fmt.Errorf("want the server's close 1000, got %v", err)
 	}
+	return nil
 }
 
 var versionNames = map[uint16]string{tls.VersionTLS12: "TLS 1.2", tls.VersionTLS13: "TLS 1.3"}

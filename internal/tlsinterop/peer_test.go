@@ -98,9 +98,20 @@ func (p *peer) send(t testing.TB, b []byte) {
 // from), and returns the offset just past it.
 func (p *peer) waitOut(t testing.TB, from int, what []byte, within time.Duration) int {
 	t.Helper()
+	return p.waitIn(t, p.out, "stdout", from, what, within)
+}
+
+// waitErr is waitOut on stderr.
+func (p *peer) waitErr(t testing.TB, from int, what []byte, within time.Duration) int {
+	t.Helper()
+	return p.waitIn(t, p.err, "stderr", from, what, within)
+}
+
+func (p *peer) waitIn(t testing.TB, b *lockedBuffer, name string, from int, what []byte, within time.Duration) int {
+	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		out := p.out.Bytes()
+		out := b.Bytes()
 		if from <= len(out) {
 			if i := bytes.Index(out[from:], what); i >= 0 {
 				return from + i + len(what)
@@ -108,15 +119,15 @@ func (p *peer) waitOut(t testing.TB, from int, what []byte, within time.Duration
 		}
 		select {
 		case <-p.done:
-			out = p.out.Bytes()
+			out = b.Bytes()
 			if from <= len(out) && bytes.Contains(out[from:], what) {
 				continue
 			}
-			t.Fatalf("%s exited (%v) before printing %q\n%s", p.name, p.wait, what, p.describe())
+			t.Fatalf("%s exited (%v) before printing %q on %s\n%s", p.name, p.wait, what, name, p.describe())
 		case <-time.After(5 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: %q not printed within %v\n%s", p.name, what, within, p.describe())
+			t.Fatalf("%s: %q not printed on %s within %v\n%s", p.name, what, name, within, p.describe())
 		}
 	}
 }
