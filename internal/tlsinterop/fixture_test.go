@@ -217,7 +217,8 @@ func need(t testing.TB, what string, err error) {
 	t.Skip(msg)
 }
 
-// lookTool is path if it is an executable file, else the PATH entry of name.
+// lookTool finds a peer's binary: the value of the environment variable
+// env if set, else def; a name without a slash is looked up in PATH.
 func lookTool(env, def string) (string, error) {
 	if p := os.Getenv(env); p != "" {
 		def = p

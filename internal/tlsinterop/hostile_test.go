@@ -208,6 +208,8 @@ func TestHostileTLS(t *testing.T) {
 
 	h.canary.close(t)
 	t.Logf("canary: %d round trips, the slowest %v", h.canary.rounds.Load(), time.Duration(h.canary.slow.Load()))
+	st := h.srv.Stats()
+	waitUntil(t, 5*time.Second, "no connection open", func() bool { return st.Open.Load() == 0 && st.Sessions.Load() == 0 })
 }
 
 // sessionCounts are the counters of one connection that completed its

@@ -33,7 +33,7 @@ type nodeResult struct {
 // 64 KiB (the server's default message limit, exactly), close 1000.
 func TestNodeWS(t *testing.T) {
 	t.Parallel()
-	node, err := lookTool("NODE", "node")
+	node, err := lookTool("WSGATE_INTEROP_NODE", "node")
 	need(t, "node", err)
 	modules := filepath.Join(interopCache(), "node_modules")
 	_, err = os.Stat(filepath.Join(modules, "ws", "package.json"))

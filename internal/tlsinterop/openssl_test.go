@@ -19,7 +19,7 @@ var sslVersions = []struct{ flag, name string }{{"-tls1_2", "TLSv1.2"}, {"-tls1_
 
 func needOpenSSL(t testing.TB) string {
 	t.Helper()
-	bin, err := lookTool("OPENSSL", "openssl")
+	bin, err := lookTool("WSGATE_INTEROP_OPENSSL", "openssl")
 	need(t, "the openssl command", err)
 	return bin
 }
