@@ -14,6 +14,7 @@
 //	                             server with another key refused (the control)
 //	TestNodeWS                   Node's ws package, TLS 1.2 and 1.3, 1 MiB in
 //	                             64 KiB fragments
+//	TestNodeWSThroughGateway     the same through the gateway, TLS 1.3
 //	TestPythonWebsockets         Python's websockets (Debian's
 //	                             python3-websockets), TLS 1.2 and 1.3, a
 //	                             fragmented message

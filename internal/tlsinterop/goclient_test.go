@@ -124,6 +124,32 @@ func TestGoClient(t *testing.T) {
 func TestGoClientThroughGateway(t *testing.T) {
 	t.Parallel()
 	p := newPKI(t)
+	gw, backend := startGateway(t, p)
+	url := "wss://" + gw.Server.TLSAddr() + "/through"
+	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
+		cfg := p.client(v)
+		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
+		for round := range 2 {
+			if st := wssSession(t, url, cfg); st.DidResume != (round == 1) {
+				t.Errorf("%s connection %d: DidResume %v", versionNames[v], round+1, st.DidResume)
+			}
+		}
+	}
+	waitCounts(t, gw.Server.Stats(), nil, counts{
+		"accepted": 4, "tls_handshakes": 4, "upgraded": 4, "closed/client_close": 4,
+		"frames_in": 12, "frames_out": 12,
+	})
+	// The backend saw the two data messages of each session.
+	if got := backend.Stats().Upgraded.Load(); got < 2 {
+		t.Errorf("the backend upgraded %d connections", got)
+	}
+}
+
+// startGateway starts an echo backend and the gateway in front of it,
+// built from flags as cmd/wsgate builds it (-tls-listen with the test
+// certificate, a pool of 2), and waits for its pool to fill.
+func startGateway(t testing.TB, p *pki) (*gateway.Gateway, *server.Server) {
+	t.Helper()
 	backend, err := server.New(server.Config{Addr: "127.0.0.1:0", Loops: 1})
 	if err != nil {
 		t.Fatal(err)
@@ -153,23 +179,5 @@ func TestGoClientThroughGateway(t *testing.T) {
 		}
 		return nil
 	})
-
-	url := "wss://" + gw.Server.TLSAddr() + "/through"
-	for _, v := range []uint16{tls.VersionTLS12, tls.VersionTLS13} {
-		cfg := p.client(v)
-		cfg.ClientSessionCache = tls.NewLRUClientSessionCache(4)
-		for round := range 2 {
-			if st := wssSession(t, url, cfg); st.DidResume != (round == 1) {
-				t.Errorf("%s connection %d: DidResume %v", versionNames[v], round+1, st.DidResume)
-			}
-		}
-	}
-	waitCounts(t, gw.Server.Stats(), nil, counts{
-		"accepted": 4, "tls_handshakes": 4, "upgraded": 4, "closed/client_close": 4,
-		"frames_in": 12, "frames_out": 12,
-	})
-	// The backend saw the two data messages of each session.
-	if got := backend.Stats().Upgraded.Load(); got < 2 {
-		t.Errorf("the backend upgraded %d connections", got)
-	}
+	return gw, backend
 }
