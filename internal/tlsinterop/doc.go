@@ -27,16 +27,17 @@
 //	                             hand-written upgrade and masked frames; New,
 //	                             then Reused with -sess_out / -sess_in
 //
-// Hostile (TestHostileTLS, one scenario at a time against one server with
-// a 1.5 s handshake timeout and 4 handshake slots): garbage, a truncated
-// ClientHello, a whole ClientHello then silence, connections past the
-// handshake slots, oversized records after the handshake, renegotiation
-// (openssl's R on TLS 1.2), key updates (openssl's k and K on TLS 1.3),
-// close_notify in the middle of a message. Each scenario requires that
-// its connection ended, counted under its reason and nothing else; that
-// the process's descriptors (/proc/self/fd) and goroutines (gnet's shared
-// worker pool aside) came back to their baseline; and that the canary, an
-// honest wss:// session on the same server, kept echoing throughout.
+// Hostile, one scenario at a time: TestHostileHandshakes (a server with a
+// 1.5 s handshake timeout) sends garbage, a truncated ClientHello, a whole
+// ClientHello then silence; TestHostileSessions (default timeouts) opens
+// connections past the 4 handshake slots, sends oversized records after
+// the handshake, renegotiates (openssl's R on TLS 1.2), updates keys
+// (openssl's k and K on TLS 1.3), sends close_notify in the middle of a
+// message. Each scenario requires that its connection ended, counted
+// under its reason and nothing else; that the process's descriptors
+// (/proc/self/fd) and goroutines (gnet's shared worker pool aside) came
+// back to their baseline; and that the canary, an honest wss:// session
+// on the same server, kept echoing throughout.
 //
 // TestMemoryAfterManySessions opens and closes 2,000 wss:// sessions and
 // requires the live heap after a collection within 1 MiB of its baseline.
@@ -52,5 +53,5 @@
 // The hostile and memory tests measure the whole process, so they do not
 // run in parallel; the interop tests do, after them. Run one with, e.g.:
 //
-//	go test -race -run 'TestHostileTLS/oversized_record' -v ./internal/tlsinterop
+//	go test -race -run 'TestHostileSessions/oversized_record' -v ./internal/tlsinterop
 package tlsinterop
