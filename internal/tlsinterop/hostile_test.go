@@ -53,6 +53,10 @@ func newHostile(t *testing.T, cfg server.Config) *hostile {
 	h.addr = h.srv.TLSAddr()
 	h.hello = map[uint16][]byte{tls.VersionTLS12: clientHello(t, h.p.client(tls.VersionTLS12)), tls.VersionTLS13: clientHello(t, h.p.client(tls.VersionTLS13))}
 	h.canary = startCanary(t, h.addr, h.p.client(0))
+	// The client has the 101 a moment before the server counts the
+	// session: every scenario's counters start after that.
+	st := h.srv.Stats()
+	waitUntil(t, 5*time.Second, "the canary's session counted", func() bool { return st.Sessions.Load() == 1 })
 	return h
 }
 
