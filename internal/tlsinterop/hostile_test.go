@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/wsgate/wsgate/internal/conformance"
+	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -56,7 +57,7 @@ func newHostile(t *testing.T, cfg server.Config) *hostile {
 	// The client has the 101 a moment before the server counts the
 	// session: every scenario's counters start after that.
 	st := h.srv.Stats()
-	waitUntil(t, 5*time.Second, "the canary's session counted", func() bool { return st.Sessions.Load() == 1 })
+	testutil.WaitFor(t, 5*time.Second, "the canary's session counted", func() bool { return st.Sessions.Load() == 1 })
 	return h
 }
 
@@ -65,7 +66,7 @@ func (h *hostile) finish() {
 	h.canary.close(h.t)
 	h.t.Logf("canary: %d round trips, the slowest %v", h.canary.rounds.Load(), time.Duration(h.canary.slow.Load()))
 	st := h.srv.Stats()
-	waitUntil(h.t, 5*time.Second, "no connection open", func() bool { return st.Open.Load() == 0 && st.Sessions.Load() == 0 })
+	testutil.WaitFor(h.t, 5*time.Second, "no connection open", func() bool { return st.Open.Load() == 0 && st.Sessions.Load() == 0 })
 }
 
 // TestHostileHandshakes: clients that never complete a TLS handshake.
@@ -134,7 +135,7 @@ func TestHostileSessions(t *testing.T) {
 			_, _ = c.Write(h.hello[tls.VersionTLS13][:20])
 			stalled = append(stalled, c)
 		}
-		waitUntil(t, 5*time.Second, "every handshake slot taken", func() bool { return h.srv.TLSHandshakesRunning() == hostileSlots })
+		testutil.WaitFor(t, 5*time.Second, "every handshake slot taken", func() bool { return h.srv.TLSHandshakesRunning() == hostileSlots })
 		// ...then each connection past them is closed at once, unread.
 		for range 8 {
 			c := dialTCP(t, h.addr)
@@ -233,7 +234,6 @@ func TestHostileSessions(t *testing.T) {
 			}
 		})
 	}
-
 }
 
 // sessionCounts are the counters of one connection that completed its
@@ -265,17 +265,6 @@ func (h *hostile) run(name string, want counts, scenario func(t *testing.T)) {
 
 func tlsName(v uint16) string {
 	return strings.ReplaceAll(strings.ToLower(tls.VersionName(v)), " ", "")
-}
-
-func waitUntil(t testing.TB, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func dialTCP(t testing.TB, addr string) net.Conn {
