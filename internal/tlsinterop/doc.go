@@ -39,6 +39,10 @@
 // back to their baseline; and that the canary, an honest wss:// session
 // on the same server, kept echoing throughout.
 //
+// TestCloseNotifyBeforeTCPClose requires close_notify before the server
+// closes TCP, however a session ends (a close handshake either way, a
+// protocol error, a refused upgrade; directly and through the gateway).
+//
 // TestMemoryAfterManySessions opens and closes 2,000 wss:// sessions and
 // requires the live heap after a collection within 1 MiB of its baseline.
 //
