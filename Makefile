@@ -29,7 +29,7 @@ run-echo: build
 
 # Every test, race detector on; the fuzz targets run their seed corpora.
 # PostgreSQL (for the live-configuration tests) is started first.
-test: vet pg-up browser-deps
+test: vet pg-up browser-deps interop-deps
 	WSGATE_TEST_PG="$$(scripts/pg-up.sh)" $(GO) test -race -count=1 -timeout 8m ./...
 
 # The local PostgreSQL 15 cluster with the wsgate_test database.
@@ -55,6 +55,8 @@ bench-codec:
 -include loadtest/loadtest.mk
 # The admin endpoint's targets (browser-deps: Chromium for the status-page test).
 -include admin/admin.mk
+# The TLS interop tests' targets (interop-deps: the peers they drive).
+-include internal/tlsinterop/interop.mk
 
 # The service: binary, systemd unit, documentation, and an example
 # configuration unless one exists (run as root; DESTDIR for packaging).
