@@ -234,6 +234,14 @@ func (c *Conn) OnOpen(gc gnet.Conn) {
 	sh.Signal()
 }
 
+// CloseNotify sends a wss:// connection's close_notify before gnet closes
+// it (a callback returning gnet.Close). Loop-only.
+func (c *Conn) CloseNotify() {
+	if t, ok := c.gc.(*looptls.Conn); ok {
+		t.CloseNotify()
+	}
+}
+
 // readEarly reads what arrived with a TLS connection's handshake (the
 // backend's first frames behind its 101): it sits decrypted, or in
 // crypto/tls's buffer, where no readable event announces it. Whoever

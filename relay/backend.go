@@ -132,6 +132,10 @@ func clientCloseCode(code ws.StatusCode) ws.StatusCode {
 	return codec.CloseInternalError
 }
 
+// CloseNotify: the connection is closing after this callback (see
+// pool.Conn.CloseNotify).
+func (d *backendSide) CloseNotify() { d.c.CloseNotify() }
+
 // OnClose: the backend connection ended under the session (TCP lost, or
 // gnet closed it after a failed write).
 func (d *backendSide) OnClose(err error) {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/wsgate/wsgate/codec"
 	"github.com/wsgate/wsgate/internal/iplimit"
+	"github.com/wsgate/wsgate/internal/looptls"
 	"github.com/wsgate/wsgate/internal/proxyproto"
 	"github.com/wsgate/wsgate/internal/ratelog"
 )
@@ -495,9 +496,17 @@ func (s *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	defer s.recoverCallback(c, "OnTraffic", &action)
 	switch ctx := c.Context().(type) {
 	case *Session:
-		return ctx.onTraffic()
+		action = ctx.onTraffic()
+		if t, ok := ctx.conn.(*looptls.Conn); ok && action == gnet.Close {
+			t.CloseNotify() // gnet closes the raw connection: TLS must say goodbye first
+		}
+		return action
 	case ConnHandler:
-		return ctx.OnTraffic()
+		action = ctx.OnTraffic()
+		if n, ok := ctx.(interface{ CloseNotify() }); ok && action == gnet.Close {
+			n.CloseNotify()
+		}
+		return action
 	default:
 		_, _ = c.Discard(-1)
 		return gnet.None

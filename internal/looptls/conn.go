@@ -23,6 +23,7 @@ type Conn struct {
 	err       error       // the read side's end (close_notify, an alert): sticky
 	onError   func(error) // told once of err
 	closed    bool        // Close was called
+	notified  bool        // close_notify went out
 }
 
 // Handshaken is a connection whose handshake completed off the loop, on
@@ -93,7 +94,7 @@ func (c *Conn) readEnded(err error) {
 		c.onError(err)
 	}
 	if errors.Is(err, io.EOF) {
-		_ = c.tls.CloseWrite() // close_notify in answer
+		c.CloseNotify() // in answer
 	}
 	_ = c.Conn.Close()
 }
@@ -169,11 +170,22 @@ func (c *Conn) OutboundBuffered() int { return c.Conn.OutboundBuffered() + len(c
 // Close sends close_notify and closes the connection.
 func (c *Conn) Close() error {
 	if !c.closed {
-		_ = c.tls.CloseWrite()
-		_ = c.shim.flush()
+		c.CloseNotify()
 		c.Gone()
 	}
 	return c.Conn.Close()
+}
+
+// CloseNotify sends close_notify (once): for a callback about to return
+// gnet.Close, which closes the raw connection without a word (gnet writes
+// what is queued first).
+func (c *Conn) CloseNotify() {
+	if c.closed || c.notified {
+		return
+	}
+	c.notified = true
+	_ = c.tls.CloseWrite()
+	_ = c.shim.flush()
 }
 
 // Gone is gnet's OnClose reaching the connection: nothing is written to

@@ -129,10 +129,10 @@ func readCounts(st *server.Stats) counts {
 		"open":            st.Open.Load(),
 		"sessions":        st.Sessions.Load(),
 		"tls_read_errors": st.TLSReadErrors.Load(),
-		"frames_in":       st.FramesIn.Load(),
-		"frames_out":      st.FramesOut.Load(),
-		"bytes_in":        st.BytesIn.Load(),
-		"bytes_out":       st.BytesOut.Load(),
+		"frames_in":       st.FramesIn(),
+		"frames_out":      st.FramesOut(),
+		"bytes_in":        st.BytesIn(),
+		"bytes_out":       st.BytesOut(),
 	}
 	for i, name := range server.TLSFailureNames() {
 		c["tls_failed/"+name] = st.TLSFailures(server.TLSFailure(i))
