@@ -26,6 +26,11 @@
 //	TestOpenSSLClient            openssl s_client, TLS 1.2 and 1.3, a
 //	                             hand-written upgrade and masked frames; New,
 //	                             then Reused with -sess_out / -sess_in
+//	TestChromiumSubprotocolThroughGateway
+//	                             Chromium offering a subprotocol over wss://
+//	                             through the gateway to a backend that
+//	                             requires it: the 101 names what the backend
+//	                             agreed to; offering none is refused (400)
 //
 // Hostile, one scenario at a time: TestHostileHandshakes (a server with a
 // 1.5 s handshake timeout) sends garbage, a truncated ClientHello, a whole

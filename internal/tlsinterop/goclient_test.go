@@ -150,7 +150,15 @@ func TestGoClientThroughGateway(t *testing.T) {
 // certificate, a pool of 2), and waits for its pool to fill.
 func startGateway(t testing.TB, p *pki) (*gateway.Gateway, *server.Server) {
 	t.Helper()
-	backend, err := server.New(server.Config{Addr: "127.0.0.1:0", Loops: 1})
+	return startGatewayWith(t, p, server.Config{})
+}
+
+// startGatewayWith is startGateway with the backend's configuration (an
+// echo server on a free port, one loop) and more gateway flags.
+func startGatewayWith(t testing.TB, p *pki, backendCfg server.Config, extra ...string) (*gateway.Gateway, *server.Server) {
+	t.Helper()
+	backendCfg.Addr, backendCfg.Loops = "127.0.0.1:0", 1
+	backend, err := server.New(backendCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,6 +168,7 @@ func startGateway(t testing.TB, p *pki) (*gateway.Gateway, *server.Server) {
 	t.Cleanup(backend.Stop)
 	args := []string{"-listen", "127.0.0.1:0", "-tls-listen", "127.0.0.1:0", "-tls-cert", p.certFile, "-tls-key", p.keyFile,
 		"-pool-size", "2", "-backend", "ws://" + backend.Addr() + "/"}
+	args = append(args, extra...)
 	opts, warnings, err := gateway.ParseArgs(args)
 	if err != nil || len(warnings) > 0 {
 		t.Fatalf("flags %q: %v %s", args, err, strings.Join(warnings, "; "))
