@@ -165,7 +165,7 @@ func (c *Conn) Writev(bs [][]byte) (int, error) {
 }
 
 // OutboundBuffered is the ciphertext gnet has not written yet.
-func (c *Conn) OutboundBuffered() int { return c.Conn.OutboundBuffered() + len(c.shim.pending) }
+func (c *Conn) OutboundBuffered() int { return c.Conn.OutboundBuffered() + c.shim.pendingLen() }
 
 // Close sends close_notify and closes the connection.
 func (c *Conn) Close() error {
@@ -193,7 +193,7 @@ func (c *Conn) CloseNotify() {
 // its buffers go back to their pools.
 func (c *Conn) Gone() {
 	c.closed = true
-	c.shim.pending = nil
+	c.shim.drop()
 	if c.err == nil {
 		c.err = net.ErrClosed
 	}

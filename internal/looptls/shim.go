@@ -5,14 +5,15 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/valyala/bytebufferpool"
 )
 
 // Shim is the net.Conn a crypto/tls.Conn sits on: the TCP connection
 // itself during the handshake, the loop's gnet.Conn after Attach.
 type Shim struct {
-	tcp     net.Conn  // handshake mode: blocking reads and writes
-	loop    gnet.Conn // loop mode, once attached
-	pending []byte    // records written in loop mode, not yet handed to gnet (see flush)
+	tcp     net.Conn                   // handshake mode: blocking reads and writes
+	loop    gnet.Conn                  // loop mode, once attached
+	pending *bytebufferpool.ByteBuffer // records written in loop mode, not yet handed to gnet (see flush); nil when none
 }
 
 // NewShim returns a shim over tcp, in handshake mode.
@@ -55,23 +56,39 @@ func (s *Shim) Write(p []byte) (int, error) {
 	if s.loop == nil {
 		return s.tcp.Write(p)
 	}
-	s.pending = append(s.pending, p...)
+	if s.pending == nil {
+		s.pending = bytebufferpool.Get()
+	}
+	s.pending.B = append(s.pending.B, p...)
 	return len(p), nil
 }
 
-// flush hands the gathered records to gnet. The error is gnet's (it closed
-// the connection).
+// flush hands the gathered records to gnet (which copies what the socket
+// does not take at once) and gives the buffer back to its pool: an idle
+// session holds none. The error is gnet's (it closed the connection).
 func (s *Shim) flush() error {
-	if len(s.pending) == 0 {
+	if s.pending == nil {
 		return nil
 	}
-	_, err := s.loop.Write(s.pending)
-	if cap(s.pending) > 64<<10 {
-		s.pending = nil // a burst's buffer is not kept by an idle session
-	} else {
-		s.pending = s.pending[:0]
-	}
+	_, err := s.loop.Write(s.pending.B)
+	s.drop()
 	return err
+}
+
+// drop gives the gathered records' buffer back, unwritten.
+func (s *Shim) drop() {
+	if s.pending != nil {
+		bytebufferpool.Put(s.pending)
+		s.pending = nil
+	}
+}
+
+// pendingLen is how many gathered bytes wait for flush.
+func (s *Shim) pendingLen() int {
+	if s.pending == nil {
+		return 0
+	}
+	return len(s.pending.B)
 }
 
 // Close closes the TCP connection in handshake mode (a failed or timed
