@@ -16,12 +16,17 @@ build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/wsgate ./cmd/wsgate
 	$(GO) build -o $(BIN)/devcert ./cmd/devcert
 
-# The gateway on $(LISTEN) in front of three echo backends; Ctrl-C stops all.
-# TLS=1: also wss:// on $(TLS_LISTEN), backends over wss://, with a
-# throwaway CA in .demo/tls (the script prints how to trust it).
-TLS_LISTEN ?= 127.0.0.1:8443
+# The gateway on $(LISTEN) in front of three echo backends on
+# $(BACKEND_PORTS), its admin endpoint (status page, metrics) on $(ADMIN);
+# Ctrl-C stops all. TLS=1: also wss:// on $(TLS_LISTEN), backends over
+# wss://, with a throwaway CA in .demo/tls (the script prints how to trust
+# it). Other ports: make run LISTEN=127.0.0.1:18080 ADMIN=127.0.0.1:18081 BACKEND_PORTS='19001 19002 19003'
+TLS_LISTEN    ?= 127.0.0.1:8443
+ADMIN         ?= 127.0.0.1:8081
+BACKEND_PORTS ?= 9001 9002 9003
 run: build
-	LISTEN=$(LISTEN) TLS=$(TLS) TLS_LISTEN=$(TLS_LISTEN) WSGATE_BIN=$(BIN)/wsgate DEVCERT_BIN=$(BIN)/devcert scripts/run-demo.sh
+	LISTEN=$(LISTEN) ADMIN=$(ADMIN) BACKEND_PORTS="$(BACKEND_PORTS)" TLS=$(TLS) TLS_LISTEN=$(TLS_LISTEN) \
+	  WSGATE_BIN=$(BIN)/wsgate DEVCERT_BIN=$(BIN)/devcert scripts/run-demo.sh
 
 # Just the endpoint in echo mode on $(LISTEN).
 run-echo: build

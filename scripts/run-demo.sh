@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Starts three echo backends and the gateway in front of them, in the
 # foreground; Ctrl-C (or SIGTERM) stops all four. Used by `make run`.
+# Environment: LISTEN (gateway, 127.0.0.1:8080), ADMIN (its admin endpoint,
+# 127.0.0.1:8081), BACKEND_PORTS ("9001 9002 9003"), POOL_SIZE (30), TLS=1
+# with TLS_LISTEN (127.0.0.1:8443) and TLS_DIR (.demo/tls).
 set -euo pipefail
 bin=${WSGATE_BIN:-bin/wsgate}
 listen=${LISTEN:-127.0.0.1:8080}
@@ -33,7 +36,8 @@ for port in "${ports[@]}"; do
 	pids+=($!)
 	args+=(-backend "$scheme://127.0.0.1:$port/")
 done
-echo "demo: echo backends on $scheme://127.0.0.1:{${ports[*]}}; gateway on ws://$listen/${TLS:+ and wss://${TLS_LISTEN:-127.0.0.1:8443}/} (Ctrl-C stops everything)"
-setsid "$bin" -listen "$listen" "${args[@]}" -pool-size "${POOL_SIZE:-30}" -admin "${ADMIN:-127.0.0.1:8081}" &
+admin=${ADMIN:-127.0.0.1:8081}
+echo "demo: echo backends on $scheme://127.0.0.1:{${ports[*]}}; gateway on ws://$listen/${TLS:+ and wss://${TLS_LISTEN:-127.0.0.1:8443}/}; status page on http://$admin/ (Ctrl-C stops everything)"
+setsid "$bin" -listen "$listen" "${args[@]}" -pool-size "${POOL_SIZE:-30}" -admin "$admin" &
 gw=$!
 wait "$gw" || true
