@@ -46,10 +46,14 @@ vet:
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-# Coverage-guided fuzzing of every parser, $(FUZZTIME) each.
+# Coverage-guided fuzzing of every parser (frames, handshakes, tokens,
+# PROXY headers, the per-IP limiter), $(FUZZTIME) each.
+FUZZPKGS := ./codec ./internal/jwtauth ./internal/proxyproto ./internal/iplimit
 fuzz:
-	@for f in $$($(GO) test -list '^Fuzz' ./codec | grep '^Fuzz'); do \
-	  echo "== $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) ./codec || exit 1; \
+	@for p in $(FUZZPKGS); do \
+	  for f in $$($(GO) test -list '^Fuzz' $$p | grep '^Fuzz'); do \
+	    echo "== $$p $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$p || exit 1; \
+	  done; \
 	done
 
 # Micro-benchmarks of the codec (frame header parse/encode, handshake).

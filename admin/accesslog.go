@@ -68,7 +68,7 @@ func (a *AccessLog) Log(rec *server.SessionRecord) {
 // drops those.
 func Abnormal(rec *server.SessionRecord) bool {
 	switch rec.Reason {
-	case server.ReasonClientClose, server.ReasonServerClose, server.ReasonShutdown, server.ReasonBackendLost:
+	case server.ReasonClientClose, server.ReasonServerClose, server.ReasonShutdown, server.ReasonBackendLost, server.ReasonBackendClose:
 	default:
 		return true
 	}

@@ -35,6 +35,7 @@ type serverCollector struct {
 	tlsReadErrors, tlsReloads, tlsExpiry        *prometheus.Desc
 	authFailures, jwtReloads                    *prometheus.Desc
 	proxyFailures, ipRefused, ipTracked         *prometheus.Desc
+	ipUntracked                                 *prometheus.Desc
 }
 
 func newServerCollector(a *Admin) *serverCollector {
@@ -74,6 +75,7 @@ func newServerCollector(a *Admin) *serverCollector {
 		proxyFailures:  desc("wsgate_proxy_protocol_failures_total", "Connections refused for their PROXY header: untrusted (not from -proxy-protocol-from), missing, malformed.", "reason"),
 		ipRefused:      desc("wsgate_ip_limit_refusals_total", "Connections refused by the per-IP limits: conns (-max-conns-per-ip), rate (-session-rate-per-ip).", "reason"),
 		ipTracked:      desc("wsgate_ip_limit_tracked", "Client addresses the per-IP limiter tracks now."),
+		ipUntracked:    desc("wsgate_ip_limit_untracked_total", "Connections admitted without per-IP tracking because the limiter's table was full (an address spray)."),
 	}
 }
 
@@ -83,7 +85,7 @@ func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.acceptEMFILE, c.enrollFailures, c.panics, c.logDropped, c.failed, c.buildInfo,
 		c.pausedNow, c.pauses, c.pausedSeconds, c.stalls,
 		c.tlsHandshakes, c.tlsFailures, c.tlsRunning, c.tlsReadErrors, c.tlsReloads, c.tlsExpiry,
-		c.authFailures, c.jwtReloads, c.proxyFailures, c.ipRefused, c.ipTracked} {
+		c.authFailures, c.jwtReloads, c.proxyFailures, c.ipRefused, c.ipTracked, c.ipUntracked} {
 		ch <- d
 	}
 }
@@ -135,6 +137,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(c.ipRefused, ip.RefusedConns, "conns")
 			counter(c.ipRefused, ip.RefusedRate, "rate")
 			gauge(c.ipTracked, ip.Entries)
+			counter(c.ipUntracked, ip.Untracked)
 		}
 		if srv.TLSAddr() != "" {
 			counter(c.tlsHandshakes, st.TLSHandshakes.Load())

@@ -758,7 +758,7 @@ func (s *Session) logEnd(fields ...zap.Field) {
 	}
 	if ce := srv.log.Check(zap.InfoLevel, "session ended"); ce != nil {
 		fields = append(fields,
-			zap.Uint64("session", s.id),
+			zap.String("session", SessionID(s.id)), // as in session_start and the access log
 			zap.Stringer("reason", s.reason),
 			zap.String("client", addrString(s.RemoteAddr())),
 			zap.Int64("suppressed", dropped))

@@ -68,7 +68,9 @@ func runCheck(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		return fail(err)
 	}
-	srv, err := opts.Server.WithDefaults()
+	gwCfg := opts.Server
+	gwCfg.Gateway = true // two descriptors a session, as gateway.New counts them
+	srv, err := gwCfg.WithDefaults()
 	if err != nil {
 		return fail(err)
 	}
@@ -107,9 +109,11 @@ type effectiveConfig struct {
 }
 
 type effectiveGroup struct {
-	Name     string             `yaml:"name"`
-	Balance  string             `yaml:"balance"`
-	Backends []effectiveBackend `yaml:"backends"`
+	Name                string             `yaml:"name"`
+	Balance             string             `yaml:"balance"`
+	Subprotocols        []string           `yaml:"subprotocols,omitempty"`
+	SubprotocolRequired bool               `yaml:"subprotocol_required,omitempty"`
+	Backends            []effectiveBackend `yaml:"backends"`
 }
 
 type effectiveBackend struct {
@@ -159,7 +163,7 @@ func effective(srv server.Config, opts gateway.Options, snap *config.Snapshot) e
 			balance = pool.BalancerNames[0]
 		}
 		index[g.Name] = len(e.Groups)
-		e.Groups = append(e.Groups, effectiveGroup{Name: g.Name, Balance: balance})
+		e.Groups = append(e.Groups, effectiveGroup{Name: g.Name, Balance: balance, Subprotocols: g.Subprotocols, SubprotocolRequired: g.SubprotocolRequired})
 	}
 	for _, st := range snap.Backends {
 		maxConns := "none"

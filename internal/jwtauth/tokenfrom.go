@@ -78,12 +78,16 @@ func isQueryParam(name string) bool {
 // token is the client's credential, not something for a backend or a log
 // line. The other parameters keep their order.
 func StripToken(query string) string {
-	if !strings.Contains(query, QueryParam) {
+	if !strings.Contains(query, QueryParam) && !strings.Contains(query, "%") {
 		return query
 	}
 	var kept []string
 	for _, kv := range strings.Split(query, "&") {
-		if name, _, _ := strings.Cut(kv, "="); name != QueryParam {
+		name, _, _ := strings.Cut(kv, "=")
+		if decoded, err := url.QueryUnescape(name); err == nil {
+			name = decoded // TokenFrom reads "acc%65ss_token" too
+		}
+		if name != QueryParam {
 			kept = append(kept, kv)
 		}
 	}

@@ -86,3 +86,25 @@ func FuzzTokenFromQuery(f *testing.F) {
 		}
 	})
 }
+
+// StripToken drops every parameter TokenFrom could read the token from,
+// however its name is spelled, and keeps the others in order.
+func TestStripToken(t *testing.T) {
+	for query, want := range map[string]string{
+		"":                                   "",
+		"lang=en":                            "lang=en",
+		"access_token=abc":                   "",
+		"lang=en&access_token=abc&q=1":       "lang=en&q=1",
+		"acc%65ss_token=abc&lang=en":         "lang=en",
+		"access%5Ftoken=abc":                 "",
+		"x=%41&access_token=abc":             "x=%41",
+		"not_access_token=1&access_tokenx=2": "not_access_token=1&access_tokenx=2",
+	} {
+		if got := StripToken(query); got != want {
+			t.Errorf("StripToken(%q) = %q, want %q", query, got, want)
+		}
+		if tok, ok := TokenFrom("", StripToken(query)); ok {
+			t.Errorf("%q: a token survives stripping: %q", query, tok)
+		}
+	}
+}
