@@ -1,13 +1,18 @@
 package gateway_test
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
+	"io"
+	"net"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/gobwas/ws/wsutil"
 	"github.com/gorilla/websocket"
 
 	"github.com/wsgate/wsgate/internal/conformance"
@@ -239,4 +244,78 @@ func TestValidMessageThenProtocolError(t *testing.T) {
 	c.Write(both)
 	c.ExpectMessage(conformance.OpText, []byte("hello"))
 	c.ExpectFail(conformance.CloseProtocolError, 2*time.Second)
+}
+
+// TestBackendWritesBeforeReading: a backend that finishes a long write
+// before it reads again (one goroutine, blocking writes), while its client
+// has filled the queue toward it: the gateway keeps reading the backend
+// (its client reads), so the backend's write completes, it reads again,
+// and nothing stalls. Pausing the backend because of the queue toward it
+// would make each wait for the other until the stall timeout.
+func TestBackendWritesBeforeReading(t *testing.T) {
+	const burst, burstSize = 64, 128 << 10 // 8 MiB from the backend, more than any socket buffers
+	const n, size = 64, 16 << 10           // 1 MiB from the client against a 64 KiB window
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	begin := make(chan struct{})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				r := bufio.NewReader(c)
+				if rawbackend.Handshake(c, r, nil) != nil {
+					return
+				}
+				<-begin
+				for i := 0; i < burst; i++ {
+					if wsutil.WriteServerBinary(c, numbered(i, burstSize)) != nil {
+						return
+					}
+				}
+				rw := struct {
+					io.Reader
+					io.Writer
+				}{r, c}
+				for i := 0; i < n; i++ {
+					p, err := wsutil.ReadClientBinary(rw)
+					if err != nil || !bytes.Equal(p, numbered(i, size)) {
+						return
+					}
+				}
+				_ = wsutil.WriteServerText(c, []byte("read them all"))
+			}()
+		}
+	}()
+	g := startGatewayArgs(t, "-loops", "1", "-pool-size", "1", "-flow-window", "65536", "-stall-timeout", "3s", "-backend", backendURL(ln.Addr().String()))
+	c := dial(t, g.url("/"), nil)
+	defer c.Close()
+	go func() {
+		for i := 0; i < n; i++ {
+			if c.WriteMessage(websocket.BinaryMessage, numbered(i, size)) != nil {
+				return
+			}
+		}
+	}()
+	testutil.CheckFor(t, 10*time.Second, func() error {
+		if g.Server.Stats().Pauses.Load() == 0 {
+			return errors.New("the client was never paused")
+		}
+		return nil
+	})
+	close(begin)
+	c.SetReadLimit(burstSize)
+	if err := readNumbered(c, burst, burstSize, 0); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Second))
+	if _, p, err := c.ReadMessage(); err != nil || string(p) != "read them all" {
+		t.Fatalf("the backend's last message: %q, %v", p, err)
+	}
 }

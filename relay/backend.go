@@ -16,6 +16,10 @@ import (
 type backendSide struct {
 	b *binding
 	c *pool.Conn
+	// pongBound: paused because pongs piled up toward a backend that
+	// pings and does not read (see onPiece); it then resumes only once
+	// its own queue drained too.
+	pongBound bool
 }
 
 // current reports whether this side's connection is still the session's.
@@ -74,8 +78,11 @@ func (d *backendSide) relay() {
 		if !d.onPiece(pc) {
 			break
 		}
-		if gc.OutboundBuffered() > sh.High() || client.OutboundBuffered()+w.Pending(client) > sh.High() {
-			sh.Pause(gc, d) // resumes once both queues drained
+		// Only the client's queue pauses the backend. Its own queue (what
+		// the client sent) must not: a backend that writes before it reads
+		// again would then wait for us while we wait for it.
+		if client.OutboundBuffered()+w.Pending(client) > sh.High() {
+			sh.Pause(gc, d) // resumes once the client's queue drained
 			break
 		}
 	}
@@ -90,7 +97,18 @@ func (d *backendSide) onPiece(pc codec.Piece) bool {
 	b, c := d.b, d.c
 	switch pc.Header.OpCode {
 	case ws.OpPing:
-		return c.Pong(pc.Payload) == nil
+		if c.Pong(pc.Payload) != nil {
+			return false
+		}
+		// The client's data stops at about High + a piece (the client is
+		// paused); past that, the queue is pongs to a backend that pings
+		// and does not read: stop reading it until it does.
+		if sh := b.s.Shard(); c.Gnet().OutboundBuffered() > 2*sh.High()+pieceMax {
+			d.pongBound = true
+			sh.Pause(c.Gnet(), d)
+			return false
+		}
+		return true
 	case ws.OpPong:
 		return true
 	case ws.OpClose:
@@ -157,14 +175,20 @@ func (d *backendSide) LeaseEnded(code ws.StatusCode, reason string) {
 }
 
 // MayResume: the backend connection is read again once the client's queue
-// and its own are below the low watermark.
+// is below the low watermark (and its own, if pongs paused it).
 func (d *backendSide) MayResume() bool {
 	sh := d.b.s.Shard()
-	return d.b.s.Conn().OutboundBuffered() < sh.Low() && d.c.Gnet().OutboundBuffered() < sh.Low()
+	if d.b.s.Conn().OutboundBuffered() >= sh.Low() {
+		return false
+	}
+	return !d.pongBound || d.c.Gnet().OutboundBuffered() < sh.Low()
 }
 
 // Resumed relays what stayed buffered while paused.
-func (d *backendSide) Resumed() { d.readBuffered() }
+func (d *backendSide) Resumed() {
+	d.pongBound = false
+	d.readBuffered()
+}
 
 // Stalled: a queue did not drain for the stall timeout. If it is the
 // client's, the client stopped reading (1008); if it is the backend's own
