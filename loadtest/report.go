@@ -110,6 +110,12 @@ func WriteTable(w io.Writer, results []*Result) {
 	proxyRow("proxy CPU per session setup", func(r *Result) string {
 		return fmt.Sprintf("%.0f µs", r.Sessions.ProxyCPUPerSession)
 	})
+	row("backends CPU per session setup", func(r *Result) string {
+		if !r.Backends.Measured {
+			return "— (not ours)"
+		}
+		return fmt.Sprintf("%.0f µs", r.Sessions.BackendsCPUPerSession)
+	})
 	if results[0].TLS != nil {
 		row("TLS negotiated (version, cipher, key exchange)", func(r *Result) string {
 			if r.TLS == nil || r.TLS.CipherSuite == "" {

@@ -38,6 +38,10 @@ type SessionResult struct {
 	// so the relaying of those that came back before the last dial ended
 	// is in it too; at a positive rate sending starts after it.
 	ProxyCPUPerSession float64 `json:"proxy_cpu_per_session_us"`
+	// BackendsCPUPerSession is the same for the backends: the upgrades of
+	// a proxy that dials a backend per session (nginx) are here; a pooled
+	// proxy's backends did theirs before the baseline.
+	BackendsCPUPerSession float64 `json:"backends_cpu_per_session_us"`
 }
 
 // TrafficResult is about the measured window.

@@ -244,6 +244,9 @@ wait:
 	if opened > 0 && !r.tgt.group.empty() {
 		res.Sessions.ProxyCPUPerSession = float64((connected.Proxy.CPU - baseline.Proxy.CPU).Microseconds()) / float64(opened)
 	}
+	if opened > 0 && r.backends != nil {
+		res.Sessions.BackendsCPUPerSession = float64((connected.Backends.CPU - baseline.Backends.CPU).Microseconds()) / float64(opened)
+	}
 	if opened == 0 {
 		return fmt.Errorf("no session opened: %s", describeCounts(gen.dialErrs.snapshot()))
 	}
