@@ -50,7 +50,7 @@ func renderChart(w io.Writer, results []*Result) {
 	fmt.Fprintf(w, `<rect width="100%%" height="100%%" fill="white"/>`+"\n")
 	title, detail := "loadtest", ""
 	if len(results) > 0 {
-		title, detail, _ = strings.Cut(describeScenario(results[0].Scenario), ": ")
+		title, detail, _ = strings.Cut(describeResults(results), ": ")
 	}
 	fmt.Fprintf(w, `<text x="%d" y="18" font-size="14" font-weight="bold" %s>%s</text>`+"\n", marginLeft, chartFont, html.EscapeString(title))
 	fmt.Fprintf(w, `<text x="%d" y="34" font-size="11" %s>%s</text>`+"\n", marginLeft, chartFont, html.EscapeString(detail))

@@ -21,6 +21,7 @@ proxy's CPU and memory (from /proc), next to its own CPU use.
 usage:
   loadtest [flags]                       run a scenario against one proxy
   loadtest -compare wsgate,goroutine,nginx,direct [flags]
+  loadtest -compare wsgate,nginx -tls [flags]   clients over wss:// to the front
   loadtest goroutine-proxy [flags]       run the goroutine baseline proxy
 
 scenarios (-scenario NAME; flags given next to it override its values):
@@ -40,6 +41,8 @@ type cliFlags struct {
 	wsgateBin, wsgateArgs, nginxBin    string
 	logDir, selfProfile, replot        string
 	quiet                              bool
+	tls                                bool     // clients speak wss:// to the front
+	tlsVersion, tlsGroups              string   // with tls
 	s                                  Scenario // overrides, applied if set
 }
 
@@ -84,7 +87,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		}
 		defer stop()
 	}
-	fmt.Fprintf(stderr, "%s\n", describeScenario(o.Scenario))
+	tlsVersion := ""
+	if o.TLS != nil {
+		tlsVersion = o.TLS.versionName()
+	}
+	fmt.Fprintf(stderr, "%s\n", describeScenario(o.Scenario, tlsVersion))
 	results := Run(o)
 
 	code = exitCode(results)
@@ -185,6 +192,9 @@ func (f *cliFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&f.wsgateBin, "wsgate", "bin/wsgate", "the wsgate binary (gateway and echo backends)")
 	fs.StringVar(&f.wsgateArgs, "wsgate-args", "", "extra flags for the wsgate gateway, space-separated")
 	fs.StringVar(&f.nginxBin, "nginx", "", "the nginx binary (default: from PATH or /usr/sbin/nginx)")
+	fs.BoolVar(&f.tls, "tls", false, "clients speak wss:// to the front (wsgate, nginx; backends stay ws://), verified against a throwaway CA and P-256 certificate for 127.0.0.1")
+	fs.StringVar(&f.tlsVersion, "tls-version", "1.3", "with -tls: the one TLS version clients offer and the fronts accept (1.2 or 1.3)")
+	fs.StringVar(&f.tlsGroups, "tls-groups", DefaultTLSGroups, "with -tls: key exchanges the clients offer, comma-separated (x25519, p256, p384, x25519mlkem768; in TLS 1.2 include p256, the certificate's curve)")
 	fs.StringVar(&f.logDir, "logdir", "", "keep the processes' logs and generated configs here (default: a temporary folder, removed unless a run failed)")
 	fs.BoolVar(&f.quiet, "quiet", false, "no live line")
 	fs.StringVar(&f.selfProfile, "self-profile", "", "write a CPU profile of the load generator itself (whole invocation) to FILE")
@@ -243,6 +253,14 @@ func (f *cliFlags) options(fs *flag.FlagSet) (Options, error) {
 			}
 		}
 	}
+	var tlsOpts *TLSOptions
+	if f.tls {
+		if tlsOpts, err = ParseTLSOptions(f.tlsVersion, f.tlsGroups); err != nil {
+			return Options{}, err
+		}
+	} else if set := flagsSet(fs); set["tls-version"] || set["tls-groups"] {
+		return Options{}, errors.New("loadtest: -tls-version and -tls-groups need -tls")
+	}
 	needWsgate := false
 	for _, k := range kinds {
 		if !validKind(k) {
@@ -250,6 +268,9 @@ func (f *cliFlags) options(fs *flag.FlagSet) (Options, error) {
 		}
 		if k == KindURL && f.url == "" {
 			return Options{}, errors.New("loadtest: -proxy url needs -url ws://host:port/path")
+		}
+		if f.tls && !tlsKind(k) {
+			return Options{}, fmt.Errorf("loadtest: -tls: %s has no TLS listener here; -tls runs wsgate and nginx only", k)
 		}
 		if k != KindURL {
 			needWsgate = true // the echo backends are wsgate
@@ -271,7 +292,15 @@ func (f *cliFlags) options(fs *flag.FlagSet) (Options, error) {
 		WsgateArgs: strings.Fields(f.wsgateArgs),
 		LogDir:     f.logDir,
 		PprofDir:   f.pprof,
+		TLS:        tlsOpts,
 	}, nil
+}
+
+// flagsSet names the flags given on the command line.
+func flagsSet(fs *flag.FlagSet) map[string]bool {
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	return set
 }
 
 func mkParent(path string) error { return os.MkdirAll(filepath.Dir(path), 0o755) }

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -52,11 +53,12 @@ type genConfig struct {
 	Conns    int
 	Size     int
 	Binary   bool
-	Rate     float64  // messages per second per session; 0 = one echo per session, then idle
-	DialRate float64  // sessions opened per second; 0 = all at once
-	URLs     []string // session i dials URLs[i % len]
-	Senders  int      // sender goroutines
-	Shards   int      // latency recorder shards
+	Rate     float64     // messages per second per session; 0 = one echo per session, then idle
+	DialRate float64     // sessions opened per second; 0 = all at once
+	URLs     []string    // session i dials URLs[i % len]
+	TLS      *tls.Config // for wss:// URLs (nil: the system roots)
+	Senders  int         // sender goroutines
+	Shards   int         // latency recorder shards
 }
 
 // generator is the load client: it opens the sessions, paces messages,
@@ -130,6 +132,7 @@ func newGenerator(cfg genConfig) (*generator, error) {
 	g.bufs.New = func() any { b := make([]byte, cfg.Size+1); return &b }
 	g.dialer = &websocket.Dialer{
 		NetDialContext:   (&net.Dialer{Timeout: 30 * time.Second}).DialContext,
+		TLSClientConfig:  cfg.TLS,
 		HandshakeTimeout: 30 * time.Second,
 		ReadBufferSize:   4096,
 		// A whole frame must fit, or gorilla splits the message into fragments.

@@ -6,7 +6,9 @@
 //   - the run: starting backends (`wsgate echo`) and the proxy under test
 //     (wsgate, the goroutine baseline, nginx, none, or any URL), waiting
 //     for them to be ready and quiet, and stopping them (run.go, target.go,
-//     nginx.go, proc.go);
+//     nginx.go, proc.go); with -tls, clients reach wsgate or nginx over
+//     wss:// with a throwaway CA and certificate made for the invocation
+//     (tls.go), the backends staying ws://;
 //   - the load generator: C client sessions opened at once or at a dial
 //     rate, each with one reader goroutine, driven by a few sender
 //     goroutines that walk a phase-ordered schedule instead of one timer

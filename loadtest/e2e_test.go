@@ -15,13 +15,15 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/wsgate/wsgate/gateway"
 	"github.com/wsgate/wsgate/internal/testutil"
 	"github.com/wsgate/wsgate/loadtest/goroutineproxy"
 	"github.com/wsgate/wsgate/server"
 )
 
 // childEnv makes the test binary act as one of the run's processes: an echo
-// backend (the server package's Echo, what `wsgate echo` runs) or the
+// backend (the server package's Echo, what `wsgate echo` runs), the
+// gateway (package gateway from the same flags, what `wsgate` runs) or the
 // goroutine proxy. The end-to-end test thus starts, measures and stops real
 // processes without building any binary.
 const childEnv = "LOADTEST_TEST_CHILD"
@@ -32,6 +34,8 @@ func TestMain(m *testing.M) {
 		os.Exit(runTestEcho(os.Args[1]))
 	case "goroutine-proxy":
 		os.Exit(goroutineproxy.Main(os.Args[1:]))
+	case "wsgate":
+		os.Exit(runTestGateway(os.Args[1:]))
 	}
 	// The run's goroutines (generator, samplers, process watchers) all end
 	// with it. gnet's shared worker pool is not ours.
@@ -56,6 +60,38 @@ func runTestEcho(addr string) int {
 	return 0
 }
 
+// runTestGateway runs the gateway from the flags the run gives wsgate,
+// less the binary's own (-admin, -log-level), until SIGTERM.
+func runTestGateway(args []string) int {
+	var gatewayArgs []string
+	for i := 0; i < len(args); i++ {
+		if args[i] == "-admin" || args[i] == "-log-level" {
+			i++ // and its value
+			continue
+		}
+		gatewayArgs = append(gatewayArgs, args[i])
+	}
+	opts, _, err := gateway.ParseArgs(gatewayArgs)
+	var gw *gateway.Gateway
+	if err == nil {
+		gw, err = gateway.New(opts)
+	}
+	if err == nil {
+		err = gw.Start()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "gateway:", err)
+		return 1
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	<-sig
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = gw.Shutdown(ctx)
+	return 0
+}
+
 func testCommands() Commands {
 	child := func(role string, args ...string) *exec.Cmd {
 		cmd := exec.Command(os.Args[0], args...)
@@ -65,9 +101,7 @@ func testCommands() Commands {
 	return Commands{
 		Backend:        func(addr string) *exec.Cmd { return child("echo", addr) },
 		GoroutineProxy: func(args []string) *exec.Cmd { return child("goroutine-proxy", args...) },
-		Wsgate: func([]string) *exec.Cmd {
-			return exec.Command("false") // the gateway is exercised by `make bench`, not here
-		},
+		Wsgate:         func(args []string) *exec.Cmd { return child("wsgate", args...) },
 	}
 }
 
@@ -178,7 +212,7 @@ func TestMissingNginxSaysHow(t *testing.T) {
 	if _, err := findNginx(""); err == nil {
 		t.Skip("nginx is installed")
 	}
-	_, err := nginxCommand("", "127.0.0.1:1", nil, t.TempDir())
+	_, err := nginxCommand("", "127.0.0.1:1", nil, t.TempDir(), nil)
 	if !errors.Is(err, ErrNoNginx) || !strings.Contains(err.Error(), "make bench-deps") {
 		t.Errorf("err = %v", err)
 	}

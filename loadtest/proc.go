@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -135,46 +136,53 @@ func waitListening(addr string, c *child, timeout time.Duration) error {
 }
 
 // probe checks that one WebSocket round trip works through url, retrying
-// until timeout: a pooled proxy may be filling its pool still.
-func probe(url string, c *child, timeout time.Duration) error {
+// until timeout: a pooled proxy may be filling its pool still. tlsConfig
+// is the clients' for a wss:// url (nil: plain); what that connection
+// negotiated comes back (nil for ws://).
+func probe(url string, tlsConfig *tls.Config, c *child, timeout time.Duration) (*TLSResult, error) {
 	deadline := time.Now().Add(timeout)
-	var last error
 	for {
-		if last = probeOnce(url); last == nil {
-			return nil
+		negotiated, err := probeOnce(url, tlsConfig)
+		if err == nil {
+			return negotiated, nil
 		}
 		if c != nil && !c.alive() {
-			return c.deathError()
+			return nil, c.deathError()
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("loadtest: no echo through %s after %v: %w", url, timeout, last)
+			return nil, fmt.Errorf("loadtest: no echo through %s after %v: %w", url, timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func probeOnce(url string) error {
+func probeOnce(url string, tlsConfig *tls.Config) (*TLSResult, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	ws, resp, err := websocket.DefaultDialer.DialContext(ctx, url, nil)
+	d := *websocket.DefaultDialer
+	d.TLSClientConfig = tlsConfig
+	ws, resp, err := d.DialContext(ctx, url, nil)
 	if err != nil {
-		return dialError(err, resp)
+		return nil, dialError(err, resp)
 	}
 	defer ws.Close()
 	_ = ws.SetReadDeadline(time.Now().Add(2 * time.Second))
 	want := []byte("loadtest probe")
 	if err := ws.WriteMessage(websocket.TextMessage, want); err != nil {
-		return err
+		return nil, err
 	}
 	_, got, err := ws.ReadMessage()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !bytes.Equal(got, want) {
-		return errors.New("probe: the echo differs from the message")
+		return nil, errors.New("probe: the echo differs from the message")
 	}
 	_ = ws.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
-	return nil
+	if tc, ok := ws.NetConn().(*tls.Conn); ok {
+		return negotiated(tc.ConnectionState()), nil
+	}
+	return nil, nil
 }
 
 // settle waits until the measured processes are quiet (at most one clock

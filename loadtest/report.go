@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// describeScenario is the table's title line.
-func describeScenario(s Scenario) string {
+// describeScenario is the table's title line; tlsVersion ("TLS 1.3", ""
+// for plain ws://) says how the clients reach the front.
+func describeScenario(s Scenario, tlsVersion string) string {
 	kind := "text"
 	if s.Binary {
 		kind = "binary"
@@ -24,8 +25,21 @@ func describeScenario(s Scenario) string {
 	if s.Rate <= 0 {
 		load = fmt.Sprintf("one %s %s echo each, then idle", sizeWord(s.Size), kind)
 	}
-	return fmt.Sprintf("%s: %s sessions over %d backends, %s, %s; %v measured after a %v warm-up",
-		s.Name, fmtInt(int64(s.Conns)), s.Backends, open, load, s.Duration, s.Warmup)
+	over := ""
+	if tlsVersion != "" {
+		over = fmt.Sprintf(", clients over wss:// (%s)", tlsVersion)
+	}
+	return fmt.Sprintf("%s: %s sessions over %d backends%s, %s, %s; %v measured after a %v warm-up",
+		s.Name, fmtInt(int64(s.Conns)), s.Backends, over, open, load, s.Duration, s.Warmup)
+}
+
+// describeResults is the title line of a table or chart of results.
+func describeResults(results []*Result) string {
+	tlsVersion := ""
+	if t := results[0].TLS; t != nil {
+		tlsVersion = t.Version
+	}
+	return describeScenario(results[0].Scenario, tlsVersion)
 }
 
 // WriteTable writes the Markdown table of one scenario: a row per metric,
@@ -35,7 +49,7 @@ func WriteTable(w io.Writer, results []*Result) {
 	if len(results) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "### %s\n\n", describeScenario(results[0].Scenario))
+	fmt.Fprintf(w, "### %s\n\n", describeResults(results))
 	rows := tableHead("metric", results)
 	row := func(name string, cell func(r *Result) string) {
 		line := []string{name}
@@ -96,6 +110,20 @@ func WriteTable(w io.Writer, results []*Result) {
 	proxyRow("proxy CPU per session setup", func(r *Result) string {
 		return fmt.Sprintf("%.0f µs", r.Sessions.ProxyCPUPerSession)
 	})
+	row("backends CPU per session setup", func(r *Result) string {
+		if !r.Backends.Measured {
+			return "— (not ours)"
+		}
+		return fmt.Sprintf("%.0f µs", r.Sessions.BackendsCPUPerSession)
+	})
+	if results[0].TLS != nil {
+		row("TLS negotiated (version, cipher, key exchange)", func(r *Result) string {
+			if r.TLS == nil || r.TLS.CipherSuite == "" {
+				return "—"
+			}
+			return r.TLS.String()
+		})
+	}
 	row("errors: dial / closed / lost / bad", func(r *Result) string {
 		e := r.Errors
 		return fmt.Sprintf("%d / %d / %d / %d", sum(e.DialErrors), sum(e.UnexpectedCloses)+sum(e.WriteErrors), e.Lost, sum(e.BadEchoes))

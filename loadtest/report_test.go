@@ -44,6 +44,23 @@ func TestWriteTableShapeAndRatios(t *testing.T) {
 	}
 }
 
+// TestSetupCPURows checks the session setup costs: the proxy's, and the
+// backends' (which a proxy that dials per session makes them pay).
+func TestSetupCPURows(t *testing.T) {
+	wsgate, nginx := sampleResult(KindWsgate, 0.1), sampleResult(KindNginx, 0.1)
+	nginx.Backends.Measured, nginx.Sessions.BackendsCPUPerSession = true, 118
+	var b strings.Builder
+	WriteTable(&b, []*Result{wsgate, nginx})
+	for _, want := range []string{
+		"| proxy CPU per session setup | 40 µs | 40 µs |",
+		"| backends CPU per session setup | — (not ours) | 118 µs |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("table lacks %q:\n%s", want, b.String())
+		}
+	}
+}
+
 func TestAnalyzeWarnings(t *testing.T) {
 	t.Run("clean run has none", func(t *testing.T) {
 		r := sampleResult(KindWsgate, 0.1)

@@ -7,8 +7,11 @@ type Result struct {
 	Name     string   `json:"proxy"` // the proxy kind
 	Scenario Scenario `json:"scenario"`
 	PoolSize int      `json:"pool_size,omitempty"` // per backend, pooled proxies
-	Failed   string   `json:"failed,omitempty"`    // why the run stopped early; the figures are partial
-	Warnings []string `json:"warnings,omitempty"`  // things the reader of the table must know
+	// TLS is what the clients negotiated with the front in a -tls run
+	// (nil: plain ws://).
+	TLS      *TLSResult `json:"tls,omitempty"`
+	Failed   string     `json:"failed,omitempty"`   // why the run stopped early; the figures are partial
+	Warnings []string   `json:"warnings,omitempty"` // things the reader of the table must know
 
 	Sessions SessionResult `json:"sessions"`
 	Traffic  TrafficResult `json:"traffic"`
@@ -27,9 +30,18 @@ type SessionResult struct {
 	OpenAtEnd  int64       `json:"open_at_end"` // still open when the measured window ended
 	Setup      Percentiles `json:"setup"`       // dial start to 101 Switching Protocols
 	AllOpenSec float64     `json:"all_open_s"`  // first dial to last session open
-	// ProxyCPUPerSession is the proxy's CPU from the first dial to the last
-	// open, divided by the sessions opened, in microseconds.
+	// ProxyCPUPerSession is the proxy's CPU (nginx: master and workers;
+	// never the backends) from the idle baseline just before the first
+	// dial to the reading taken once every dial finished, divided by the
+	// sessions opened, in microseconds. With TLS the handshakes are in it.
+	// At rate 0 each session sends its one message as soon as it is open,
+	// so the relaying of those that came back before the last dial ended
+	// is in it too; at a positive rate sending starts after it.
 	ProxyCPUPerSession float64 `json:"proxy_cpu_per_session_us"`
+	// BackendsCPUPerSession is the same for the backends: the upgrades of
+	// a proxy that dials a backend per session (nginx) are here; a pooled
+	// proxy's backends did theirs before the baseline.
+	BackendsCPUPerSession float64 `json:"backends_cpu_per_session_us"`
 }
 
 // TrafficResult is about the measured window.

@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"os"
@@ -19,18 +20,31 @@ type Options struct {
 	URL        string   // KindURL: where the proxy listens
 	PID        int      // KindURL: its process, to measure (0 = not measured)
 	Commands   Commands
-	WsgateArgs []string  // extra flags for the wsgate gateway
-	LogDir     string    // child logs and generated configs, one folder per run
-	PprofDir   string    // CPU and heap profiles of Go proxies ("" = none)
-	Progress   io.Writer // the live line, once a second (nil = quiet)
+	WsgateArgs []string    // extra flags for the wsgate gateway
+	TLS        *TLSOptions // clients speak wss:// to the front (wsgate and nginx only); nil: ws://
+	LogDir     string      // child logs and generated configs, one folder per run
+	PprofDir   string      // CPU and heap profiles of Go proxies ("" = none)
+	Progress   io.Writer   // the live line, once a second (nil = quiet)
 }
 
 // Run runs the scenario against each proxy in turn. A proxy that cannot
 // run gets a Result with Failed set; the others still run.
 func Run(o Options) []*Result {
+	var tlsFiles *tlsMaterials
+	if o.TLS != nil {
+		var err error
+		if tlsFiles, err = newTLSMaterials(o.TLS); err != nil {
+			var out []*Result
+			for _, kind := range o.Kinds {
+				out = append(out, &Result{Name: kind, Scenario: o.Scenario, TLS: &TLSResult{Version: o.TLS.versionName()}, Failed: err.Error()})
+			}
+			return out
+		}
+		defer tlsFiles.remove()
+	}
 	var out []*Result
 	for _, kind := range o.Kinds {
-		out = append(out, runOne(o, kind))
+		out = append(out, runOne(o, kind, tlsFiles))
 	}
 	return out
 }
@@ -41,6 +55,7 @@ const drainWait = 5 * time.Second
 // run is the state of one proxy's run, owned by the goroutine of runOne.
 type run struct {
 	o        Options
+	tlsFiles *tlsMaterials // the run's certificate and client configuration; nil: plain
 	sc       Scenario
 	res      *Result
 	gen      *generator
@@ -52,13 +67,16 @@ type run struct {
 	maxRSS   uint64
 }
 
-func runOne(o Options, kind string) *Result {
+func runOne(o Options, kind string, tlsFiles *tlsMaterials) *Result {
 	sc := o.Scenario
 	res := &Result{Name: kind, Scenario: sc, Machine: MachineResult{Cores: runtime.NumCPU()}}
 	if kind == KindWsgate || kind == KindGoroutine {
 		res.PoolSize = sc.poolSize()
 	}
-	r := &run{o: o, sc: sc, res: res, second: newLatencyHistogram()}
+	if tlsFiles != nil {
+		res.TLS = tlsFiles.requested() // until the probe says what was negotiated
+	}
+	r := &run{o: o, tlsFiles: tlsFiles, sc: sc, res: res, second: newLatencyHistogram()}
 	if err := r.execute(kind); err != nil {
 		res.Failed = err.Error()
 		r.printf("%s: FAILED: %v\n", r.label(), err)
@@ -105,12 +123,13 @@ func (r *run) execute(kind string) error {
 	}
 	tgt, err := startTarget(r.o.Commands, targetSpec{
 		kind: kind, poolSize: r.res.PoolSize, url: r.o.URL, pid: r.o.PID,
-		extraArgs: r.o.WsgateArgs, logDir: logDir,
+		extraArgs: r.o.WsgateArgs, tls: r.tlsFiles, logDir: logDir,
 	}, r.backends)
 	if err != nil {
 		return err
 	}
 	r.tgt = tgt
+	r.res.TLS = tgt.tls
 	defer tgt.stop()
 
 	groups := []procGroup{tgt.group}
@@ -125,7 +144,7 @@ func (r *run) execute(kind string) error {
 
 	gen, err := newGenerator(genConfig{
 		Conns: sc.Conns, Size: sc.Size, Binary: sc.Binary, Rate: sc.Rate, DialRate: sc.DialRate,
-		URLs: tgt.urls, Senders: sc.Senders,
+		URLs: tgt.urls, TLS: r.clientTLS(), Senders: sc.Senders,
 	})
 	if err != nil {
 		return err
@@ -224,6 +243,9 @@ wait:
 	}
 	if opened > 0 && !r.tgt.group.empty() {
 		res.Sessions.ProxyCPUPerSession = float64((connected.Proxy.CPU - baseline.Proxy.CPU).Microseconds()) / float64(opened)
+	}
+	if opened > 0 && r.backends != nil {
+		res.Sessions.BackendsCPUPerSession = float64((connected.Backends.CPU - baseline.Backends.CPU).Microseconds()) / float64(opened)
 	}
 	if opened == 0 {
 		return fmt.Errorf("no session opened: %s", describeCounts(gen.dialErrs.snapshot()))
@@ -327,6 +349,14 @@ func (r *run) record(m measurement) {
 		BadEchoes:        gen.badEchoes.snapshot(),
 		Lost:             gen.outstanding(),
 	}
+}
+
+// clientTLS is the clients' TLS configuration (nil for plain runs).
+func (r *run) clientTLS() *tls.Config {
+	if r.tlsFiles == nil {
+		return nil
+	}
+	return r.tlsFiles.client
 }
 
 func (r *run) backendGroup() procGroup {

@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"crypto/tls"
 	"fmt"
 	"os"
 	"os/exec"
@@ -136,10 +137,11 @@ func startBackends(cmds Commands, n int, logDir string) (*backendSet, error) {
 // target is the proxy under test, once started.
 type target struct {
 	kind  string
-	urls  []string  // what clients dial; session i dials urls[i % len]
-	group procGroup // what to measure; empty for direct
-	admin string    // host:port serving /debug/pprof, if any
-	proc  *child    // nil for direct and url
+	urls  []string   // what clients dial; session i dials urls[i % len]
+	group procGroup  // what to measure; empty for direct
+	admin string     // host:port serving /debug/pprof, if any
+	proc  *child     // nil for direct and url
+	tls   *TLSResult // what the probe negotiated; nil for ws://
 }
 
 func (t *target) stop() {
@@ -151,10 +153,11 @@ func (t *target) stop() {
 // targetSpec is what startTarget needs besides the backends.
 type targetSpec struct {
 	kind      string
-	poolSize  int      // per backend, for pooled proxies
-	url       string   // KindURL
-	pid       int      // KindURL: process to measure (0 = none)
-	extraArgs []string // appended to the wsgate command line
+	poolSize  int           // per backend, for pooled proxies
+	url       string        // KindURL
+	pid       int           // KindURL: process to measure (0 = none)
+	extraArgs []string      // appended to the wsgate command line
+	tls       *tlsMaterials // the front listens with TLS (wsgate, nginx); nil: plain
 	logDir    string
 }
 
@@ -171,14 +174,22 @@ func startTarget(cmds Commands, spec targetSpec, backends *backendSet) (*target,
 		if spec.pid > 0 {
 			t.group = procGroup{roots: []int{spec.pid}, children: true}
 		}
-		return t, probe(spec.url, nil, 10*time.Second)
+		_, err := probe(spec.url, nil, nil, 10*time.Second)
+		return t, err
+	}
+	if spec.tls != nil && !tlsKind(spec.kind) {
+		return nil, fmt.Errorf("loadtest: %s cannot run with -tls (only wsgate and nginx terminate TLS here)", spec.kind)
 	}
 
 	listen, err := freeAddr()
 	if err != nil {
 		return nil, err
 	}
-	t.urls = []string{"ws://" + listen + "/"}
+	scheme, tlsConfig := "ws://", (*tls.Config)(nil)
+	if spec.tls != nil {
+		scheme, tlsConfig = "wss://", spec.tls.client
+	}
+	t.urls = []string{scheme + listen + "/"}
 	var cmd *exec.Cmd
 	switch spec.kind {
 	case KindWsgate, KindGoroutine:
@@ -188,6 +199,11 @@ func startTarget(cmds Commands, spec targetSpec, backends *backendSet) (*target,
 		}
 		t.admin = admin
 		args := []string{"-listen", listen, "-admin", admin, "-pool-size", strconv.Itoa(spec.poolSize)}
+		if spec.tls != nil {
+			// The TLS listener alone: no plain port beside it, as nginx.
+			args = []string{"-listen", "", "-tls-listen", listen, "-tls-cert", spec.tls.certFile, "-tls-key", spec.tls.keyFile,
+				"-tls-min-version", spec.tls.opts.Version, "-admin", admin, "-pool-size", strconv.Itoa(spec.poolSize)}
+		}
 		for _, u := range backends.urls() {
 			args = append(args, "-backend", u)
 		}
@@ -203,7 +219,7 @@ func startTarget(cmds Commands, spec targetSpec, backends *backendSet) (*target,
 			cmd = cmds.GoroutineProxy(args)
 		}
 	case KindNginx:
-		cmd, err = nginxCommand(cmds.NginxBin, listen, backends.addrs, spec.logDir)
+		cmd, err = nginxCommand(cmds.NginxBin, listen, backends.addrs, spec.logDir, spec.tls)
 		if err != nil {
 			return nil, err
 		}
@@ -220,7 +236,7 @@ func startTarget(cmds Commands, spec targetSpec, backends *backendSet) (*target,
 		t.stop()
 		return nil, err
 	}
-	if err := probe(t.urls[0], c, 20*time.Second); err != nil {
+	if t.tls, err = probe(t.urls[0], tlsConfig, c, 20*time.Second); err != nil {
 		t.stop()
 		return nil, err
 	}
