@@ -21,7 +21,7 @@ PROXY           ?= wsgate
 .PHONY: bench bench-deps bench-one loadtest
 
 loadtest:
-	$(GO) build -o $(BIN)/wsgate ./cmd/wsgate
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/wsgate ./cmd/wsgate
 	$(GO) build -o $(BIN)/loadtest ./cmd/loadtest
 
 # Each scenario runs even if the one before it reported a failure or a
