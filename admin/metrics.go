@@ -32,6 +32,7 @@ type serverCollector struct {
 	logDropped, failed, buildInfo               *prometheus.Desc
 	pausedNow, pauses, pausedSeconds, stalls    *prometheus.Desc
 	tlsHandshakes, tlsFailures, tlsRunning      *prometheus.Desc
+	tlsWaits                                    *prometheus.Desc
 	tlsReadErrors, tlsReloads, tlsExpiry        *prometheus.Desc
 	authFailures, jwtReloads                    *prometheus.Desc
 	proxyFailures, ipRefused, ipTracked         *prometheus.Desc
@@ -65,7 +66,8 @@ func newServerCollector(a *Admin) *serverCollector {
 		pausedSeconds:  desc("wsgate_paused_seconds_total", "Time connections spent paused, counted when they resume or close."),
 		stalls:         desc("wsgate_stalls_total", "Paused connections whose peer did not drain for the stall timeout (their session was closed)."),
 		tlsHandshakes:  desc("wsgate_tls_handshakes_total", "TLS handshakes completed on the TLS listener."),
-		tlsFailures:    desc("wsgate_tls_handshake_failures_total", "TLS handshakes that failed, by reason (timeout, closed, not_tls, client_cert, version, busy: refused because -tls-handshakes were running, other).", "reason"),
+		tlsFailures:    desc("wsgate_tls_handshake_failures_total", "TLS handshakes that failed, by reason (timeout, closed, not_tls, client_cert, version, other).", "reason"),
+		tlsWaits:       desc("wsgate_tls_handshake_waits_total", "Times the TLS listener waited for a handshake to end before accepting again (-tls-handshakes were running; new clients wait in the listen queue)."),
 		tlsRunning:     desc("wsgate_tls_handshakes_running", "TLS handshakes running now (bounded by -tls-handshakes)."),
 		tlsReadErrors:  desc("wsgate_tls_read_errors_total", "TLS sessions whose records failed after the handshake (a bad or oversized record, an alert)."),
 		tlsReloads:     desc("wsgate_tls_certificate_reloads_total", "Certificate reloads (files changed, SIGHUP, the reload action), by result.", "result"),
@@ -84,7 +86,7 @@ func (c *serverCollector) Describe(ch chan<- *prometheus.Desc) {
 		c.refused, c.closed, c.timeouts, c.shardSessions, c.shardWaiting, c.draining, c.accessLines,
 		c.acceptEMFILE, c.enrollFailures, c.panics, c.logDropped, c.failed, c.buildInfo,
 		c.pausedNow, c.pauses, c.pausedSeconds, c.stalls,
-		c.tlsHandshakes, c.tlsFailures, c.tlsRunning, c.tlsReadErrors, c.tlsReloads, c.tlsExpiry,
+		c.tlsHandshakes, c.tlsFailures, c.tlsRunning, c.tlsWaits, c.tlsReadErrors, c.tlsReloads, c.tlsExpiry,
 		c.authFailures, c.jwtReloads, c.proxyFailures, c.ipRefused, c.ipTracked, c.ipUntracked} {
 		ch <- d
 	}
@@ -145,6 +147,7 @@ func (c *serverCollector) Collect(ch chan<- prometheus.Metric) {
 				counter(c.tlsFailures, st.TLSFailures(server.TLSFailure(i)), name)
 			}
 			gauge(c.tlsRunning, srv.TLSHandshakesRunning())
+			counter(c.tlsWaits, st.TLSHandshakeWaits.Load())
 			counter(c.tlsReadErrors, st.TLSReadErrors.Load())
 		}
 		for _, si := range srv.Shards() {

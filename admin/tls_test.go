@@ -57,7 +57,8 @@ func TestTLSMetrics(t *testing.T) {
 		}{
 			{"wsgate_tls_handshakes_total", nil, 1},
 			{"wsgate_tls_handshake_failures_total", []string{"reason", "not_tls"}, 1},
-			{"wsgate_tls_handshake_failures_total", []string{"reason", "busy"}, 0},
+			{"wsgate_tls_handshake_failures_total", []string{"reason", "other"}, 0},
+			{"wsgate_tls_handshake_waits_total", nil, 0},
 			{"wsgate_tls_handshakes_running", nil, 0},
 			{"wsgate_tls_read_errors_total", nil, 0},
 			{"wsgate_tls_certificate_reloads_total", []string{"result", "ok"}, 1},

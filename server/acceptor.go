@@ -30,7 +30,11 @@ import (
 //     up to accept the waiting connection and close it, so the queue does
 //     not fill with clients that wait in vain; accepting pauses briefly
 //     and resumes by itself when descriptors come back;
-//   - the rest go to the loop with the fewest client connections.
+//   - the rest go to the loop with the fewest client connections; on
+//     the TLS listener, after their handshake. While Config.TLSHandshakes
+//     handshakes run, the TLS acceptor waits for one to end before it
+//     accepts again: a burst of clients waits in the kernel's listen
+//     queue, as it would for a busy nginx, instead of being closed.
 //
 // Owned by the acceptor goroutine (runAcceptor); the counters it shares
 // with the loops are atomics.
@@ -99,15 +103,31 @@ func (s *Server) runAcceptor(ln *net.TCPListener, isTLS bool) {
 			s.handOff(c, &acceptedConn{})
 			continue
 		}
-		select {
-		case s.tlsSlots <- struct{}{}:
-			s.handshakes.Add(1)
-			go s.handshakeTLS(c)
-		default: // as many handshakes running as allowed: refuse, do not queue
+		if !s.takeHandshakeSlot() { // the listeners closed while it waited
 			_ = c.Close()
 			s.stats.Open.Add(-1)
-			s.tlsFailed(TLSBusy, errors.New("too many TLS handshakes at once"))
+			return
 		}
+		s.handshakes.Add(1)
+		go s.handshakeTLS(c)
+	}
+}
+
+// takeHandshakeSlot takes one of the Config.TLSHandshakes slots, waiting
+// (and counting the wait) while every slot is taken; false if the
+// listeners close first.
+func (s *Server) takeHandshakeSlot() bool {
+	select {
+	case s.tlsSlots <- struct{}{}:
+		return true
+	default:
+	}
+	s.stats.TLSHandshakeWaits.Add(1)
+	select {
+	case s.tlsSlots <- struct{}{}:
+		return true
+	case <-s.listenersClosed:
+		return false
 	}
 }
 

@@ -44,12 +44,14 @@ type Server struct {
 	shuttingDown atomic.Bool   // Shutdown began: new connections are refused
 	nextID       atomic.Uint64 // session ids
 
-	ln           *net.TCPListener // plain client listener (nil if none), owned by its acceptor (closed by Shutdown or Stop)
-	tlsLn        *net.TCPListener // TLS client listener (nil if none), likewise
-	nextLoop     atomic.Uint64    // round-robin start among loops with equal load (acceptors and handshakes)
-	acceptorDone sync.WaitGroup
-	tlsSlots     chan struct{}  // one per TLS handshake running; its capacity is Config.TLSHandshakes
-	handshakes   sync.WaitGroup // TLS handshakes running
+	ln              *net.TCPListener // plain client listener (nil if none), owned by its acceptor (closed by Shutdown or Stop)
+	tlsLn           *net.TCPListener // TLS client listener (nil if none), likewise
+	nextLoop        atomic.Uint64    // round-robin start among loops with equal load (acceptors and handshakes)
+	acceptorDone    sync.WaitGroup
+	tlsSlots        chan struct{} // one per TLS handshake running; its capacity is Config.TLSHandshakes
+	listenersClosed chan struct{} // closed with the listeners: a TLS acceptor waiting for a slot gives up
+	closeOnce       sync.Once
+	handshakes      sync.WaitGroup // TLS handshakes running
 
 	anchorAddr  string     // path of the private unix listener used to find the loops (removed once they are)
 	anchorSeen  chan bool  // OnOpen of an anchor: true if it anchored a new loop
@@ -89,6 +91,8 @@ func New(cfg Config) (*Server, error) {
 		epoch:  time.Now(),
 		booted: make(chan struct{}),
 		dead:   make(chan struct{}),
+
+		listenersClosed: make(chan struct{}),
 	}
 	s.anchorSeen = make(chan bool, 8*cfg.Loops+8)
 	s.tickCtx, s.stopTicks = context.WithCancel(context.Background())
@@ -189,6 +193,7 @@ func (s *Server) listen() error {
 }
 
 func (s *Server) closeListeners() {
+	s.closeOnce.Do(func() { close(s.listenersClosed) })
 	if s.ln != nil {
 		_ = s.ln.Close()
 	}

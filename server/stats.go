@@ -76,12 +76,14 @@ type Stats struct {
 	// TLSHandshakes counts TLS handshakes that completed; TLSReadErrors
 	// TLS sessions whose records failed (a bad record, an alert) rather
 	// than ending with close_notify or the TCP end. Failed handshakes are
-	// counted by reason (TLSFailures).
-	TLSHandshakes, TLSReadErrors atomic.Int64
-	tlsFailed                    [numTLSFailures]atomic.Int64
-	proxyFailed                  [numProxyFailures]atomic.Int64
-	refused                      [len(refusalStatuses) + 1]atomic.Int64
-	closed                       [numCloseReasons]atomic.Int64
+	// counted by reason (TLSFailures). TLSHandshakeWaits counts the times
+	// the TLS acceptor waited for a handshake to end before accepting
+	// again (Config.TLSHandshakes were running).
+	TLSHandshakes, TLSReadErrors, TLSHandshakeWaits atomic.Int64
+	tlsFailed                                       [numTLSFailures]atomic.Int64
+	proxyFailed                                     [numProxyFailures]atomic.Int64
+	refused                                         [len(refusalStatuses) + 1]atomic.Int64
+	closed                                          [numCloseReasons]atomic.Int64
 }
 
 func (s *Stats) countRefusal(status int) {

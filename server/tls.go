@@ -32,12 +32,11 @@ const (
 	TLSNotTLS                       // the first bytes were not a TLS handshake
 	TLSClientCert                   // no client certificate, or one the CA did not sign
 	TLSVersion                      // no protocol version or cipher suite in common
-	TLSBusy                         // refused: TLSHandshakes already running
 	TLSOther                        // any other alert or error
 	numTLSFailures
 )
 
-var tlsFailureNames = [numTLSFailures]string{"timeout", "closed", "not_tls", "client_cert", "version", "busy", "other"}
+var tlsFailureNames = [numTLSFailures]string{"timeout", "closed", "not_tls", "client_cert", "version", "other"}
 
 func (f TLSFailure) String() string { return tlsFailureNames[f] }
 

@@ -360,27 +360,6 @@ func TestTLSHostileClients(t *testing.T) {
 		testutil.WaitFor(t, 5*time.Second, "a timeout failure", func() bool { return st.TLSFailures(TLSTimeout) >= 1 })
 	})
 
-	t.Run("too_many_handshakes", func(t *testing.T) {
-		var stalled []net.Conn
-		defer func() {
-			for _, c := range stalled {
-				_ = c.Close()
-			}
-		}()
-		for range 12 {
-			c, err := net.Dial("tcp", addr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stalled = append(stalled, c)
-		}
-		testutil.WaitFor(t, 5*time.Second, "busy refusals", func() bool { return st.TLSFailures(TLSBusy) >= 1 })
-		for _, c := range stalled {
-			_ = c.Close()
-		}
-		testutil.WaitFor(t, 5*time.Second, "the stalled handshakes ended", func() bool { return st.Open.Load() == 0 })
-	})
-
 	// Sessions that go bad after the handshake.
 	open := func(t *testing.T) (*tls.Conn, net.Conn) {
 		nc, err := net.Dial("tcp", addr)
@@ -474,4 +453,52 @@ func tlsFailureCounts(st *Stats) string {
 		parts = append(parts, fmt.Sprintf("%s=%d", name, st.TLSFailures(TLSFailure(i))))
 	}
 	return strings.Join(parts, " ")
+}
+
+// TestTLSBurstWaitsForHandshakeSlot: while -tls-handshakes handshakes run,
+// a new client is not closed: it waits in the listen queue and is served
+// once a slot frees (a burst of clients gets slower, not refused).
+func TestTLSBurstWaitsForHandshakeSlot(t *testing.T) {
+	t.Parallel()
+	f := newTLSFixture(t, tlsconf.ServerOptions{})
+	srv := startTLSServer(t, Config{HandshakeTimeout: 10 * time.Second, TLSHandshakes: 4}, f)
+	st := srv.Stats()
+	addr := srv.TLSAddr()
+	// Four stalled handshakes take every slot: the next client waits in
+	// the listen queue (not closed) and is served once one ends.
+	var stalled []net.Conn
+	defer func() {
+		for _, c := range stalled {
+			_ = c.Close()
+		}
+	}()
+	for range 4 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stalled = append(stalled, c)
+	}
+	testutil.WaitFor(t, 5*time.Second, "four handshakes running", func() bool { return srv.TLSHandshakesRunning() == 4 })
+	waits := st.TLSHandshakeWaits.Load()
+	served := make(chan error, 1)
+	go func() {
+		c, _, err := (&websocket.Dialer{TLSClientConfig: f.client, HandshakeTimeout: 10 * time.Second}).Dial("wss://"+addr+"/", nil)
+		if err == nil {
+			err = c.WriteMessage(websocket.TextMessage, []byte("waited"))
+			if err == nil {
+				_, _, err = c.ReadMessage()
+			}
+			_ = c.Close()
+		}
+		served <- err
+	}()
+	testutil.WaitFor(t, 5*time.Second, "the acceptor waiting for a slot", func() bool { return st.TLSHandshakeWaits.Load() > waits })
+	for _, c := range stalled {
+		_ = c.Close() // the stalled handshakes end: a slot frees
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("the client that waited for a slot: %v", err)
+	}
+	testutil.WaitFor(t, 5*time.Second, "every connection ended", func() bool { return st.Open.Load() == 0 })
 }
