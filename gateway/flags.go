@@ -46,7 +46,7 @@ func (f *EndpointFlags) Register(fs *flag.FlagSet) {
 	fs.IntVar(&f.Server.MaxConnsPerIP, "max-conns-per-ip", 0, "open connections one client address may hold (IPv6: per /64); past it 429 with Retry-After (0: no limit)")
 	fs.Float64Var(&f.Server.SessionRatePerIP, "session-rate-per-ip", 0, "new connections per second one client address may open, on average (0: no limit); past it 429 with Retry-After")
 	fs.IntVar(&f.Server.SessionBurstPerIP, "session-burst-per-ip", 0, "with -session-rate-per-ip: how many at once (default the rate, rounded up)")
-	fs.IntVar(&f.Server.TLSHandshakes, "tls-handshakes", 0, "TLS handshakes run at once, off the event loops; past it new TLS connections wait in the listen queue (default 1024)")
+	fs.IntVar(&f.Server.TLSHandshakes, "tls-handshakes", 0, "TLS handshakes run at once, off the event loops; past it new TLS connections wait in the listen queue (default 128 per core)")
 	fs.IntVar(&f.Server.Loops, "loops", 0, "event loops (shards); 0 = GOMAXPROCS")
 	fs.IntVar(&f.Server.MaxConns, "max-conns", 0, "max client connections; past it a connection is answered 503 and closed at once "+
 		"(default: what fits under the open-file limit after a reserve, two descriptors per gateway session)")

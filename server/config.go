@@ -26,8 +26,8 @@ type Config struct {
 	// client authentication); required with TLSAddr.
 	TLS *tls.Config
 	// TLSHandshakes bounds the TLS handshakes running at once (each on a
-	// goroutine of its own, off the loops); past it a new TLS connection
-	// is closed at once (default 1024).
+	// goroutine of its own, off the loops); past it the TLS listener
+	// accepts nothing until one ends (default 128 per core).
 	TLSHandshakes int
 	// Loops is the number of event loops, one shard each (default GOMAXPROCS).
 	Loops int
@@ -133,7 +133,11 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: a TLS listener needs certificates", ErrConfig)
 	}
 	if c.TLSHandshakes <= 0 {
-		c.TLSHandshakes = 1024
+		// A handshake is mostly CPU and one client round trip: 128 per
+		// core keeps the cores busy for clients up to ~60 ms away, while
+		// a burst does not hold thousands of half-done handshakes (each
+		// tens of KB) that make every one of them slow.
+		c.TLSHandshakes = 128 * runtime.GOMAXPROCS(0)
 	}
 	for name, v := range map[string]int64{
 		"loops": int64(c.Loops), "max-conns": int64(c.MaxConns), "max-header-bytes": int64(c.MaxHeaderBytes),
