@@ -5,21 +5,19 @@ import (
 	"errors"
 	"io"
 	"net"
-	"slices"
 
 	"github.com/panjf2000/gnet/v2"
-	"github.com/valyala/bytebufferpool"
 )
 
 // Conn is a TLS connection on its event loop, as a gnet.Conn: the reading
 // and writing calls see plaintext; everything else (the descriptor,
 // addresses, context, Close) is the underlying connection's. Loop-only.
 type Conn struct {
-	gnet.Conn           // the loop's connection: ciphertext
-	tls       *tls.Conn // record layer, keys and sequence numbers
-	shim      *Shim     // tls's transport: reads gnet's buffer, gathers writes
-	plain     []byte    // decrypted and not yet discarded; nil when all was read
-	held      *bytebufferpool.ByteBuffer
+	gnet.Conn             // the loop's connection: ciphertext
+	tls       *tls.Conn   // record layer, keys and sequence numbers
+	shim      *Shim       // tls's transport: reads gnet's buffer, gathers writes
+	plain     []byte      // decrypted and not yet discarded; nil when all was read
+	held      *[]byte     // plain's buffer (from bufPool) while plain is not nil
 	err       error       // the read side's end (close_notify, an alert): sticky
 	onError   func(error) // told once of err
 	closed    bool        // Close was called
@@ -46,9 +44,9 @@ func (h *Handshaken) Attach(c gnet.Conn, onError func(error)) *Conn {
 	h.Shim.Attach(c)
 	conn := &Conn{Conn: c, tls: h.TLS, shim: h.Shim, onError: onError}
 	if len(h.Unread) > 0 {
-		conn.held = bytebufferpool.Get()
-		conn.held.B = append(conn.held.B, h.Unread...)
-		conn.plain = conn.held.B
+		conn.held = getBuf()
+		*conn.held = append(*conn.held, h.Unread...)
+		conn.plain = *conn.held
 	}
 	return conn
 }
@@ -63,11 +61,14 @@ func (c *Conn) fill() {
 	}
 	for {
 		if c.held == nil {
-			c.held = bytebufferpool.Get()
+			c.held = getBuf()
 		}
-		b := slices.Grow(c.held.B, 16<<10) // a record's plaintext fits
+		b := *c.held
+		if cap(b)-len(b) < 1<<10 { // tls.Read fills what room there is; the rest of a record stays with it
+			b = append(b, make([]byte, bufSize)...)[:len(b)]
+		}
 		n, err := c.tls.Read(b[len(b):cap(b)])
-		c.held.B = b[:len(b)+n]
+		*c.held = b[:len(b)+n]
 		if err != nil {
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
@@ -77,7 +78,7 @@ func (c *Conn) fill() {
 		}
 	}
 	_ = c.shim.flush() // crypto/tls answers some records (a KeyUpdate, a bad one) by itself
-	c.plain = c.held.B
+	c.plain = *c.held
 	if len(c.plain) == 0 {
 		c.release()
 	}
@@ -101,7 +102,7 @@ func (c *Conn) readEnded(err error) {
 
 func (c *Conn) release() {
 	if c.held != nil {
-		bytebufferpool.Put(c.held)
+		putBuf(c.held)
 		c.held = nil
 	}
 	c.plain = nil
@@ -127,9 +128,9 @@ func (c *Conn) Discard(n int) (int, error) {
 		return n, nil
 	}
 	// Keep the rest at the start of the buffer.
-	rest := copy(c.held.B, c.plain[n:])
-	c.held.B = c.held.B[:rest]
-	c.plain = c.held.B
+	rest := copy(*c.held, c.plain[n:])
+	*c.held = (*c.held)[:rest]
+	c.plain = *c.held
 	return n, nil
 }
 
@@ -156,12 +157,12 @@ func (c *Conn) Writev(bs [][]byte) (int, error) {
 	if len(bs) == 1 {
 		return c.Write(bs[0])
 	}
-	buf := bytebufferpool.Get()
-	defer bytebufferpool.Put(buf)
+	buf := getBuf()
+	defer putBuf(buf)
 	for _, b := range bs {
-		buf.B = append(buf.B, b...)
+		*buf = append(*buf, b...)
 	}
-	return c.Write(buf.B)
+	return c.Write(*buf)
 }
 
 // OutboundBuffered is the ciphertext gnet has not written yet.

@@ -5,15 +5,14 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
-	"github.com/valyala/bytebufferpool"
 )
 
 // Shim is the net.Conn a crypto/tls.Conn sits on: the TCP connection
 // itself during the handshake, the loop's gnet.Conn after Attach.
 type Shim struct {
-	tcp     net.Conn                   // handshake mode: blocking reads and writes
-	loop    gnet.Conn                  // loop mode, once attached
-	pending *bytebufferpool.ByteBuffer // records written in loop mode, not yet handed to gnet (see flush); nil when none
+	tcp     net.Conn  // handshake mode: blocking reads and writes
+	loop    gnet.Conn // loop mode, once attached
+	pending *[]byte   // records written in loop mode, not yet handed to gnet (see flush); nil when none
 }
 
 // NewShim returns a shim over tcp, in handshake mode.
@@ -57,9 +56,9 @@ func (s *Shim) Write(p []byte) (int, error) {
 		return s.tcp.Write(p)
 	}
 	if s.pending == nil {
-		s.pending = bytebufferpool.Get()
+		s.pending = getBuf()
 	}
-	s.pending.B = append(s.pending.B, p...)
+	*s.pending = append(*s.pending, p...)
 	return len(p), nil
 }
 
@@ -70,7 +69,7 @@ func (s *Shim) flush() error {
 	if s.pending == nil {
 		return nil
 	}
-	_, err := s.loop.Write(s.pending.B)
+	_, err := s.loop.Write(*s.pending)
 	s.drop()
 	return err
 }
@@ -78,7 +77,7 @@ func (s *Shim) flush() error {
 // drop gives the gathered records' buffer back, unwritten.
 func (s *Shim) drop() {
 	if s.pending != nil {
-		bytebufferpool.Put(s.pending)
+		putBuf(s.pending)
 		s.pending = nil
 	}
 }
@@ -88,7 +87,7 @@ func (s *Shim) pendingLen() int {
 	if s.pending == nil {
 		return 0
 	}
-	return len(s.pending.B)
+	return len(*s.pending)
 }
 
 // Close closes the TCP connection in handshake mode (a failed or timed
