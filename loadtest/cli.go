@@ -23,6 +23,7 @@ usage:
   loadtest -compare wsgate,goroutine,nginx,direct [flags]
   loadtest -compare wsgate,nginx -tls [flags]   clients over wss:// to the front
   loadtest goroutine-proxy [flags]       run the goroutine baseline proxy
+  loadtest big-message [-size N]         RSS of the echo endpoint and the gateway while one N-byte message streams through
 
 scenarios (-scenario NAME; flags given next to it override its values):
 %s

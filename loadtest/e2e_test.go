@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -31,7 +32,10 @@ const childEnv = "LOADTEST_TEST_CHILD"
 func TestMain(m *testing.M) {
 	switch os.Getenv(childEnv) {
 	case "echo":
-		os.Exit(runTestEcho(os.Args[1]))
+		os.Exit(runTestEcho(os.Args[1], 0))
+	case "echo-big":
+		max, _ := strconv.ParseInt(os.Args[2], 10, 64)
+		os.Exit(runTestEcho(os.Args[1], max))
 	case "goroutine-proxy":
 		os.Exit(goroutineproxy.Main(os.Args[1:]))
 	case "wsgate":
@@ -42,8 +46,8 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m, testutil.IgnoreGnetWorkers()...)
 }
 
-func runTestEcho(addr string) int {
-	srv, err := server.New(server.Config{Addr: addr, Handler: server.Echo{}})
+func runTestEcho(addr string, maxMessage int64) int {
+	srv, err := server.New(server.Config{Addr: addr, Handler: server.Echo{}, MaxMessageBytes: maxMessage})
 	if err == nil {
 		err = srv.Start()
 	}
@@ -51,12 +55,17 @@ func runTestEcho(addr string) int {
 		fmt.Fprintln(os.Stderr, "echo:", err)
 		return 1
 	}
+	return runUntilSignal(srv.Shutdown)
+}
+
+// runUntilSignal waits for SIGTERM or SIGINT, then shuts down within 2 s.
+func runUntilSignal(shutdown func(context.Context) error) int {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 	<-sig
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_ = srv.Shutdown(ctx)
+	_ = shutdown(ctx)
 	return 0
 }
 
@@ -83,21 +92,18 @@ func runTestGateway(args []string) int {
 		fmt.Fprintln(os.Stderr, "gateway:", err)
 		return 1
 	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	_ = gw.Shutdown(ctx)
-	return 0
+	return runUntilSignal(gw.Shutdown)
+}
+
+// testChild is the test binary started as role (see childEnv).
+func testChild(role string, args ...string) *exec.Cmd {
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), childEnv+"="+role)
+	return cmd
 }
 
 func testCommands() Commands {
-	child := func(role string, args ...string) *exec.Cmd {
-		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), childEnv+"="+role)
-		return cmd
-	}
+	child := testChild
 	return Commands{
 		Backend:        func(addr string) *exec.Cmd { return child("echo", addr) },
 		GoroutineProxy: func(args []string) *exec.Cmd { return child("goroutine-proxy", args...) },
