@@ -34,6 +34,7 @@ func main() {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	go swallowSignals(hup)
+	tuneGC()
 	os.Exit(run(os.Args[1:]))
 }
 
