@@ -1,7 +1,6 @@
 package tlsinterop
 
 import (
-	"bufio"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -138,17 +137,14 @@ func TestCloseNotifyBeforeTCPClose(t *testing.T) {
 }
 
 // dialRaw is openRaw without the upgrade: a TLS connection ready for a
-// request.
+// request, closed when t ends.
 func dialRaw(t testing.TB, addr string, cfg *tls.Config) *rawSession {
 	t.Helper()
-	nc := dialTCP(t, addr)
-	s := &rawSession{nc: nc, tap: &tap{Conn: nc}}
-	s.tc = tls.Client(s.tap, cfg)
-	_ = s.tc.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := s.tc.Handshake(); err != nil {
-		t.Fatalf("handshake: %v", err)
+	s, err := handshakeRaw(addr, cfg)
+	if err != nil {
+		t.Fatal(err)
 	}
-	s.r = bufio.NewReader(s.tc)
+	t.Cleanup(func() { _ = s.nc.Close() })
 	return s
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -127,7 +128,8 @@ func TestHostileSessions(t *testing.T) {
 	h := newHostile(t, server.Config{})
 	defer h.finish()
 
-	h.run("too_many_handshakes", counts{"accepted": hostileSlots + 8, "tls_failed/busy": 8, "tls_failed/closed": hostileSlots}, func(t *testing.T) {
+	h.run("too_many_handshakes", counts{"accepted": hostileSlots + 1, "tls_failed/closed": hostileSlots,
+		"tls_handshakes": 1, "upgraded": 1, "closed/connection_lost": 1}, func(t *testing.T) {
 		// Take every handshake slot with a stalled hello...
 		var stalled []net.Conn
 		for range hostileSlots {
@@ -136,15 +138,38 @@ func TestHostileSessions(t *testing.T) {
 			stalled = append(stalled, c)
 		}
 		testutil.WaitFor(t, 5*time.Second, "every handshake slot taken", func() bool { return h.srv.TLSHandshakesRunning() == hostileSlots })
-		// ...then each connection past them is closed at once, unread.
-		for range 8 {
-			c := dialTCP(t, h.addr)
-			_, _ = c.Write(h.hello[tls.VersionTLS13])
-			expectClosed(t, c, time.Second)
+		// ...then a client past them waits in the listen queue, neither
+		// closed nor served, until a slot frees.
+		waits := h.srv.Stats().TLSHandshakeWaits.Load()
+		type result struct {
+			s   *rawSession
+			err error
+		}
+		opened := make(chan result, 1)
+		go func() {
+			s, err := handshakeRaw(h.addr, h.p.client(tls.VersionTLS13))
+			if err == nil {
+				if err = s.upgrade(h.addr); err != nil {
+					_ = s.nc.Close()
+				}
+			}
+			opened <- result{s, err}
+		}()
+		testutil.WaitFor(t, 5*time.Second, "the listener waiting for a slot", func() bool { return h.srv.Stats().TLSHandshakeWaits.Load() > waits })
+		select {
+		case r := <-opened:
+			t.Fatalf("served or refused while every slot was taken: %v", r.err)
+		case <-time.After(500 * time.Millisecond):
 		}
 		for _, c := range stalled { // the stalled clients give up
 			_ = c.Close()
 		}
+		r := <-opened
+		if r.err != nil {
+			t.Fatalf("the client that waited: %v", r.err)
+		}
+		defer r.s.nc.Close()
+		r.s.echo(t, []byte("waited for a slot"))
 	})
 
 	// After the handshake: records a TLS stack must refuse.
@@ -324,29 +349,49 @@ type rawSession struct {
 
 func openRaw(t testing.TB, addr string, cfg *tls.Config) *rawSession {
 	t.Helper()
-	nc := dialTCP(t, addr)
+	s := dialRaw(t, addr, cfg)
+	if err := s.upgrade(addr); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// handshakeRaw dials addr and makes the TLS handshake: a connection ready
+// for a request, or the error (usable from any goroutine). The caller
+// closes s.nc.
+func handshakeRaw(addr string, cfg *tls.Config) (*rawSession, error) {
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
 	s := &rawSession{nc: nc, tap: &tap{Conn: nc}}
 	s.tc = tls.Client(s.tap, cfg)
-	_ = s.tc.SetDeadline(time.Now().Add(5 * time.Second))
+	_ = s.tc.SetDeadline(time.Now().Add(10 * time.Second))
 	if err := s.tc.Handshake(); err != nil {
-		t.Fatalf("handshake: %v", err)
+		_ = nc.Close()
+		return nil, fmt.Errorf("handshake: %w", err)
 	}
 	s.r = bufio.NewReader(s.tc)
+	return s, nil
+}
+
+// upgrade sends the upgrade request and reads the 101 up to the blank line.
+func (s *rawSession) upgrade(addr string) error {
 	req := conformance.NewRequest(addr, "/hostile")
 	if _, err := s.tc.Write(req.Bytes()); err != nil {
-		t.Fatal(err)
+		return fmt.Errorf("upgrade request: %w", err)
 	}
 	status, err := s.r.ReadString('\n')
 	if err != nil || !strings.Contains(status, " 101 ") {
-		t.Fatalf("upgrade: %q %v", status, err)
+		return fmt.Errorf("upgrade: %q %v", status, err)
 	}
 	for {
 		line, err := s.r.ReadString('\n')
 		if err != nil {
-			t.Fatalf("upgrade response: %v", err)
+			return fmt.Errorf("upgrade response: %w", err)
 		}
 		if line == "\r\n" {
-			return s
+			return nil
 		}
 	}
 }
