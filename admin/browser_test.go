@@ -9,35 +9,25 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gorilla/websocket"
 
+	"github.com/wsgate/wsgate/internal/testbrowser"
 	"github.com/wsgate/wsgate/internal/testutil"
 )
-
-// chromiumPath is where Debian's chromium package puts the browser
-// (`make browser-deps` installs it); CHROMIUM overrides it.
-func chromiumPath() string {
-	if p := os.Getenv("CHROMIUM"); p != "" {
-		return p
-	}
-	return "/usr/bin/chromium"
-}
 
 // TestStatusPageInChromium loads the status page in headless Chromium,
 // driven over the DevTools protocol, and checks that it renders the
 // backends and that its numbers follow the gateway live: the sessions the
 // test opens appear without a reload, and disappear when they close.
 func TestStatusPageInChromium(t *testing.T) {
-	bin := chromiumPath()
+	bin := testbrowser.Path()
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("headless Chromium is needed for the status page test and %s is missing (%v): run `make browser-deps` (apt-get install -y chromium), or set CHROMIUM=/path/to/chromium", bin, err)
 	}
@@ -98,12 +88,12 @@ func TestStatusPageInChromium(t *testing.T) {
 // openStatusPage starts headless Chromium, loads url (the status page) in
 // it with the page's console watched, and returns the DevTools connection
 // to the page. Scripts in also run before the page's own.
-func openStatusPage(ctx context.Context, t *testing.T, bin, url string, also ...string) *cdpConn {
+func openStatusPage(ctx context.Context, t *testing.T, bin, url string, also ...string) *testbrowser.Page {
 	t.Helper()
-	br := launchChromium(ctx, t, bin)
-	page := br.page(ctx, t, "about:blank")
+	br := testbrowser.Launch(ctx, t, bin, "--window-size=1280,800") // a laptop screen: the page is laid out for one
+	page := br.Page(ctx, t, "about:blank")
 	t.Cleanup(func() { _ = page.Close() })
-	if err := page.open(ctx, url, also...); err != nil {
+	if err := page.Open(ctx, url, also...); err != nil {
 		t.Fatalf("DevTools: open %s: %v", url, err)
 	}
 	return page
@@ -111,9 +101,9 @@ func openStatusPage(ctx context.Context, t *testing.T, bin, url string, also ...
 
 // expectNoProblems fails the test for every console error or warning,
 // uncaught exception or CSP violation the page has had so far.
-func expectNoProblems(ctx context.Context, t *testing.T, page *cdpConn) {
+func expectNoProblems(ctx context.Context, t *testing.T, page *testbrowser.Page) {
 	t.Helper()
-	problems, err := page.takeProblems(ctx)
+	problems, err := page.TakeProblems(ctx)
 	if err != nil {
 		t.Errorf("DevTools: %v", err)
 	}
@@ -127,7 +117,7 @@ func expectNoProblems(ctx context.Context, t *testing.T, page *cdpConn) {
 // page shows all of it, as text, wrapped, and the backends table stays
 // within the window.
 func TestStatusPageLongErrorInChromium(t *testing.T) {
-	bin := chromiumPath()
+	bin := testbrowser.Path()
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("headless Chromium is needed for the status page test and %s is missing (%v): run `make browser-deps` (apt-get install -y chromium), or set CHROMIUM=/path/to/chromium", bin, err)
 	}
@@ -165,7 +155,7 @@ func TestStatusPageLongErrorInChromium(t *testing.T) {
 	if l.Images != 0 {
 		t.Errorf("the error's markup became %d element(s): the page must write data as text", l.Images)
 	}
-	page.screenshot(ctx, t, "status-long-error.png")
+	screenshot(ctx, t, page, "status-long-error.png")
 	expectNoProblems(ctx, t, page)
 }
 
@@ -207,7 +197,7 @@ const layoutProbe = `JSON.stringify((() => {
 // restarted behind the same address) and points older than the window
 // leave it.
 func TestStatusPageChartsInChromium(t *testing.T) {
-	bin := chromiumPath()
+	bin := testbrowser.Path()
 	if _, err := os.Stat(bin); err != nil {
 		t.Fatalf("headless Chromium is needed for the status page test and %s is missing (%v): run `make browser-deps` (apt-get install -y chromium), or set CHROMIUM=/path/to/chromium", bin, err)
 	}
@@ -253,7 +243,7 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 		return s.chart("sessions").Current == 3 && s.chart("frames-in").Current > 0 && s.chart("frames-out").Current > 0 && s.chart("refusals").Max > 0
 	}, nil)
 	checkCharts(t, "with traffic", st)
-	page.screenshot(ctx, t, "status-charts.png")
+	screenshot(ctx, t, page, "status-charts.png")
 	for _, c := range st.Charts {
 		if !strings.Contains(c.Text, "max") {
 			t.Errorf("chart %s does not label its maximum: %q", c.Series, c.Text)
@@ -262,7 +252,7 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 
 	// The counters go down, as after a restart: every series starts over.
 	before := st.Refreshes
-	if err := page.evaluate(ctx, "__wsgateTest.restart(), 1", new(int)); err != nil {
+	if err := page.Evaluate(ctx, "__wsgateTest.restart(), 1", new(int)); err != nil {
 		t.Fatal(err)
 	}
 	st = waitProbe(ctx, t, page, chartProbe, "the series reset", func(s chartState) bool { return s.Resets == 1 }, nil)
@@ -283,7 +273,7 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 
 	// Eleven minutes pass between two polls: what came before leaves.
 	before = st.Refreshes
-	if err := page.evaluate(ctx, "__wsgateTest.skip(660), 1", new(int)); err != nil {
+	if err := page.Evaluate(ctx, "__wsgateTest.skip(660), 1", new(int)); err != nil {
 		t.Fatal(err)
 	}
 	st = waitProbe(ctx, t, page, chartProbe, "two polls after the clock moved on", func(s chartState) bool { return s.Refreshes >= before+2 }, nil)
@@ -308,7 +298,7 @@ func TestStatusPageChartsInChromium(t *testing.T) {
 // screenshot saves the whole page as a PNG named name in the folder
 // WSGATE_SCREENSHOTS names, if it names one: a way to look at the page as
 // the tests see it.
-func (p *cdpConn) screenshot(ctx context.Context, t *testing.T, name string) {
+func screenshot(ctx context.Context, t *testing.T, p *testbrowser.Page, name string) {
 	t.Helper()
 	dir := os.Getenv("WSGATE_SCREENSHOTS")
 	if dir == "" {
@@ -317,7 +307,7 @@ func (p *cdpConn) screenshot(ctx context.Context, t *testing.T, name string) {
 	var shot struct {
 		Data []byte `json:"data"` // base64 in JSON
 	}
-	if err := p.call(ctx, "Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true}, &shot); err != nil {
+	if err := p.Call(ctx, "Page.captureScreenshot", map[string]any{"format": "png", "captureBeyondViewport": true}, &shot); err != nil {
 		t.Errorf("screenshot: %v", err)
 		return
 	}
@@ -569,7 +559,7 @@ const pageProbe = `JSON.stringify({
 })`
 
 // waitPage polls the page until cond holds, or fails with the last state.
-func waitPage(ctx context.Context, t *testing.T, page *cdpConn, what string, cond func(pageState) bool) pageState {
+func waitPage(ctx context.Context, t *testing.T, page *testbrowser.Page, what string, cond func(pageState) bool) pageState {
 	t.Helper()
 	st := waitProbe(ctx, t, page, pageProbe, what, cond, func(s *pageState) { s.Text = truncate(s.Text, 2000) })
 	return st
@@ -578,13 +568,13 @@ func waitPage(ctx context.Context, t *testing.T, page *cdpConn, what string, con
 // waitProbe evaluates probe (an expression that returns a JSON string) in
 // the page until what it returns satisfies cond, or fails with the last
 // state read, shortened by trim if given.
-func waitProbe[T any](ctx context.Context, t *testing.T, page *cdpConn, probe, what string, cond func(T) bool, trim func(*T)) T {
+func waitProbe[T any](ctx context.Context, t *testing.T, page *testbrowser.Page, probe, what string, cond func(T) bool, trim func(*T)) T {
 	t.Helper()
 	var last T
 	var lastErr error
 	for {
 		var raw string
-		lastErr = page.evaluate(ctx, probe, &raw)
+		lastErr = page.Evaluate(ctx, probe, &raw)
 		if lastErr == nil {
 			var st T
 			lastErr = json.Unmarshal([]byte(raw), &st)
@@ -613,309 +603,14 @@ func truncate(s string, n int) string {
 	return s
 }
 
-// browser is a headless Chromium started by the test, in its own process
-// group so its helper processes end with it.
-type browser struct {
-	debugHTTP string // host:port of the DevTools HTTP endpoint
-}
-
-// launchChromium starts the browser on about:blank, its window the size of
-// a laptop screen (the status page is laid out for one).
-func launchChromium(ctx context.Context, t *testing.T, bin string) *browser {
-	t.Helper()
-	cmd := exec.Command(bin,
-		"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-		"--disable-background-networking", "--disable-component-update", "--disable-sync",
-		"--disable-dev-shm-usage", "--disable-extensions", "--mute-audio",
-		"--user-data-dir="+t.TempDir(), "--remote-debugging-address=127.0.0.1", "--remote-debugging-port=0",
-		"--remote-allow-origins=*", "--window-size=1280,800", "about:blank")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v (run `make browser-deps`)", bin, err)
-	}
-	pgid := cmd.Process.Pid
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-pgid, syscall.SIGKILL) // the group this test created
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			t.Errorf("chromium (pid %d) did not exit", pgid)
-		}
-	})
-
-	// Chromium prints "DevTools listening on ws://127.0.0.1:PORT/devtools/browser/ID".
-	var (
-		mu   sync.Mutex
-		tail []string
-	)
-	found := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			line := sc.Text()
-			mu.Lock()
-			tail = append(tail, line)
-			if len(tail) > 40 {
-				tail = tail[1:]
-			}
-			mu.Unlock()
-			if _, rest, ok := strings.Cut(line, "DevTools listening on ws://"); ok {
-				host, _, _ := strings.Cut(rest, "/")
-				select {
-				case found <- host:
-				default:
-				}
-			}
-		}
-	}()
-	select {
-	case host := <-found:
-		return &browser{debugHTTP: host}
-	case <-done:
-	case <-ctx.Done():
-	}
-	mu.Lock()
-	defer mu.Unlock()
-	t.Fatalf("chromium did not open its DevTools endpoint; its stderr:\n%s", strings.Join(tail, "\n"))
-	return nil
-}
-
-// page connects to the DevTools target showing url.
-func (b *browser) page(ctx context.Context, t *testing.T, url string) *cdpConn {
-	t.Helper()
-	for {
-		var targets []struct {
-			Type, URL            string
-			WebSocketDebuggerURL string `json:"webSocketDebuggerUrl"`
-		}
-		err := getJSONURL(ctx, "http://"+b.debugHTTP+"/json/list", &targets)
-		if err == nil {
-			for _, tg := range targets {
-				if tg.Type == "page" && strings.HasPrefix(tg.URL, url) && tg.WebSocketDebuggerURL != "" {
-					d := websocket.Dialer{HandshakeTimeout: 5 * time.Second}
-					c, _, err := d.DialContext(ctx, tg.WebSocketDebuggerURL, nil)
-					if err != nil {
-						t.Fatalf("DevTools: %v", err)
-					}
-					return &cdpConn{c: c}
-				}
-			}
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("DevTools: no page target for %s (last error %v, targets %+v)", url, err, targets)
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-}
-
-func getJSONURL(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s: HTTP %d", url, resp.StatusCode)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
-}
-
-// cdpConn is a minimal DevTools protocol client: one call at a time. The
-// events that arrive while it waits for a reply are read too, and those
-// that say something went wrong in the page are kept in problems.
-type cdpConn struct {
-	c        *websocket.Conn
-	next     int
-	problems []string // console errors and warnings, uncaught exceptions, CSP violations
-}
-
-func (p *cdpConn) Close() error { return p.c.Close() }
-
-// cspReporter runs in every document before the page's own script and turns
-// each CSP violation into a console error, so that problems lists it even
-// if the browser reports it some other way.
-const cspReporter = `document.addEventListener("securitypolicyviolation", (e) =>
-  console.error("CSP violation: " + e.effectiveDirective + " blocked " + (e.blockedURI || "inline") + " (" + e.disposition + ")"));`
-
-// open starts watching the page's console, exceptions and log, installs
-// cspReporter and the scripts in also, then loads url.
-func (p *cdpConn) open(ctx context.Context, url string, also ...string) error {
-	for _, m := range []string{"Runtime.enable", "Log.enable", "Page.enable"} {
-		if err := p.call(ctx, m, nil, nil); err != nil {
-			return err
-		}
-	}
-	for _, src := range append([]string{cspReporter}, also...) {
-		if err := p.call(ctx, "Page.addScriptToEvaluateOnNewDocument", map[string]any{"source": src}, nil); err != nil {
-			return err
-		}
-	}
-	return p.call(ctx, "Page.navigate", map[string]any{"url": url}, nil)
-}
-
-// takeProblems returns the problems seen up to now (a round trip makes sure
-// every event sent before it has been read) and forgets them.
-func (p *cdpConn) takeProblems(ctx context.Context) ([]string, error) {
-	var one int
-	err := p.evaluate(ctx, "1", &one)
-	got := p.problems
-	p.problems = nil
-	return got, err
-}
-
-// evaluate runs expr in the page and stores its (JSON-able) value in out.
-func (p *cdpConn) evaluate(ctx context.Context, expr string, out any) error {
-	return p.evaluateWith(ctx, expr, nil, out)
-}
-
-// evaluateWith is evaluate with more Runtime.evaluate parameters.
-func (p *cdpConn) evaluateWith(ctx context.Context, expr string, params map[string]any, out any) error {
-	all := map[string]any{"expression": expr, "returnByValue": true, "awaitPromise": true}
-	for k, v := range params {
-		all[k] = v
-	}
-	var res struct {
-		Result struct {
-			Value json.RawMessage `json:"value"`
-		} `json:"result"`
-		ExceptionDetails *struct {
-			Text      string `json:"text"`
-			Exception struct {
-				Description string `json:"description"`
-			} `json:"exception"`
-		} `json:"exceptionDetails"`
-	}
-	if err := p.call(ctx, "Runtime.evaluate", all, &res); err != nil {
-		return err
-	}
-	if ex := res.ExceptionDetails; ex != nil {
-		return fmt.Errorf("in the page: %s %s", ex.Text, ex.Exception.Description)
-	}
-	if out == nil {
-		return nil
-	}
-	return json.Unmarshal(res.Result.Value, out)
-}
-
-// call sends one DevTools command and stores its result in out (if not
-// nil), noting the events read meanwhile.
-func (p *cdpConn) call(ctx context.Context, method string, params, out any) error {
-	p.next++
-	id := p.next
-	deadline := time.Now().Add(5 * time.Second)
-	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
-	}
-	_ = p.c.SetWriteDeadline(deadline)
-	_ = p.c.SetReadDeadline(deadline)
-	msg := map[string]any{"id": id, "method": method}
-	if params != nil {
-		msg["params"] = params
-	}
-	if err := p.c.WriteJSON(msg); err != nil {
-		return err
-	}
-	for {
-		var msg struct {
-			ID     int             `json:"id"`
-			Method string          `json:"method"` // of an event
-			Params json.RawMessage `json:"params"` // of an event
-			Result json.RawMessage `json:"result"`
-			Error  *struct {
-				Message string `json:"message"`
-			} `json:"error"`
-		}
-		if err := p.c.ReadJSON(&msg); err != nil {
-			return err
-		}
-		if msg.Method != "" {
-			p.noteEvent(msg.Method, msg.Params)
-			continue
-		}
-		if msg.ID != id {
-			continue
-		}
-		if msg.Error != nil {
-			return fmt.Errorf("DevTools %s: %s", method, msg.Error.Message)
-		}
-		if out == nil {
-			return nil
-		}
-		return json.Unmarshal(msg.Result, out)
-	}
-}
-
-// noteEvent keeps the events that report a problem in the page.
-func (p *cdpConn) noteEvent(method string, params json.RawMessage) {
-	switch method {
-	case "Runtime.exceptionThrown":
-		var e struct {
-			ExceptionDetails struct {
-				Text      string `json:"text"`
-				Exception struct {
-					Description string `json:"description"`
-				} `json:"exception"`
-			} `json:"exceptionDetails"`
-		}
-		_ = json.Unmarshal(params, &e)
-		p.problems = append(p.problems, "exception: "+e.ExceptionDetails.Text+" "+e.ExceptionDetails.Exception.Description)
-	case "Runtime.consoleAPICalled":
-		var e struct {
-			Type string `json:"type"`
-			Args []struct {
-				Value       any    `json:"value"`
-				Description string `json:"description"`
-			} `json:"args"`
-		}
-		_ = json.Unmarshal(params, &e)
-		if e.Type != "error" && e.Type != "warning" && e.Type != "assert" {
-			return
-		}
-		var parts []string
-		for _, a := range e.Args {
-			if a.Value != nil {
-				parts = append(parts, fmt.Sprint(a.Value))
-			} else {
-				parts = append(parts, a.Description)
-			}
-		}
-		p.problems = append(p.problems, "console."+e.Type+": "+strings.Join(parts, " "))
-	case "Log.entryAdded":
-		var e struct {
-			Entry struct {
-				Source string `json:"source"`
-				Level  string `json:"level"`
-				Text   string `json:"text"`
-				URL    string `json:"url"`
-			} `json:"entry"`
-		}
-		_ = json.Unmarshal(params, &e)
-		if e.Entry.Level != "error" && e.Entry.Level != "warning" {
-			return
-		}
-		p.problems = append(p.problems, "log "+e.Entry.Source+" "+e.Entry.Level+": "+e.Entry.Text+" "+e.Entry.URL)
-	}
-}
-
 // expectStrictCSP checks in the page that its content security policy is
 // in force, and that the test would see a violation: eval, a fetch to
 // another origin (otherOrigin, the gateway's listener) and an image, even
 // from the endpoint itself, must all be refused and reported.
-func expectStrictCSP(ctx context.Context, t *testing.T, page *cdpConn, otherOrigin string) {
+func expectStrictCSP(ctx context.Context, t *testing.T, page *testbrowser.Page, otherOrigin string) {
 	t.Helper()
 	var got struct{ Eval, Fetch, Image string }
-	err := page.evaluateWith(ctx, `(async () => {
+	err := page.EvaluateWith(ctx, `(async () => {
   const r = {};
   try { eval("1"); r.eval = "allowed"; } catch (e) { r.eval = e.name; }
   try { await fetch(`+strconv.Quote(otherOrigin)+`, { cache: "no-store" }); r.fetch = "allowed"; } catch (e) { r.fetch = e.name; }
@@ -935,7 +630,7 @@ func expectStrictCSP(ctx context.Context, t *testing.T, page *cdpConn, otherOrig
 	}
 	var all []string
 	for {
-		ps, err := page.takeProblems(ctx)
+		ps, err := page.TakeProblems(ctx)
 		if err != nil {
 			t.Fatalf("DevTools: %v", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/wsgate/wsgate/internal/testbrowser"
 	"github.com/wsgate/wsgate/server"
 )
 
@@ -45,13 +46,13 @@ func TestChromiumSubprotocolThroughGateway(t *testing.T) {
 	p := newPKI(t)
 	gw, _ := startGatewayWith(t, p, server.Config{Subprotocols: []string{"stt.v1"}},
 		"-subprotocol", "stt.v1", "-subprotocol-required")
-	br := launchChromium(ctx, t, bin, "--ignore-certificate-errors-spki-list="+p.spkiHash(t))
-	page := br.page(ctx, t)
+	br := testbrowser.Launch(ctx, t, bin, "--ignore-certificate-errors-spki-list="+p.spkiHash(t))
+	page := br.Page(ctx, t, "")
 	defer page.Close()
 	url := "wss://" + gw.Server.TLSAddr() + "/speech"
 
 	var raw string
-	if err := page.evaluate(ctx, fmt.Sprintf(chromiumSubprotocolPage, url, `["stt.v0", "stt.v1"]`), &raw); err != nil {
+	if err := page.Evaluate(ctx, fmt.Sprintf(chromiumSubprotocolPage, url, `["stt.v0", "stt.v1"]`), &raw); err != nil {
 		t.Fatalf("offering stt.v1: %v", err)
 	}
 	var res struct {
@@ -68,7 +69,7 @@ func TestChromiumSubprotocolThroughGateway(t *testing.T) {
 		t.Fatalf("the backend agreed to %q", got)
 	}
 
-	err = page.evaluate(ctx, fmt.Sprintf(chromiumSubprotocolPage, url, `[]`), &raw)
+	err = page.Evaluate(ctx, fmt.Sprintf(chromiumSubprotocolPage, url, `[]`), &raw)
 	if err == nil || !strings.Contains(err.Error(), "failed before it opened") {
 		t.Fatalf("offering none to a group that requires one: %v %s", err, raw)
 	}
