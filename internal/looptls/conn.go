@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -65,7 +66,7 @@ func (c *Conn) fill() {
 		}
 		b := *c.held
 		if cap(b)-len(b) < 1<<10 { // tls.Read fills what room there is; the rest of a record stays with it
-			b = append(b, make([]byte, bufSize)...)[:len(b)]
+			b = slices.Grow(b, bufSize)
 		}
 		n, err := c.tls.Read(b[len(b):cap(b)])
 		*c.held = b[:len(b)+n]
