@@ -95,20 +95,22 @@ func (MostIdle) Pick(cands []*shardBackend, rng *rand.Rand) *shardBackend {
 	return best(cands, rng, func(a, b *shardBackend) int { return cmp.Compare(b.idleN, a.idleN) })
 }
 
-// pick is the group's balancer over this shard's candidates for lane.
-func (sh *ShardPool) pick(lane string) *shardBackend {
+// pick is the group's balancer over this shard's candidates for lane;
+// movable leaves out the backends whose connections cannot move to
+// another loop (TLS: their state is this loop's).
+func (sh *ShardPool) pick(lane string, movable bool) *shardBackend {
 	backends := sh.pool.Backends()
 	group, protocol := splitLane(lane)
 	healthyOnly := false
 	for _, b := range backends {
-		if sh.candidate(b, group, protocol, false) && b.Healthy() {
+		if sh.candidate(b, group, protocol, false, movable) && b.Healthy() {
 			healthyOnly = true
 			break
 		}
 	}
 	cands := sh.cands[:0]
 	for _, b := range backends {
-		if sh.candidate(b, group, protocol, healthyOnly) {
+		if sh.candidate(b, group, protocol, healthyOnly, movable) {
 			cands = append(cands, b.shards[sh.Index])
 		}
 	}
@@ -121,7 +123,7 @@ func (sh *ShardPool) pick(lane string) *shardBackend {
 
 // candidate reports whether b can serve a lease of group and protocol in
 // this shard now.
-func (sh *ShardPool) candidate(b *Backend, group, protocol string, healthyOnly bool) bool {
+func (sh *ShardPool) candidate(b *Backend, group, protocol string, healthyOnly, movable bool) bool {
 	return b.Group() == group && b.Protocol() == protocol && b.shards[sh.Index].idleN > 0 && b.TakesLeases() &&
-		(!healthyOnly || b.Healthy())
+		(!healthyOnly || b.Healthy()) && (!movable || !b.TLS)
 }

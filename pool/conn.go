@@ -219,8 +219,8 @@ func (c *Conn) OnOpen(gc gnet.Conn) {
 	c.enrolled.Store(true)
 	moved := c.transferLane
 	c.transferLane = ""
-	c.backend.protocol.Store(&c.protocol) // what its newest connection agreed to
 	if moved == "" {
+		c.backend.protocol.Store(&c.protocol) // what its newest connection agreed to (a moved one is not new)
 		c.lastRead = now
 		c.expires = now + int64(jitter.Scale(c.settings().MaxLifetime, 0.1))
 		c.backend.Enrolled.Add(1)
@@ -541,6 +541,14 @@ func (c *Conn) OnTimer(now int64) {
 			w.Schedule(&c.timer, next)
 		}
 	case StateIdle, StateLeased:
+		if c.readPaused() {
+			// Flow control, not the backend: check again a ping
+			// interval after it reads again (the stall timeout judges
+			// a backend that does not drain).
+			c.flags &^= flagPingOutstanding
+			w.Schedule(&c.timer, now+int64(st.PingInterval))
+			return
+		}
 		if c.flags&flagPingOutstanding != 0 {
 			if now-c.pingAt >= int64(st.PongTimeout) {
 				c.countFailure()
@@ -569,6 +577,19 @@ func (c *Conn) OnTimer(now int64) {
 // drain timeout, shutdown).
 type LeaseEnder interface {
 	LeaseEnded(code ws.StatusCode, reason string)
+	// ReadPaused reports whether the relay stopped reading the
+	// connection (its client is behind): the backend's silence, and a
+	// pong left unread, are then the relay's doing, not the backend's.
+	ReadPaused() bool
+}
+
+// readPaused reports whether a leased c is not being read by its relay.
+func (c *Conn) readPaused() bool {
+	if c.state != StateLeased || c.gc == nil {
+		return false
+	}
+	e, ok := c.gc.Context().(LeaseEnder)
+	return ok && e.ReadPaused()
 }
 
 // abortLease tells the session of a leased connection that it is going.

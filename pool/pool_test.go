@@ -79,9 +79,11 @@ type session struct {
 	waiting bool
 	conn    *Conn
 	gone    ws.StatusCode // the code LeaseEnded gave
+	paused  bool          // the relay does not read the connection (ReadPaused)
 }
 
 func (s *session) LeaseEnded(code ws.StatusCode, _ string) { s.gone = code }
+func (s *session) ReadPaused() bool                        { return s.paused }
 
 func (s *session) StillWaiting() bool { return s.waiting }
 func (s *session) Granted(c *Conn) bool {
@@ -578,5 +580,68 @@ func TestNoMaxByDefault(t *testing.T) {
 	}
 	for i := 0; i < 5000; i++ {
 		b.DialAborted(0)
+	}
+}
+
+// TestLeasedConnPausedByTheRelayIsNotFailed: a leased connection the relay
+// stopped reading (its client is behind) is neither pinged nor failed for
+// a pong it cannot read: the backend is healthy, the stall timeout judges
+// a peer that does not drain. Once read again, it is pinged as before.
+func TestLeasedConnPausedByTheRelayIsNotFailed(t *testing.T) {
+	f := newFixture(t, Settings{URL: "ws://a:1/", PingInterval: time.Second, PongTimeout: time.Second})
+	b := f.pool.Backends()[0]
+	fc := f.enroll(b)
+	s := &session{paused: true}
+	c := f.shard.Acquire(s, DefaultGroup)
+	c.Bind(s)
+	out := len(fc.out)
+	advance := func(from, to int64) {
+		for now := from; now <= to; now += 1e8 {
+			f.callback(func() { f.loop.wheel.Advance(now) })
+		}
+	}
+	advance(1e9, 20e9) // many ping intervals and pong timeouts
+	if fc.closed || s.gone != 0 || len(fc.out) != out || b.Healthy() == false {
+		t.Fatalf("paused by the relay: closed %v, session told %d, %d writes, healthy %v", fc.closed, s.gone, len(fc.out)-out, b.Healthy())
+	}
+	s.paused = false
+	advance(20e9, 23e9)
+	if len(fc.out) == out {
+		t.Fatal("not pinged once the relay reads it again")
+	}
+}
+
+// TestTakeForTransfer: what a shard hands to another loop. Never a wss://
+// backend's connection (its TLS state is this loop's), never one with
+// bytes still queued toward its backend (closing it here would cut a
+// frame that the next session's frames would then continue), and one
+// that speaks another subprotocol than the lane's is closed, not moved.
+func TestTakeForTransfer(t *testing.T) {
+	f := newFixture(t, Settings{URL: "wss://secure:1/"}, Settings{URL: "ws://plain:1/"})
+	secure, plain := f.pool.Backends()[0], f.pool.Backends()[1]
+	lane := Lane(DefaultGroup, "")
+	f.enroll(secure)
+	if c := f.shard.takeForTransfer(lane); c != nil {
+		t.Fatalf("took a wss:// backend's connection (backend %d)", c.backend.ID)
+	}
+	fc := f.enroll(plain)
+	fc.pending = 10
+	if c := f.shard.takeForTransfer(lane); c != nil {
+		t.Fatal("took a connection with bytes queued toward its backend")
+	}
+	if fc.closed || plain.Idle.Load() != 1 {
+		t.Fatalf("the busy connection: closed %v, idle %d; want it kept idle", fc.closed, plain.Idle.Load())
+	}
+	fc.pending = 0
+	fc.c.protocol = "old" // its backend agreed to another subprotocol on the newer one below
+	good := f.enroll(plain)
+	if c := f.shard.takeForTransfer(lane); c != good.c {
+		t.Fatalf("the clean plain connection was not taken: %v", c)
+	}
+	if c := f.shard.takeForTransfer(lane); c != nil {
+		t.Fatal("took a connection of another subprotocol")
+	}
+	if st := fc.c.state; st != StateClosing && st != StateClosed {
+		t.Fatalf("a connection of another subprotocol was not closed: %v", st)
 	}
 }

@@ -230,21 +230,30 @@ func (p *Pool) Speaks(group, protocol string) bool {
 	return false
 }
 
+// speaks reports whether c's backend agreed to lane's subprotocol on it.
+// One that did not (its backend agreed to another since: its newer
+// connections did) serves nobody now.
+func (c *Conn) speaks(lane string) bool {
+	_, protocol := splitLane(lane)
+	return c.protocol == protocol
+}
+
 // leaseBest leases from the backend the balancer picks, or returns nil.
 func (sh *ShardPool) leaseBest(lane string) *Conn {
 	for {
-		s := sh.pick(lane)
+		s := sh.pick(lane, false)
 		if s == nil {
 			return nil
 		}
 		c := s.popIdle()
-		if _, protocol := splitLane(lane); c.protocol != protocol {
+		if !c.speaks(lane) {
 			// Its backend agreed to another subprotocol since (its newer
 			// connections did): this one serves nobody now.
 			c.close()
 			continue
 		}
 		c.setState(StateLeased)
+		c.need = 0 // the relay reads its bytes now; a wait for a whole frame ends with the idle time
 		s.backend.Leases.Add(1)
 		s.Leases.Add(1)
 		sh.loop.Wheel().Schedule(&c.timer, c.lastRead+int64(c.settings().PingInterval))

@@ -103,19 +103,26 @@ func (sh *ShardPool) giveAway(lane string, to *ShardPool) {
 
 // takeForTransfer unlinks the best idle connection of lane for another
 // shard, or returns nil: none here, or this shard's own sessions wait for
-// the lane. A connection that is not clean is closed instead.
+// the lane, or the best one still has bytes queued toward its backend
+// (closing it here would cut them off mid-frame: it stays). TLS backends'
+// connections are never taken. One that is not clean, or speaks another
+// subprotocol than the lane's, is closed instead.
 func (sh *ShardPool) takeForTransfer(lane string) *Conn {
 	if sh.waitingIn[lane] > 0 {
 		return nil
 	}
 	for {
-		s := sh.pick(lane)
+		s := sh.pick(lane, true)
 		if s == nil {
 			return nil
 		}
 		c := s.popIdle()
+		if c.gc.OutboundBuffered() > 0 {
+			s.pushIdle(c) // its timer still runs
+			return nil
+		}
 		sh.loop.Wheel().Stop(&c.timer)
-		if c.gc.InboundBuffered() == 0 && c.reusable(sh.now()) {
+		if c.gc.InboundBuffered() == 0 && c.reusable(sh.now()) && c.speaks(lane) {
 			return c
 		}
 		c.close()

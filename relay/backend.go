@@ -174,6 +174,11 @@ func (d *backendSide) LeaseEnded(code ws.StatusCode, reason string) {
 	}
 }
 
+// ReadPaused: the relay is not reading the connection (see pool.LeaseEnder).
+func (d *backendSide) ReadPaused() bool {
+	return d.current() && d.b.s.Shard().Paused(d.c.Gnet())
+}
+
 // MayResume: the backend connection is read again once the client's queue
 // is below the low watermark (and its own, if pongs paused it).
 func (d *backendSide) MayResume() bool {

@@ -126,7 +126,7 @@ func (s *Server) takeHandshakeSlot() bool {
 	select {
 	case s.tlsSlots <- struct{}{}:
 		return true
-	case <-s.listenersClosed:
+	case <-s.listening.Done():
 		return false
 	}
 }
@@ -147,7 +147,7 @@ func (s *Server) handOff(c *net.TCPConn, ac *acceptedConn) {
 	res, err := sh.loop.Enroll(gnet.NewContext(context.Background(), ac), c)
 	if err != nil {
 		_ = c.Close()
-		s.enrollFailed(sh, err)
+		s.enrollFailed(ac, err)
 		return
 	}
 	go s.awaitEnroll(res, ac)
@@ -163,13 +163,15 @@ func (s *Server) awaitEnroll(res <-chan gnet.RegisteredResult, ac *acceptedConn)
 		if err == nil {
 			err = errors.New("the event loop did not register it")
 		}
-		s.enrollFailed(ac.shard, err)
+		s.enrollFailed(ac, err)
 	}
 }
 
-func (s *Server) enrollFailed(sh *Shard, err error) {
+// enrollFailed undoes what was counted for a connection no loop took.
+func (s *Server) enrollFailed(ac *acceptedConn, err error) {
 	s.stats.Open.Add(-1)
-	sh.clients.Add(-1)
+	ac.shard.clients.Add(-1)
+	s.releasePerIP(ac)
 	s.stats.EnrollFailures.Add(1)
 	s.limitedWarn(&s.acceptLog, "could not hand a connection to an event loop", zap.Error(err))
 }

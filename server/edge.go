@@ -139,6 +139,16 @@ func (s *Server) admit(client netip.Addr) (retry time.Duration, admitted bool) {
 	return 0, reason == iplimit.Admitted
 }
 
+// releasePerIP gives back the per-IP count of a connection admitted
+// before a loop took it, once it will not reach one. Safe for concurrent
+// use.
+func (s *Server) releasePerIP(ac *acceptedConn) {
+	if ac.admitted {
+		ac.admitted = false
+		s.perIP.Release(ac.client.Addr())
+	}
+}
+
 // tooMany is the answer to a client past its per-IP limit.
 func tooMany(retry time.Duration) *codec.HandshakeError {
 	secs := int((retry + time.Second - 1) / time.Second)
@@ -168,6 +178,7 @@ func (s *Session) readProxyHeader() error {
 		}
 		srv.proxyFailed(f, s.conn.RemoteAddr(), err)
 		s.flags |= flagRefuseProxy
+		s.lingerRefused()
 		return err
 	}
 	_, _ = s.conn.Discard(n)
@@ -185,11 +196,44 @@ func (s *Session) checkLimits() {
 	if retry > 0 {
 		s.flags |= flagRefuseTooMany
 		s.retryAfter = retry
+		s.lingerRefused()
 	}
 	if admitted {
 		s.flags |= flagAdmitted
 	}
 }
+
+// refuseLinger is how long a connection whose refusal is decided before
+// its request is whole waits for that request (to answer it without a
+// reset) before it is answered and closed anyway: not the handshake
+// timeout, or refused connections that send nothing would hold their
+// places under -max-conns for that long.
+const refuseLinger = time.Second
+
+// lingerRefused brings a refused session's deadline down to refuseLinger.
+// Loop-only.
+func (s *Session) lingerRefused() {
+	if sh := s.shard; refuseLinger < sh.srv.cfg.HandshakeTimeout {
+		sh.wheel.Schedule(&s.timer, sh.now()+int64(refuseLinger))
+	}
+}
+
+// decidedRefusal is the answer owed to a session refused before its
+// request was read, or nil.
+func (s *Session) decidedRefusal() *codec.HandshakeError {
+	switch {
+	case s.flags&flagRefuseProxy != 0:
+		return errNoProxyHeader
+	case s.flags&flagRefuseBusy != 0:
+		return errShuttingDown
+	case s.flags&flagRefuseTooMany != 0:
+		return tooMany(s.retryAfter)
+	}
+	return nil
+}
+
+// errShuttingDown answers a connection accepted just before shutdown.
+var errShuttingDown = &codec.HandshakeError{Status: 503, Reason: "server shutting down", Header: "Retry-After: 1\r\n"}
 
 // RemoteAddr is the client's address: the PROXY header's source, or the
 // peer of the TCP connection.

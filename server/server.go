@@ -44,13 +44,15 @@ type Server struct {
 	shuttingDown atomic.Bool   // Shutdown began: new connections are refused
 	nextID       atomic.Uint64 // session ids
 
-	ln              *net.TCPListener // plain client listener (nil if none), owned by its acceptor (closed by Shutdown or Stop)
-	tlsLn           *net.TCPListener // TLS client listener (nil if none), likewise
-	nextLoop        atomic.Uint64    // round-robin start among loops with equal load (acceptors and handshakes)
-	acceptorDone    sync.WaitGroup
-	tlsSlots        chan struct{} // one per TLS handshake running; its capacity is Config.TLSHandshakes
-	listenersClosed chan struct{} // closed with the listeners: a TLS acceptor waiting for a slot gives up
-	closeOnce       sync.Once
+	ln           *net.TCPListener // plain client listener (nil if none), owned by its acceptor (closed by Shutdown or Stop)
+	tlsLn        *net.TCPListener // TLS client listener (nil if none), likewise
+	nextLoop     atomic.Uint64    // round-robin start among loops with equal load (acceptors and handshakes)
+	acceptorDone sync.WaitGroup
+	tlsSlots     chan struct{} // one per TLS handshake running; its capacity is Config.TLSHandshakes
+	// listening ends when the listeners close: a TLS acceptor waiting for
+	// a handshake slot gives up, and handshakes under way are cut.
+	listening       context.Context
+	closeListenersC context.CancelFunc
 	handshakes      sync.WaitGroup // TLS handshakes running
 
 	anchorAddr  string     // path of the private unix listener used to find the loops (removed once they are)
@@ -91,9 +93,8 @@ func New(cfg Config) (*Server, error) {
 		epoch:  time.Now(),
 		booted: make(chan struct{}),
 		dead:   make(chan struct{}),
-
-		listenersClosed: make(chan struct{}),
 	}
+	s.listening, s.closeListenersC = context.WithCancel(context.Background())
 	s.anchorSeen = make(chan bool, 8*cfg.Loops+8)
 	s.tickCtx, s.stopTicks = context.WithCancel(context.Background())
 	if err := s.newEdge(); err != nil {
@@ -193,7 +194,7 @@ func (s *Server) listen() error {
 }
 
 func (s *Server) closeListeners() {
-	s.closeOnce.Do(func() { close(s.listenersClosed) })
+	s.closeListenersC()
 	if s.ln != nil {
 		_ = s.ln.Close()
 	}
@@ -502,8 +503,10 @@ func (s *Server) OnTraffic(c gnet.Conn) (action gnet.Action) {
 	switch ctx := c.Context().(type) {
 	case *Session:
 		action = ctx.onTraffic()
-		if t, ok := ctx.conn.(*looptls.Conn); ok && action == gnet.Close {
-			t.CloseNotify() // gnet closes the raw connection: TLS must say goodbye first
+		if t, ok := ctx.conn.(*looptls.Conn); ok && (action == gnet.Close || t.ReadErr() != nil) {
+			// gnet closes the raw connection: TLS says goodbye first, and
+			// after the session's answer to what came before the end.
+			t.CloseNotify()
 		}
 		return action
 	case ConnHandler:

@@ -283,17 +283,11 @@ func (s *Session) readHandshake() gnet.Action {
 	if err != nil {
 		return s.refuse(err)
 	}
-	// Refusals decided earlier are answered once the request is whole:
-	// a close with its bytes unread would reset the connection and lose
-	// the answer.
-	if s.flags&flagRefuseProxy != 0 {
-		return s.refuse(errNoProxyHeader)
-	}
-	if s.flags&flagRefuseBusy != 0 {
-		return s.refuse(&codec.HandshakeError{Status: 503, Reason: "server shutting down", Header: "Retry-After: 1\r\n"})
-	}
-	if s.flags&flagRefuseTooMany != 0 {
-		return s.refuse(tooMany(s.retryAfter))
+	// Refusals decided earlier are answered once the request is whole
+	// (a close with its bytes unread would reset the connection and lose
+	// the answer), or when refuseLinger has passed.
+	if e := s.decidedRefusal(); e != nil {
+		return s.refuse(e)
 	}
 	req, err := codec.ParseUpgrade(buf[:end])
 	if err != nil {
@@ -635,8 +629,12 @@ func (s *Session) OnTimer(now int64) {
 	cfg := &s.shard.srv.cfg
 	switch s.state {
 	case stateHandshaking:
-		s.setReason(ReasonHandshakeTimeout)
-		_ = s.refuse(&codec.HandshakeError{Status: 408, Reason: "handshake timeout"})
+		if e := s.decidedRefusal(); e != nil {
+			_ = s.refuse(e) // its request did not come within refuseLinger
+		} else {
+			s.setReason(ReasonHandshakeTimeout)
+			_ = s.refuse(&codec.HandshakeError{Status: 408, Reason: "handshake timeout"})
+		}
 		_ = s.conn.Close()
 	case stateOpen:
 		s.onOpenTimer(now, cfg)

@@ -163,6 +163,7 @@ func (sh *Shard) openSession(c gnet.Conn, ac *acceptedConn) {
 	if !srv.trustedPeer(c.RemoteAddr()) {
 		srv.proxyFailed(ProxyUntrusted, c.RemoteAddr(), nil)
 		s.flags |= flagRefuseProxy // whatever it sends, answered 400 once the request is whole
+		s.lingerRefused()
 		return
 	}
 	s.flags |= flagAwaitProxy

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -52,15 +53,19 @@ func (s *Stats) TLSFailures(f TLSFailure) int64 { return s.tlsFailed[f].Load() }
 func (s *Server) handshakeTLS(c *net.TCPConn) {
 	defer s.handshakes.Done()
 	defer func() { <-s.tlsSlots }()
+	ac := &acceptedConn{}
 	defer func() {
 		if r := recover(); r != nil {
 			s.limitedLog(zap.ErrorLevel, &s.panicLog, "TLS handshake panicked", zap.Any("panic", r))
 			_ = c.Close()
 			s.stats.Open.Add(-1)
+			s.releasePerIP(ac)
 		}
 	}()
 	_ = c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	ac := &acceptedConn{}
+	// Stop and Shutdown do not wait the handshake timeout for a client
+	// that says nothing: closing the listeners cuts its reads.
+	defer context.AfterFunc(s.listening, func() { _ = c.SetDeadline(time.Unix(1, 0)) })()
 	if !s.clientBeforeHandshake(c, ac) {
 		_ = c.Close()
 		s.stats.Open.Add(-1)
@@ -69,9 +74,7 @@ func (s *Server) handshakeTLS(c *net.TCPConn) {
 	shim := looptls.NewShim(c)
 	tc := tls.Server(shim, s.cfg.TLS)
 	if err := tc.Handshake(); err != nil {
-		if ac.admitted {
-			s.perIP.Release(ac.client.Addr())
-		}
+		s.releasePerIP(ac)
 		answerPlainHTTP(c, err)
 		_ = c.Close()
 		s.stats.Open.Add(-1)
@@ -81,9 +84,7 @@ func (s *Server) handshakeTLS(c *net.TCPConn) {
 	_ = c.SetDeadline(time.Time{})
 	s.stats.TLSHandshakes.Add(1)
 	if s.shuttingDown.Load() {
-		if ac.admitted {
-			s.perIP.Release(ac.client.Addr())
-		}
+		s.releasePerIP(ac)
 		_ = c.Close()
 		s.stats.Open.Add(-1)
 		return

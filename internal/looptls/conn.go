@@ -55,11 +55,15 @@ func (h *Handshaken) Attach(c gnet.Conn, onError func(error)) *Conn {
 // TLS is the connection's state (version, cipher, peer certificates).
 func (c *Conn) TLS() tls.ConnectionState { return c.tls.ConnectionState() }
 
-// fill decrypts every whole record gnet has buffered.
+// fill decrypts every whole record gnet has buffered. If reading ended
+// (close_notify, a bad record), it says so only once its own bookkeeping
+// is done: whoever hears it may close the connection, which gives its
+// buffers back.
 func (c *Conn) fill() {
 	if c.err != nil {
 		return
 	}
+	var ended error
 	for {
 		if c.held == nil {
 			c.held = getBuf()
@@ -73,7 +77,7 @@ func (c *Conn) fill() {
 		if err != nil {
 			var ne net.Error
 			if !errors.As(err, &ne) || !ne.Timeout() {
-				c.readEnded(err)
+				ended = err
 			}
 			break
 		}
@@ -83,20 +87,21 @@ func (c *Conn) fill() {
 	if len(c.plain) == 0 {
 		c.release()
 	}
+	if ended != nil {
+		c.readEnded(ended)
+	}
 }
 
 // readEnded: nothing more can be read (the peer's close_notify, or a
 // record that failed, which crypto/tls answered with an alert). The
 // connection is closed once the current callback returns (gnet's Close
 // is queued), so what was decrypted before the end is still read, and a
-// close frame among it still answered.
+// close frame among it still answered; the owner sends close_notify after
+// that answer (CloseNotify), not before it.
 func (c *Conn) readEnded(err error) {
 	c.err = err
 	if c.onError != nil {
 		c.onError(err)
-	}
-	if errors.Is(err, io.EOF) {
-		c.CloseNotify() // in answer
 	}
 	_ = c.Conn.Close()
 }
@@ -135,10 +140,17 @@ func (c *Conn) Discard(n int) (int, error) {
 	return n, nil
 }
 
-// InboundBuffered is the plaintext not yet discarded plus the ciphertext
-// gnet holds (an upper bound of the plaintext to come: enough to decide
-// whether reading is worth trying).
-func (c *Conn) InboundBuffered() int { return len(c.plain) + c.Conn.InboundBuffered() }
+// InboundBuffered is an upper bound of the plaintext there is to read:
+// what was decrypted and not discarded, plus, when gnet holds ciphertext,
+// a whole record (those bytes may complete one that crypto/tls has begun
+// to read, whatever their own number). Enough to decide whether reading is
+// worth trying.
+func (c *Conn) InboundBuffered() int {
+	if n := c.Conn.InboundBuffered(); n > 0 {
+		return len(c.plain) + n + bufSize
+	}
+	return len(c.plain)
+}
 
 // Write encrypts p and hands its records to gnet in one write.
 func (c *Conn) Write(p []byte) (int, error) {

@@ -196,8 +196,14 @@ func TestCloseNotifyEndsReading(t *testing.T) {
 	if !errors.Is(conn.ReadErr(), io.EOF) || len(*errs) != 1 || !fake.closed {
 		t.Fatalf("after close_notify: err %v, told %v, closed %v", conn.ReadErr(), *errs, fake.closed)
 	}
-	if len(fake.writes) == 0 {
-		t.Fatal("no close_notify in answer")
+	// The owner answers what came before the end (a close frame) first,
+	// then says goodbye: the answer must still go out.
+	if _, err := conn.Write([]byte("close reply")); err != nil {
+		t.Fatalf("a write after the peer's close_notify, before ours: %v", err)
+	}
+	conn.CloseNotify()
+	if len(fake.writes) < 2 {
+		t.Fatalf("%d writes: want the answer, then close_notify in answer", len(fake.writes))
 	}
 	_, _ = conn.Peek(-1) // told once only
 	if len(*errs) != 1 {
@@ -256,5 +262,24 @@ func TestReadingARecordMakesLittleGarbage(t *testing.T) {
 	// Under -race, sync.Pool drops a quarter of what is put back.
 	if per := (after.TotalAlloc - before.TotalAlloc) / n; per > 8<<10 {
 		t.Fatalf("%d bytes allocated per 1 KiB record read", per)
+	}
+}
+
+// TestEndHeardByAnOwnerThatCloses: the owner told of the end closes the
+// connection at once (as a pool connection does): fill must not touch the
+// buffers Close gave back. (It dereferenced them: a wss:// backend sending
+// close_notify right after its 101 crashed the process.)
+func TestEndHeardByAnOwnerThatCloses(t *testing.T) {
+	conn, fake, client, capt, _ := pair(t, tls.VersionTLS13)
+	conn.onError = func(error) { _ = conn.Close() }
+	_, _ = client.Write([]byte("last words"))
+	_ = client.CloseWrite()
+	fake.in = capt.take()
+	got, _ := conn.Peek(-1)
+	if len(got) != 0 || !errors.Is(conn.ReadErr(), io.EOF) && !errors.Is(conn.ReadErr(), net.ErrClosed) {
+		t.Fatalf("after an end its owner closed on: %q, %v", got, conn.ReadErr())
+	}
+	if !fake.closed {
+		t.Fatal("not closed")
 	}
 }

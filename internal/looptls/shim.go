@@ -39,7 +39,7 @@ func (s *Shim) Read(p []byte) (int, error) {
 	if s.loop == nil {
 		return s.tcp.Read(p)
 	}
-	buf, _ := s.loop.Peek(-1)
+	buf, _ := s.loop.Peek(min(len(p), s.loop.InboundBuffered())) // no more than fits: gnet may gather a wrapped buffer into a copy
 	n := copy(p, buf)
 	if n == 0 {
 		return 0, errWouldBlock{}
