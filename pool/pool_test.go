@@ -645,3 +645,20 @@ func TestTakeForTransfer(t *testing.T) {
 		t.Fatalf("a connection of another subprotocol was not closed: %v", st)
 	}
 }
+
+// TestIdleConnHoldingAPartialFrameIsNotLeased: a backend's late frame whose
+// header arrived while its connection was idle, but not yet a byte of its
+// payload, is not given to the next session with the connection.
+func TestIdleConnHoldingAPartialFrameIsNotLeased(t *testing.T) {
+	f := newFixture(t, Settings{URL: "ws://a:1/"})
+	b := f.pool.Backends()[0]
+	fc := f.enroll(b)
+	fc.in = []byte{0x81, 0x05} // "a text frame of 5 bytes", the 5 still on the way
+	f.callback(func() { fc.c.OnTraffic() })
+	if c := f.shard.Acquire(&session{waiting: true}, DefaultGroup); c != nil {
+		t.Fatal("leased a connection holding part of a late frame")
+	}
+	if st := fc.c.state; st != StateClosing && st != StateClosed {
+		t.Fatalf("the connection is %v, want closed", st)
+	}
+}

@@ -246,9 +246,11 @@ func (sh *ShardPool) leaseBest(lane string) *Conn {
 			return nil
 		}
 		c := s.popIdle()
-		if !c.speaks(lane) {
-			// Its backend agreed to another subprotocol since (its newer
-			// connections did): this one serves nobody now.
+		// One that speaks another subprotocol serves nobody now. Bytes
+		// an idle connection holds are the start of a frame not whole
+		// yet: a ping, or a late frame of the last session, which the
+		// next one must never get. Either is closed.
+		if !c.speaks(lane) || c.gc.InboundBuffered() > 0 {
 			c.close()
 			continue
 		}

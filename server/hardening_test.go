@@ -114,3 +114,25 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestPanicInLoopWorkKeepsTheLoop: a panic in work a loop runs outside a
+// connection's callback (a task through Run, work deferred to the end of
+// a callback) is counted and logged, and the loop goes on serving; gnet
+// recovers nothing, so before, one such panic ended the process.
+func TestPanicInLoopWorkKeepsTheLoop(t *testing.T) {
+	t.Parallel()
+	srv := startTestServer(t, Config{Loops: 1})
+	sh := srv.loops[0]
+	if err := sh.Run(func() { panic("in a task") }); err != nil {
+		t.Fatal(err)
+	}
+	if err := sh.Run(func() { sh.Defer(func() { panic("in deferred work") }) }); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "two panics counted", func() bool { return srv.Stats().Panics.Load() == 2 })
+	addr := srv.Addr()
+	c := conformance.Dial(t, addr, 5*time.Second)
+	c.Handshake(conformance.NewRequest(addr, "/"))
+	c.Write(conformance.Masked(conformance.OpText, true, []byte("still serving")))
+	c.ExpectMessage(conformance.OpText, []byte("still serving"))
+}

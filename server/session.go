@@ -132,7 +132,10 @@ func (s *Session) Write(op ws.OpCode, fin bool, payload []byte) error {
 // ones as they come. While a frame is partly written no control frame
 // may go out: a pong or close owed meanwhile follows the frame's end.
 func (s *Session) WritePiece(pc codec.Piece) error {
-	if s.state == stateClosed || (s.state == stateClosing && pc.First) {
+	// Once closing, only the frame already begun toward the client may
+	// end: a later piece of a frame whose start was refused would go out
+	// headerless, behind the close frame.
+	if s.state == stateClosed || (s.state == stateClosing && s.flags&flagOutMidFrame == 0) {
 		return errSessionGone
 	}
 	var err error
@@ -259,7 +262,13 @@ func (s *Session) onTraffic() gnet.Action {
 		}
 		return s.readFrames()
 	case stateFailing:
-		return gnet.None // nothing more is read; the drain decides the end
+		// Nothing more is read; the drain decides the end. gnet read
+		// once after the queue emptied: drop it and stop reading again,
+		// or a client flooding after its protocol error would grow the
+		// inbound buffer for the whole drain.
+		_, _ = s.conn.Discard(-1)
+		s.shard.Repause(s.conn)
+		return gnet.None
 	default:
 		_, _ = s.conn.Discard(-1)
 		return gnet.None

@@ -58,14 +58,33 @@ func newShard(srv *Server, loop gnet.EventLoop, index int) *Shard {
 	}
 	sh.writer.Queued = sh.requeued
 	sh.flow.init()
+	sh.queue.OnPanic = func(r any) { sh.panicked("deferred work", r) }
 	sh.tickFn = func(context.Context) error {
 		sh.queue.Enter()
+		defer sh.queue.Leave()
+		defer sh.recoverWork("timers")
 		sh.wheel.Advance(srv.now())
 		sh.checkPaused()
-		sh.queue.Leave()
 		return nil
 	}
 	return sh
+}
+
+// recoverWork, deferred by work the loop runs outside a connection's
+// callback (timers, tasks through Run), keeps a panic from ending the
+// process: gnet does not recover.
+func (sh *Shard) recoverWork(what string) {
+	if r := recover(); r != nil {
+		sh.panicked(what, r)
+	}
+}
+
+// panicked counts and logs a panic of loop work that no connection's
+// callback owns.
+func (sh *Shard) panicked(what string, r any) {
+	sh.srv.stats.Panics.Add(1)
+	sh.srv.limitedLog(zap.ErrorLevel, &sh.srv.panicLog, "event loop work panicked",
+		zap.String("work", what), zap.Int("shard", sh.index), zap.Any("panic", r), zap.StackSkip("stack", 2))
 }
 
 // Index is the shard's index, the same as its event loop's in the pool.
@@ -91,6 +110,7 @@ func (sh *Shard) Run(fn func()) error {
 	return sh.loop.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
 		sh.queue.Enter()
 		defer sh.queue.Leave()
+		defer sh.recoverWork("task")
 		fn()
 		return nil
 	}))

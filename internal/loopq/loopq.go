@@ -20,6 +20,10 @@ package loopq
 type Queue struct {
 	depth int
 	work  []func()
+	// OnPanic, if set, hears a panic of a queued item, which ends that
+	// item only: the rest of the queue still runs. Unset, the panic goes
+	// on up.
+	OnPanic func(r any)
 }
 
 // Enter marks the start of a loop callback.
@@ -36,10 +40,21 @@ func (q *Queue) Leave() {
 	for i := 0; i < len(q.work); i++ {
 		fn := q.work[i]
 		q.work[i] = nil
-		fn() // depth is still 1: its deferrals append to q.work
+		q.run(fn) // depth is still 1: its deferrals append to q.work
 	}
 	q.work = q.work[:0]
 	q.depth = 0
+}
+
+func (q *Queue) run(fn func()) {
+	if q.OnPanic != nil {
+		defer func() {
+			if r := recover(); r != nil {
+				q.OnPanic(r)
+			}
+		}()
+	}
+	fn()
 }
 
 // Defer queues fn to run after the current callback. Outside any

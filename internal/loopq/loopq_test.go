@@ -67,3 +67,25 @@ func TestQueueReusesItsArray(t *testing.T) {
 		t.Fatalf("%v allocations per callback with deferred work", allocs)
 	}
 }
+
+// TestPanicEndsOnlyItsItem: with OnPanic set, a panicking item is told of
+// and the rest of the queue runs; the queue is usable after.
+func TestPanicEndsOnlyItsItem(t *testing.T) {
+	var q Queue
+	var told []any
+	q.OnPanic = func(r any) { told = append(told, r) }
+	ran := 0
+	q.Enter()
+	q.Defer(func() { panic("boom") })
+	q.Defer(func() { ran++ })
+	q.Leave()
+	if len(told) != 1 || told[0] != "boom" || ran != 1 {
+		t.Fatalf("told %v, the next item ran %d times", told, ran)
+	}
+	q.Enter()
+	q.Defer(func() { ran++ })
+	q.Leave()
+	if ran != 2 || q.Pending() != 0 {
+		t.Fatalf("after a panic: ran %d, pending %d", ran, q.Pending())
+	}
+}
