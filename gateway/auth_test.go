@@ -69,7 +69,8 @@ func TestJWTAtTheUpgrade(t *testing.T) {
 	key, other := newES256Key(t, dir, "key.pem"), newES256Key(t, dir, "other.pem")
 	sb := &scriptBackend{}
 	g := startGateway(t, []server.Handler{sb}, "-loops", "1", "-pool-size", "1", "-session-start",
-		"-jwt-key", key.file, "-jwt-audience", "speech", "-jwt-forward-claim", "tenant")
+		"-jwt-key", key.file, "-jwt-audience", "speech", "-jwt-forward-claim", "tenant",
+		"-session-header", "Authorization", "-session-header", "User-Agent")
 	now := time.Now().Unix()
 	good := map[string]any{"sub": "alice", "aud": "speech", "exp": now + 300, "tenant": "acme", "secret": "not forwarded"}
 	expired := map[string]any{"sub": "alice", "aud": "speech", "exp": now - 3600}
@@ -121,6 +122,19 @@ func TestJWTAtTheUpgrade(t *testing.T) {
 	}
 	if start.Sub != "alice" || start.Query != "lang=en" || len(start.Claims) != 1 || start.Claims["tenant"] != "acme" {
 		t.Fatalf("session start %s", got[len(got)-2])
+	}
+	// Not through session_headers either: the Authorization header that
+	// carried the token stays with the gateway, even when named there.
+	cb := dial(t, g.url("/room"), bearer(key.token(t, "ES256", good)))
+	defer cb.Close()
+	roundTrip(t, cb, websocket.TextMessage, []byte("hello again"))
+	got = sb.received()
+	var startB struct{ Headers map[string]string }
+	if err := json.Unmarshal([]byte(got[len(got)-2]), &startB); err != nil {
+		t.Fatal(err)
+	}
+	if _, leaked := startB.Headers["Authorization"]; leaked || startB.Headers["User-Agent"] == "" {
+		t.Fatalf("session start headers %v: want User-Agent and never Authorization", startB.Headers)
 	}
 
 	// A new key file is read on reload: old tokens fail, new ones pass.

@@ -209,6 +209,17 @@ func TestPerIPLimits(t *testing.T) {
 	if ip := g.Server.IPLimits(); ip.RefusedConns != 1 {
 		t.Errorf("refusals: %+v", ip)
 	}
+	// Headers that name no client (the proxy's own health checks) are not
+	// counted against the proxy's address: more of them than the limit
+	// all pass.
+	local := proxyDialer([]byte("PROXY UNKNOWN\r\n"))
+	for i := range 3 {
+		c, _, err := local.Dial(g.url("/"), nil)
+		if err != nil {
+			t.Fatalf("header without a client, #%d: %v", i+1, err)
+		}
+		open = append(open, c)
+	}
 }
 
 func TestPerIPSessionRate(t *testing.T) {

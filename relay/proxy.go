@@ -79,7 +79,7 @@ func (p *Proxy) Upgrade(s *server.Session, req *codec.UpgradeRequest) (server.Se
 	}
 	b := &binding{proxy: p, s: s, sp: sp, group: group, lane: pool.Lane(group, protocol)}
 	if p.sessionStartIn(group) {
-		b.start = &startInfo{req: req, subject: claims.Subject, claims: p.auth.forwardedClaims(claims.Raw)}
+		b.start = &startInfo{req: req, subject: claims.Subject, claims: p.auth.forwardedClaims(claims.Raw), tokenChecked: p.auth != nil}
 	}
 	return b, nil
 }

@@ -28,6 +28,10 @@ type startInfo struct {
 	req     *codec.UpgradeRequest
 	subject string
 	claims  json.RawMessage
+	// tokenChecked: the gateway verified the session's token; the
+	// Authorization header that carried it is not passed on, even if
+	// session_headers names it (the token is the gateway's to check).
+	tokenChecked bool
 }
 
 func sessionStartMessage(s *server.Session, start *startInfo, headers []string) []byte {
@@ -43,6 +47,9 @@ func sessionStartMessage(s *server.Session, start *startInfo, headers []string) 
 		Claims:    start.claims,
 	}
 	for _, name := range headers {
+		if start.tokenChecked && strings.EqualFold(name, "Authorization") {
+			continue
+		}
 		if v := req.Get(name); v != "" {
 			if m.Headers == nil {
 				m.Headers = make(map[string]string, len(headers))

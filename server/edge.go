@@ -134,7 +134,7 @@ func (s *Server) admit(client netip.Addr) (retry time.Duration, admitted bool) {
 	if !ok {
 		s.limitedInfo(&s.perIPLog, "connection refused: per-IP limit", zap.Stringer("reason", reason),
 			zap.String("client", client.String()), zap.Duration("retry_after", retry))
-		return max(retry, time.Second), false
+		return retry, false // at least 1s (Admit)
 	}
 	return 0, reason == iplimit.Admitted
 }
@@ -182,9 +182,13 @@ func (s *Session) readProxyHeader() error {
 		return err
 	}
 	_, _ = s.conn.Discard(n)
-	if !h.Local() {
-		s.client = h.Source
+	if h.Local() {
+		// The proxy's own connection (a health check), or one whose
+		// source it could not say: no client to count, and counting the
+		// proxy's address would let these lock each other out.
+		return nil
 	}
+	s.client = h.Source
 	s.checkLimits()
 	return nil
 }

@@ -100,8 +100,6 @@ func (s *Session) SetSubprotocol(protocol string) {
 	s.flags |= flagProtocolSet
 }
 
-// RemoteAddr is the client's address. Loop-only.
-
 // Shard is the shard (event loop) the session lives on.
 func (s *Session) Shard() *Shard { return s.shard }
 

@@ -113,9 +113,10 @@ func (s *Server) clientBeforeHandshake(c *net.TCPConn, ac *acceptedConn) bool {
 			s.proxyFailed(f, c.RemoteAddr(), err)
 			return false
 		}
-		if !h.Local() {
-			ac.client = h.Source
+		if h.Local() {
+			return true // the proxy's own connection: no client to count (see readProxyHeader)
 		}
+		ac.client = h.Source
 	}
 	retry, admitted := s.admit(ac.client.Addr())
 	ac.admitted = admitted

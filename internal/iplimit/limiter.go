@@ -103,8 +103,10 @@ func New(cfg Config) (*Limiter, error) {
 		return nil, fmt.Errorf("iplimit: Rate %v is not a rate", cfg.Rate)
 	case cfg.Burst < 0:
 		return nil, fmt.Errorf("iplimit: Burst %d < 0", cfg.Burst)
-	case cfg.MaxEntries < 0:
-		return nil, fmt.Errorf("iplimit: MaxEntries %d < 0", cfg.MaxEntries)
+	case cfg.MaxEntries < 0 || (cfg.MaxEntries > 0 && cfg.MaxEntries < numShards):
+		// Below one entry a shard, addresses hashing to an empty shard
+		// would never be tracked: silently unlimited.
+		return nil, fmt.Errorf("iplimit: MaxEntries %d: 0 (the default) or at least %d", cfg.MaxEntries, numShards)
 	}
 	l := &Limiter{
 		maxConns: int32(min(cfg.MaxConnsPerIP, math.MaxInt32)),

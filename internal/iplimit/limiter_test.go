@@ -222,6 +222,7 @@ func TestNewRejects(t *testing.T) {
 		{Rate: nan()},
 		{Rate: 1, Burst: -1},
 		{MaxEntries: -1},
+		{MaxConnsPerIP: 1, MaxEntries: 1}, // shards with no room: untracked, unlimited
 		{Rate: 1e-12},
 	} {
 		if _, err := New(cfg); err == nil {

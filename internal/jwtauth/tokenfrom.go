@@ -83,12 +83,19 @@ func StripToken(query string) string {
 	}
 	var kept []string
 	for _, kv := range strings.Split(query, "&") {
-		name, _, _ := strings.Cut(kv, "=")
-		if decoded, err := url.QueryUnescape(name); err == nil {
-			name = decoded // TokenFrom reads "acc%65ss_token" too
+		// Some parsers also split on ';': a token behind one goes too.
+		var parts []string
+		for _, part := range strings.Split(kv, ";") {
+			name, _, _ := strings.Cut(part, "=")
+			if decoded, err := url.QueryUnescape(name); err == nil {
+				name = decoded // TokenFrom reads "acc%65ss_token" too
+			}
+			if name != QueryParam {
+				parts = append(parts, part)
+			}
 		}
-		if name != QueryParam {
-			kept = append(kept, kv)
+		if len(parts) > 0 {
+			kept = append(kept, strings.Join(parts, ";"))
 		}
 	}
 	return strings.Join(kept, "&")

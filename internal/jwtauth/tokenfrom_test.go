@@ -99,6 +99,8 @@ func TestStripToken(t *testing.T) {
 		"access%5Ftoken=abc":                 "",
 		"x=%41&access_token=abc":             "x=%41",
 		"not_access_token=1&access_tokenx=2": "not_access_token=1&access_tokenx=2",
+		"x=1;access_token=abc&q=2":           "x=1&q=2", // a parser splitting on ';' would read it
+		"access_token=abc;x=1":               "x=1",
 	} {
 		if got := StripToken(query); got != want {
 			t.Errorf("StripToken(%q) = %q, want %q", query, got, want)

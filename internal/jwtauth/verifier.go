@@ -216,7 +216,7 @@ func decodeSegment(dst, src []byte) ([]byte, bool) {
 }
 
 // checkHeader reads the JOSE header: alg must be the key's algorithm, typ
-// if present "JWT", and crit absent. text is room to decode strings in.
+// if present "JWT" or "at+jwt", and crit absent. text is room to decode strings in.
 func checkHeader(header []byte, alg string, text []byte) error {
 	if !utf8.Valid(header) || !isJSONObject(header) {
 		return errHeaderJSON
@@ -273,9 +273,18 @@ func checkHeader(header []byte, alg string, text []byte) error {
 // isJWTType says whether a typ value names a JWT: "JWT", or its media
 // type in full, "application/jwt", in any case (RFC 7515 section 4.1.9,
 // RFC 7519 section 5.1).
+// isJWTType: a JWT (RFC 7519 5.1), or an OAuth access token in JWT form
+// (RFC 9068 2.1: "at+jwt"), with or without the "application/" prefix.
 func isJWTType(typ []byte) bool {
-	return bytes.EqualFold(typ, []byte("JWT")) || bytes.EqualFold(typ, []byte("application/jwt"))
+	for _, t := range jwtTypes {
+		if bytes.EqualFold(typ, t) {
+			return true
+		}
+	}
+	return false
 }
+
+var jwtTypes = [][]byte{[]byte("JWT"), []byte("application/jwt"), []byte("at+jwt"), []byte("application/at+jwt")}
 
 // verifySignature checks sig, already of the key's signature length, over
 // signed (header.payload as the token spells them).

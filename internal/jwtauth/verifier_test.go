@@ -121,7 +121,7 @@ func TestVerifyRefuses(t *testing.T) {
 		{"header truncated JSON", esTest, b64url([]byte(`{"alg":"ES256"`)) + "." + parts[1] + "." + parts[2], "malformed"},
 		{"header not UTF-8", esTest, token([]byte("{\"alg\":\"ES256\",\"x\":\"\xff\"}"), good(), es), "malformed"},
 		{"too long", esTest, token(hdr(AlgES256), hugeClaims, es), "malformed"},
-		{"typ other", esTest, token(map[string]any{"alg": AlgES256, "typ": "at+jwt"}, good(), es), "malformed"},
+		{"typ other", esTest, token(map[string]any{"alg": AlgES256, "typ": "dpop+jwt"}, good(), es), "malformed"}, // a client's DPoP proof is no access token
 		{"typ JWS", esTest, token(map[string]any{"alg": AlgES256, "typ": "JOSE"}, good(), es), "malformed"},
 		{"typ not a string", esTest, token(map[string]any{"alg": AlgES256, "typ": 1}, good(), es), "malformed"},
 		{"crit", esTest, token(map[string]any{"alg": AlgES256, "crit": []string{"exp"}, "exp": 1}, good(), es), "malformed"},
@@ -260,6 +260,8 @@ func TestVerifyAccepts(t *testing.T) {
 		{"no typ", map[string]any{"alg": AlgES256}, good()},
 		{"typ lower case", map[string]any{"alg": AlgES256, "typ": "jwt"}, good()},
 		{"typ media type", map[string]any{"alg": AlgES256, "typ": "application/JWT"}, good()},
+		{"typ OAuth access token", map[string]any{"alg": AlgES256, "typ": "at+jwt"}, good()}, // RFC 9068
+		{"typ OAuth access token media type", map[string]any{"alg": AlgES256, "typ": "application/at+JWT"}, good()},
 		{"kid and jku ignored", map[string]any{"alg": AlgES256, "kid": "other", "jku": "https://evil.test/keys"}, good()},
 		{"header with spaces and escapes", "{ \"\\u0061lg\" : \"ES\\u0032\\u0035\\u0036\" ,\r\n\"typ\":\"J\\u0057T\" }", good()},
 		{"only exp, aud and iss", hdr(AlgES256), map[string]any{"exp": testNow.Add(time.Minute).Unix(), "aud": "wsgate", "iss": "https://issuer.test"}},
