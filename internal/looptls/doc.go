@@ -13,7 +13,12 @@
 // with the gnet calls it already uses (Peek, Discard, InboundBuffered,
 // Write, Writev, OutboundBuffered): whatever reads or writes a plain
 // connection reads and writes a TLS one. Plaintext is held in a pooled
-// buffer only while some of it is unread: an idle session keeps none.
+// buffer only while some of it is unread, and gathered records only until
+// the write: an idle session keeps none of ours. crypto/tls keeps its own
+// record input and output buffers for the connection's life, sized by the
+// largest record read and written (up to about 17 KiB each once a
+// full-size record went through); only a record layer of our own after
+// the handshake would drop them.
 //
 // A Conn and its Shim are owned by the connection's event loop once
 // attached (Loop-only); before that, by the goroutine that runs the
