@@ -284,7 +284,8 @@ func (c *Conn) reusable(now int64) bool {
 func (c *Conn) close() { c.closeWith(codec.CloseNormal) }
 
 // closeWith sends close code (unless a frame toward the backend is half
-// written, or the connection is broken) and closes the connection.
+// written: a close frame there would be read as its payload) and closes
+// the connection.
 func (c *Conn) closeWith(code ws.StatusCode) {
 	if c.flags&flagClosing != 0 || c.gc == nil || c.state == StateClosed {
 		return
@@ -293,7 +294,7 @@ func (c *Conn) closeWith(code ws.StatusCode) {
 	c.local.unlink(c)
 	c.shard.loop.Wheel().Stop(&c.timer)
 	c.setState(StateClosing)
-	if c.flags&(flagBroken|flagOutMidFrame) == 0 {
+	if c.flags&flagOutMidFrame == 0 {
 		_ = c.shard.loop.Writer().Close(c.gc, code, "", true)
 	}
 	_ = c.gc.Close() // gnet flushes the close frame first
@@ -442,10 +443,7 @@ func (c *Conn) protocolFailure(err error) gnet.Action {
 // failWith ends a connection from its own OnTraffic: the backend gets a
 // close frame with code, reconcile a signal.
 func (c *Conn) failWith(code ws.StatusCode) gnet.Action {
-	c.countFailure()
-	c.flags &^= flagBroken // the close frame still goes out
-	c.closeWith(code)
-	c.shard.Signal()
+	c.Fail(code)
 	return gnet.None // closeWith asked gnet to close it
 }
 

@@ -662,3 +662,28 @@ func TestIdleConnHoldingAPartialFrameIsNotLeased(t *testing.T) {
 		t.Fatalf("the connection is %v, want closed", st)
 	}
 }
+
+// TestFailSendsItsCode: a connection the relay fails for its backend's
+// protocol error tells the backend why, as one failed while idle does.
+// (Counting the failure marked it broken, and a broken connection got no
+// close frame.)
+func TestFailSendsItsCode(t *testing.T) {
+	f := newFixture(t, Settings{URL: "ws://a:1/"})
+	fc := f.enroll(f.pool.Backends()[0])
+	s := &session{}
+	c := f.shard.Acquire(s, DefaultGroup)
+	c.Bind(s)
+	f.callback(func() { c.Fail(1007) })
+	if len(fc.out) == 0 {
+		t.Fatal("no close frame")
+	}
+	frame := fc.out[len(fc.out)-1]
+	if len(frame) < 8 || frame[0] != 0x88 || frame[1]&0x7f < 2 {
+		t.Fatalf("last write % x: want a masked close frame with a code", frame)
+	}
+	mask := frame[2:6]
+	code := int(frame[6]^mask[0])<<8 | int(frame[7]^mask[1])
+	if code != 1007 || !fc.closed {
+		t.Fatalf("close code %d, closed %v; want 1007 and closed", code, fc.closed)
+	}
+}
