@@ -56,6 +56,9 @@ type flowState struct {
 	paused    map[int]*pausedConn // by descriptor
 	lastCheck int64               // precise clock of the last check
 	count     atomic.Int64        // len(paused), read by the ticker
+	// wake tells the ticker that a first connection was paused: it ticks
+	// at flowCheckInterval from now, not after the rest of a slow tick.
+	wake chan struct{}
 }
 
 type pausedConn struct {
@@ -65,7 +68,10 @@ type pausedConn struct {
 	stalled bool  // Stalled was called
 }
 
-func (f *flowState) init() { f.paused = make(map[int]*pausedConn) }
+func (f *flowState) init() {
+	f.paused = make(map[int]*pausedConn)
+	f.wake = make(chan struct{}, 1)
+}
 
 // High is the high watermark: bytes queued toward a peer past which its
 // source is paused. Safe for concurrent use.
@@ -90,6 +96,12 @@ func (sh *Shard) Pause(c gnet.Conn, r Resumer) {
 	sh.flow.paused[fd] = &pausedConn{c: c, r: r, since: sh.now()}
 	sh.flow.count.Store(int64(len(sh.flow.paused)))
 	sh.srv.stats.Pauses.Add(1)
+	if len(sh.flow.paused) == 1 {
+		select { // never blocks: one wake-up pending is enough
+		case sh.flow.wake <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // Paused reports whether c is paused. Loop-only.

@@ -119,7 +119,7 @@ func (sh *Shard) Run(fn func()) error {
 // runTicker asks the loop to advance the shard's timer wheel every tick,
 // so no connection needs a goroutine or a runtime timer of its own; while
 // connections are paused it ticks faster, so they resume soon after their
-// peer drained.
+// peer drained (a first pause wakes it, so that holds from the first).
 func (sh *Shard) runTicker(ctx context.Context) {
 	defer sh.srv.tickers.Done()
 	defer func() {
@@ -133,6 +133,8 @@ func (sh *Shard) runTicker(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
+		case <-sh.flow.wake: // a first pause: check it soon, not at the next slow tick
+			t.Reset(flowCheckInterval)
 		case <-t.C:
 			if err := sh.loop.Execute(ctx, sh.tickFn); err != nil {
 				return // the engine is shutting down
