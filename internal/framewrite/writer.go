@@ -135,7 +135,21 @@ func (w *Writer) Own(c gnet.Conn, op ws.OpCode, payload []byte, mask bool) error
 		return w.Frame(c, ws.Header{Fin: true, OpCode: op}, w.arena[n:], mask)
 	}
 	w.scratch = append(w.scratch[:0], payload...)
-	return w.Frame(c, ws.Header{Fin: true, OpCode: op}, w.scratch, mask)
+	if c != w.batch {
+		return w.Frame(c, ws.Header{Fin: true, OpCode: op}, w.scratch, mask)
+	}
+	// Too large for the arena, toward the connection being batched: what
+	// is gathered goes first, then this frame at once. (Gathered, scratch
+	// would be overwritten by the next Own before the flush.)
+	if err := w.flushKeep(); err != nil {
+		return err
+	}
+	h := ws.Header{Fin: true, OpCode: op, Length: int64(len(w.scratch)), Masked: mask}
+	if mask {
+		h.Mask = w.Key()
+		codec.Mask(w.scratch, h.Mask, 0)
+	}
+	return w.writeNow(c, h, w.scratch)
 }
 
 // Start writes the header of a frame of h.Length payload bytes with its
@@ -159,13 +173,19 @@ func (w *Writer) Start(c gnet.Conn, h ws.Header, piece []byte, mask bool) ([4]by
 		w.gather(w.arena[n:], piece)
 		return h.Mask, w.flushIfFull()
 	}
+	return h.Mask, w.writeNow(c, h, piece)
+}
+
+// writeNow writes a frame's header and first piece in one writev, outside
+// any batch.
+func (w *Writer) writeNow(c gnet.Conn, h ws.Header, piece []byte) error {
 	n := codec.PutHeader(w.hdr[:], h)
 	w.iov[0], w.iov[1] = w.hdr[:n], piece
 	before := c.OutboundBuffered()
 	_, err := c.Writev(w.iov[:])
 	w.iov[0], w.iov[1] = nil, nil
 	w.queued(c, before, err)
-	return h.Mask, err
+	return err
 }
 
 // Continue writes a later piece of a frame begun with Start, offset bytes
