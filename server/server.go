@@ -527,7 +527,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) (action gnet.Action) {
 	sh.queue.Enter()
 	defer sh.leave()
 	defer s.recoverCallback(nil, "OnClose", &action)
-	sh.writer.Forget(c) // never write to a closed descriptor: it may be reused already
+	sh.writer.Forget(c) // never write to a closed descriptor (it may be reused already); write out a batch that may hold its bytes
 	switch ctx := c.Context().(type) {
 	case *Session:
 		ctx.onClose(err)

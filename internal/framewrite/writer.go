@@ -79,10 +79,17 @@ func (w *Writer) Pending(c gnet.Conn) int {
 	return w.batchBytes
 }
 
-// Forget drops what was gathered toward c: c closed (gnet's OnClose), and
-// its descriptor may already belong to another connection.
+// Forget is c closing (gnet's OnClose). What was gathered toward c is
+// dropped: its descriptor may already belong to another connection. What
+// was gathered toward another connection is written now: its pieces may
+// be c's bytes (relayed from c's inbound buffer by reference), which gnet
+// gives back to its pool once OnClose returns.
 func (w *Writer) Forget(c gnet.Conn) {
-	if w.batch == nil || w.batch.Fd() != c.Fd() { // c may be the raw connection under a TLS one
+	if w.batch == nil {
+		return
+	}
+	if w.batch.Fd() != c.Fd() { // c may be the raw connection under a TLS one
+		_ = w.flushKeep()
 		return
 	}
 	w.batch = nil

@@ -64,3 +64,37 @@ func TestOwnCopiesLargePayloadsInABatch(t *testing.T) {
 		t.Fatalf("wrote % x...\nwant  % x...", c.got.Bytes()[:min(40, c.got.Len())], want[:40])
 	}
 }
+
+// TestForgetWritesAnotherConnsBatch: when a connection closes while a
+// batch toward another one is open, that batch goes out at once (its
+// pieces may point into the closing connection's buffer, which gnet
+// reuses after OnClose); a batch toward the closing one is dropped.
+func TestForgetWritesAnotherConnsBatch(t *testing.T) {
+	w := New()
+	to, from := &sink{}, &fdSink{fd: 4}
+	in := []byte("relayed piece") // stands for from's inbound buffer
+	w.Batch(to)
+	if err := w.Frame(to, ws.Header{Fin: true, OpCode: ws.OpText}, in, false); err != nil {
+		t.Fatal(err)
+	}
+	w.Forget(from)
+	copy(in, "REUSED BUFFER") // gnet gives the buffer to someone else
+	_ = w.Flush()
+	if want := frame(ws.OpText, []byte("relayed piece")); !bytes.Equal(to.got.Bytes(), want) {
+		t.Fatalf("wrote %q, want %q", to.got.Bytes(), want)
+	}
+	w.Batch(to)
+	_ = w.Frame(to, ws.Header{Fin: true, OpCode: ws.OpText}, []byte("dropped"), false)
+	w.Forget(to)
+	_ = w.Flush()
+	if bytes.Contains(to.got.Bytes(), []byte("dropped")) {
+		t.Fatal("a batch toward the closed connection was written")
+	}
+}
+
+type fdSink struct {
+	sink
+	fd int
+}
+
+func (s *fdSink) Fd() int { return s.fd }
